@@ -1,0 +1,102 @@
+//! The one mapping from domain errors to gRPC statuses.
+//!
+//! Every status carries a `google.rpc.ErrorInfo` with a stable reason (see
+//! [`Error::reason`]) in the `newsstore.v1` domain; invalid arguments add a
+//! `google.rpc.BadRequest` naming the field. Internal failures are logged here in full and
+//! reported to the caller without internals.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::Error;
+
+/// The ErrorInfo domain of every error this service returns.
+pub const ERROR_DOMAIN: &str = "newsstore.v1";
+
+/// The gRPC code for an error. Exhaustive on purpose: a new variant must choose one.
+pub fn code(error: &Error) -> Code {
+    match error {
+        Error::InvalidArgument { .. } => Code::InvalidArgument,
+        Error::NotFound { .. } => Code::NotFound,
+        Error::AlreadyExists { .. } => Code::AlreadyExists,
+        // AIP-154: a failed etag precondition is ABORTED, so clients re-read and retry.
+        Error::EtagMismatch { .. } => Code::Aborted,
+        Error::ResourceExhausted(_) => Code::ResourceExhausted,
+        Error::ShuttingDown => Code::Unavailable,
+        Error::Internal(_) => Code::Internal,
+    }
+}
+
+/// The message a caller sees.
+pub fn message(error: &Error) -> String {
+    match error {
+        Error::Internal(detail) => {
+            tracing::error!(error = %detail, "internal error");
+            "internal error; the server log has the details".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        let mut details = ErrorDetails::new();
+        let mut metadata = HashMap::new();
+        match &error {
+            Error::InvalidArgument { field, message, .. } => {
+                details.add_bad_request_violation(field.clone(), message.clone());
+                metadata.insert("field".to_string(), field.clone());
+            }
+            Error::NotFound { resource, id } | Error::AlreadyExists { resource, id } => {
+                metadata.insert("resource".to_string(), resource.to_string());
+                metadata.insert("id".to_string(), id.clone());
+            }
+            Error::EtagMismatch { id, current, .. } => {
+                metadata.insert("id".to_string(), id.clone());
+                metadata.insert("current_etag".to_string(), current.clone());
+            }
+            Error::ResourceExhausted(_) | Error::ShuttingDown | Error::Internal(_) => {}
+        }
+        details.set_error_info(error.reason(), ERROR_DOMAIN, metadata);
+        Status::with_error_details(code(&error), message(&error), details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Invalid, Resource};
+
+    #[test]
+    fn statuses_carry_code_reason_and_field() {
+        let status = Status::from(Error::invalid(
+            "article.headline",
+            Invalid::Missing,
+            "needed",
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("REQUIRED_FIELD_MISSING")
+        );
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(violation.field, "article.headline");
+
+        let status = Status::from(Error::NotFound {
+            resource: Resource::Article,
+            id: "x".into(),
+        });
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "article \"x\" not found");
+    }
+
+    #[test]
+    fn internal_details_stay_in_the_log() {
+        let status = Status::from(Error::Internal("sled: io error at /secret/path".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("/secret/path"));
+    }
+}

@@ -1,0 +1,261 @@
+//! Assembling and running the server.
+//!
+//! [`Application::build`] opens everything, loads the seeds and binds the listener (port 0
+//! picks a free port, which is how the tests start real servers side by side);
+//! [`Application::run_until`] serves until a shutdown signal, then shuts down in order:
+//! health turns NOT_SERVING, in-flight calls finish, the search follower catches up and
+//! the store is flushed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::api::proto::article_service_server::ArticleServiceServer;
+use crate::api::proto::entity_service_server::EntityServiceServer;
+use crate::api::{self, ArticleApi, EntityApi};
+use crate::ingest::{Ingest, Limits};
+use crate::search::{self, SearchIndex};
+use crate::seed::{self, SeedReport};
+use crate::store::Store;
+
+/// Everything the server needs to know, from the command line or the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The seeds folder to load at startup; `None` skips seeding.
+    pub seeds: Option<PathBuf>,
+    pub max_seed_bytes: u64,
+    pub cache_bytes: u64,
+    /// How long a written article may take to become searchable.
+    pub index_refresh: Duration,
+    pub limits: Limits,
+    pub max_message_bytes: usize,
+    /// How long shutdown waits for in-flight calls (and open streams such as health
+    /// watches) before closing them.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Defaults for a server on `listen` with data in `data_dir` and no seeds.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Config {
+            listen,
+            data_dir,
+            seeds: None,
+            max_seed_bytes: 4 * 1024 * 1024,
+            cache_bytes: 128 * 1024 * 1024,
+            index_refresh: Duration::from_millis(500),
+            limits: Limits::default(),
+            max_message_bytes: 16 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("search")
+    }
+}
+
+/// Opens the store of `config`.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.store_dir(), config.cache_bytes)?;
+    Ok(Arc::new(store))
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    config: Config,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Arc<Store>,
+    search: Arc<SearchIndex>,
+    ingest: Ingest,
+    follower: JoinHandle<()>,
+    stop_follower: watch::Sender<bool>,
+    seed_report: SeedReport,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let store = open_store(&config)?;
+        let index_dir = config.index_dir();
+        let index_store = store.clone();
+        let search =
+            tokio::task::spawn_blocking(move || SearchIndex::open(&index_dir, &index_store))
+                .await
+                .context("opening the search index")??;
+        let search = Arc::new(search);
+        let (stop_follower, stopped) = watch::channel(false);
+        let follower =
+            search::spawn_follower(search.clone(), store.clone(), config.index_refresh, stopped);
+        let ingest = Ingest::new(store.clone(), config.limits);
+        let seed_report = match &config.seeds {
+            Some(dir) => seed::load(&ingest, dir, config.max_seed_bytes).await,
+            None => SeedReport::default(),
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Application {
+            config,
+            listener,
+            local_addr,
+            store,
+            search,
+            ingest,
+            follower,
+            stop_follower,
+            seed_report,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn seed_report(&self) -> &SeedReport {
+        &self.seed_report
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let Application {
+            config,
+            listener,
+            local_addr,
+            store,
+            search,
+            ingest,
+            follower,
+            stop_follower,
+            ..
+        } = self;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<ArticleServiceServer<ArticleApi>>()
+            .await;
+        health.set_serving::<EntityServiceServer<EntityApi>>().await;
+        health.set_service_status("", ServingStatus::Serving).await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(api::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(api::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let limit = config.max_message_bytes;
+        let articles = ArticleServiceServer::new(ArticleApi::new(ingest, store.clone(), search))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        let entities = EntityServiceServer::new(EntityApi::new(store.clone()))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+
+        tracing::info!(address = %local_addr, data = %config.data_dir.display(), "newsstore serving");
+        let shutdown_health = health.clone();
+        let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            signal.await;
+            let _ = draining.send(());
+            tracing::info!("shutting down: finishing in-flight calls");
+            for service in [
+                "",
+                "newsstore.v1.ArticleService",
+                "newsstore.v1.EntityService",
+            ] {
+                shutdown_health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+        };
+        let server = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(articles)
+            .add_service(entities)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        // Streams never finish on their own, so draining is bounded by the grace period;
+        // dropping the server then closes what is left.
+        let grace = config.shutdown_grace;
+        let deadline = async move {
+            if drain_started.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let served = tokio::select! {
+            served = server => served,
+            () = deadline => {
+                tracing::warn!(seconds = grace.as_secs_f64(), "grace period over; closing the remaining calls");
+                Ok(())
+            }
+        };
+
+        // Let the index catch up with everything acknowledged, then flush the store.
+        let _ = stop_follower.send(true);
+        if let Err(err) = follower.await {
+            tracing::error!(error = %err, "the search follower failed");
+        }
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        served.context("the gRPC server failed")?;
+        flushed.context("flushing the store")??;
+        tracing::info!("newsstore stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,216 @@
+//! The command line: `serve` (the default), `seed`, `reindex` and the `ner` tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::app::{self, Application, Config};
+use crate::ingest::{Ingest, Limits};
+use crate::search::SearchIndex;
+
+/// A gRPC document store for news: articles, the people, organisations and places in them,
+/// and the queries a newsroom runs over both.
+///
+/// With no command it serves (see `newsstore serve --help`). Logs go to stderr; set
+/// RUST_LOG (for example RUST_LOG=debug) to change how much is logged.
+#[derive(Debug, Parser)]
+#[command(name = "newsstore", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the gRPC API (the default). Loads the seeds folder first.
+    Serve(ServeArgs),
+    /// Load the seeds folder into the database and exit, without serving. The search index
+    /// catches up the next time the server starts.
+    Seed(SeedArgs),
+    /// Rebuild the full-text search index from the database.
+    Reindex(DataArgs),
+    /// Tools for the entity extractor.
+    #[command(subcommand)]
+    Ner(NerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NerCommand {
+    /// Rebuild the extractor's generated word lists (src/extract/data/gazetteer.tsv,
+    /// given_names.txt, common_words.txt) from the CoNLL-2003 and GMB training corpora.
+    BuildLexicon {
+        /// Folder holding CoNLL-2003 `train.txt`.
+        #[arg(long, default_value = "../shared/data/ner-train")]
+        conll: PathBuf,
+        /// Folder holding GMB `train.conll`.
+        #[arg(long, default_value = "../shared/data/ner-train-gmb")]
+        gmb: PathBuf,
+        /// Where to write the files.
+        #[arg(long, default_value = "src/extract/data")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct DataArgs {
+    /// Folder for the database and the search index.
+    #[arg(long, env = "NEWSSTORE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Database page cache, in MiB.
+    #[arg(long, env = "NEWSSTORE_CACHE_MB", default_value_t = 128)]
+    cache_mb: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Folder of seed documents (plain-text articles, `.txt`).
+    #[arg(long, env = "NEWSSTORE_SEEDS", default_value = "./seeds")]
+    seeds: PathBuf,
+    /// Seed files larger than this many bytes are skipped.
+    #[arg(long, env = "NEWSSTORE_MAX_SEED_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_seed_bytes: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "NEWSSTORE_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    seed: SeedArgs,
+    /// Do not load the seeds folder at startup.
+    #[arg(long, env = "NEWSSTORE_NO_SEED")]
+    no_seed: bool,
+    /// Longest time, in milliseconds, before a written article is searchable.
+    #[arg(long, env = "NEWSSTORE_INDEX_REFRESH_MS", default_value_t = 500)]
+    index_refresh_ms: u64,
+    /// Largest article body accepted, in bytes.
+    #[arg(long, env = "NEWSSTORE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most articles in one BatchCreateArticles call.
+    #[arg(long, env = "NEWSSTORE_MAX_BATCH", default_value_t = 1000)]
+    max_batch: usize,
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "NEWSSTORE_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Seconds shutdown waits for in-flight calls and open streams before closing them.
+    #[arg(long, env = "NEWSSTORE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
+}
+
+impl ServeArgs {
+    fn config(&self) -> Config {
+        let mut config = Config::new(self.listen, self.seed.data.data_dir.clone());
+        config.seeds = (!self.no_seed).then(|| self.seed.seeds.clone());
+        config.max_seed_bytes = self.seed.max_seed_bytes;
+        config.cache_bytes = self.seed.data.cache_mb * 1024 * 1024;
+        config.index_refresh = Duration::from_millis(self.index_refresh_ms);
+        config.limits = Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_batch: self.max_batch,
+            ..Limits::default()
+        };
+        config.max_message_bytes = self.max_message_bytes;
+        config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
+        config
+    }
+}
+
+impl DataArgs {
+    fn config(&self) -> Config {
+        let mut config = Config::new(([127, 0, 0, 1], 0).into(), self.data_dir.clone());
+        config.cache_bytes = self.cache_mb * 1024 * 1024;
+        config
+    }
+}
+
+/// Runs the command line; the process exit code says whether it worked.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn,sled=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => {
+            let app = Application::build(args.config()).await?;
+            app.run_until(app::shutdown_signal()).await
+        }
+        Command::Seed(args) => {
+            let config = args.data.config();
+            let store = app::open_store(&config)?;
+            let ingest = Ingest::new(store.clone(), Limits::default());
+            let report = crate::seed::load(&ingest, &args.seeds, args.max_seed_bytes).await;
+            tokio::task::spawn_blocking(move || store.flush()).await??;
+            println!(
+                "seeds: {} created, {} updated, {} unchanged, {} skipped",
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.skipped.len()
+            );
+            for (path, reason) in &report.skipped {
+                println!("skipped {}: {reason}", path.display());
+            }
+            Ok(())
+        }
+        Command::Reindex(args) => {
+            let config = args.config();
+            let store = app::open_store(&config)?;
+            let dir = config.index_dir();
+            // Opening a missing index rebuilds it from the store, logging progress.
+            let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                Ok(SearchIndex::open(&dir, &store)?.applied())
+            })
+            .await??;
+            println!("search index rebuilt up to change {applied}");
+            Ok(())
+        }
+        Command::Ner(NerCommand::BuildLexicon { conll, gmb, out }) => {
+            let lexicon = crate::corpus::build_lexicon(&conll, &gmb)?;
+            std::fs::write(out.join("gazetteer.tsv"), lexicon.gazetteer)?;
+            std::fs::write(out.join("given_names.txt"), lexicon.given_names)?;
+            std::fs::write(out.join("common_words.txt"), lexicon.common_words)?;
+            println!(
+                "wrote gazetteer.tsv, given_names.txt, common_words.txt to {}",
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}

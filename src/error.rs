@@ -1,0 +1,128 @@
+//! The one error type of the domain.
+//!
+//! Every layer returns [`Error`]; the API maps it to a gRPC status in exactly one place
+//! (`api::status`). Each variant says what a caller can do about it, and [`Error::reason`]
+//! gives the stable machine-readable code that goes into `google.rpc.ErrorInfo`.
+
+use std::fmt;
+
+/// What sort of resource an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Article,
+    Entity,
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Resource::Article => "article",
+            Resource::Entity => "entity",
+        })
+    }
+}
+
+/// Why an argument was refused; each becomes an ErrorInfo reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// A required field is empty.
+    Missing,
+    /// A field is longer or larger than the configured limit.
+    TooLarge,
+    /// A field's value is not of the accepted form.
+    Malformed,
+    /// A number is outside the accepted range.
+    OutOfRange,
+    /// A page token is not one this server issued for this request.
+    PageToken,
+    /// An `update_mask` names a field that cannot be updated.
+    UpdateMask,
+    /// A search query cannot be parsed.
+    Query,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {field}: {message}")]
+    InvalidArgument {
+        field: String,
+        kind: Invalid,
+        message: String,
+    },
+
+    #[error("{resource} {id:?} not found")]
+    NotFound { resource: Resource, id: String },
+
+    #[error("{resource} {id:?} already exists")]
+    AlreadyExists { resource: Resource, id: String },
+
+    #[error(
+        "article {id:?} has changed since it was read: its etag is now {current}, the request \
+         carried {given}; read it again and retry"
+    )]
+    EtagMismatch {
+        id: String,
+        current: String,
+        given: String,
+    },
+
+    #[error("{0}")]
+    ResourceExhausted(String),
+
+    #[error("the server is shutting down; retry against another instance or later")]
+    ShuttingDown,
+
+    /// Storage, index or I/O failures. The message is logged in full; callers get a summary.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, kind: Invalid, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn missing(field: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field} is required");
+        Error::invalid(field, Invalid::Missing, message)
+    }
+
+    pub fn internal(context: &str, err: impl fmt::Display) -> Self {
+        Error::Internal(format!("{context}: {err}"))
+    }
+
+    /// The stable UPPER_SNAKE_CASE reason for `google.rpc.ErrorInfo` (AIP-193). Clients may
+    /// match on these; they never change meaning.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { kind, .. } => match kind {
+                Invalid::Missing => "REQUIRED_FIELD_MISSING",
+                Invalid::TooLarge => "FIELD_TOO_LARGE",
+                Invalid::Malformed => "INVALID_FIELD_VALUE",
+                Invalid::OutOfRange => "VALUE_OUT_OF_RANGE",
+                Invalid::PageToken => "INVALID_PAGE_TOKEN",
+                Invalid::UpdateMask => "INVALID_UPDATE_MASK",
+                Invalid::Query => "INVALID_QUERY",
+            },
+            Error::NotFound { resource, .. } => match resource {
+                Resource::Article => "ARTICLE_NOT_FOUND",
+                Resource::Entity => "ENTITY_NOT_FOUND",
+            },
+            Error::AlreadyExists { resource, .. } => match resource {
+                Resource::Article => "ARTICLE_ALREADY_EXISTS",
+                Resource::Entity => "ENTITY_ALREADY_EXISTS",
+            },
+            Error::EtagMismatch { .. } => "ETAG_MISMATCH",
+            Error::ResourceExhausted(_) => "LIMIT_EXCEEDED",
+            Error::ShuttingDown => "SHUTTING_DOWN",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! The one way articles get in: validate, extract, write.
+//!
+//! The API, the seeder and the CLI all come through here, so every article is checked by the
+//! same rules and analysed by the same extractor, and every write goes to the store the same
+//! way. Extraction is CPU work and runs on the blocking pool; the store write (and its flush)
+//! does too, so neither stalls the async runtime.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Invalid, Result};
+use crate::extract;
+use crate::model::{Article, ArticleInput};
+use crate::store::{Content, Store, Write};
+
+/// Size limits on what callers may store.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_headline_chars: usize,
+    pub max_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_headline_chars: 1000,
+            max_batch: 1000,
+        }
+    }
+}
+
+const MAX_SHORT_FIELD_CHARS: usize = 500;
+const MAX_TAGS: usize = 100;
+const MAX_ENTITY_TAGS: usize = 100;
+const MAX_ID_LEN: usize = 128;
+/// An update without an etag retries this often when another writer keeps winning.
+const UPDATE_RETRIES: usize = 8;
+
+/// The caller-supplied fields an update can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum InputField {
+    Headline,
+    Body,
+    Byline,
+    Source,
+    Language,
+    Published,
+    Tags,
+    EntityTags,
+}
+
+impl InputField {
+    pub const ALL: [InputField; 8] = [
+        InputField::Headline,
+        InputField::Body,
+        InputField::Byline,
+        InputField::Source,
+        InputField::Language,
+        InputField::Published,
+        InputField::Tags,
+        InputField::EntityTags,
+    ];
+
+    fn copy(self, from: &ArticleInput, to: &mut ArticleInput) {
+        match self {
+            InputField::Headline => to.headline.clone_from(&from.headline),
+            InputField::Body => to.body.clone_from(&from.body),
+            InputField::Byline => to.byline.clone_from(&from.byline),
+            InputField::Source => to.source.clone_from(&from.source),
+            InputField::Language => to.language.clone_from(&from.language),
+            InputField::Published => to.published = from.published,
+            InputField::Tags => to.tags.clone_from(&from.tags),
+            InputField::EntityTags => to.entity_tags.clone_from(&from.entity_tags),
+        }
+    }
+}
+
+/// What an idempotent upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    store: Arc<Store>,
+    limits: Limits,
+}
+
+impl Ingest {
+    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
+        Ingest { store, limits }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Stores a new article under `id`, or a generated id.
+    pub async fn create(&self, id: Option<String>, input: ArticleInput) -> Result<Article> {
+        self.create_batch(vec![(id, input)])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::Internal("a batch of one returned nothing".into())))
+    }
+
+    /// Stores many new articles with one flush; each succeeds or fails on its own.
+    pub async fn create_batch(
+        &self,
+        items: Vec<(Option<String>, ArticleInput)>,
+    ) -> Vec<Result<Article>> {
+        if items.len() > self.limits.max_batch {
+            let error = || {
+                Error::ResourceExhausted(format!(
+                    "a batch may hold at most {} articles; split it",
+                    self.limits.max_batch
+                ))
+            };
+            return items.iter().map(|_| Err(error())).collect();
+        }
+        let limits = self.limits;
+        let store = self.store.clone();
+        let count = items.len();
+        let outcome = tokio::task::spawn_blocking(move || {
+            // Validation and extraction first; only the good items reach the store.
+            let mut results: Vec<Option<Result<Article>>> = Vec::with_capacity(items.len());
+            let mut writes = Vec::new();
+            let mut positions = Vec::new();
+            let mut seen_ids = BTreeSet::new();
+            for (i, (id, input)) in items.into_iter().enumerate() {
+                let prepared = id
+                    .map_or_else(|| Ok(generate_id()), |id| validate_id(&id).map(|()| id))
+                    .and_then(|id| {
+                        if seen_ids.insert(id.clone()) {
+                            Ok(id)
+                        } else {
+                            Err(Error::AlreadyExists {
+                                resource: crate::error::Resource::Article,
+                                id,
+                            })
+                        }
+                    })
+                    .and_then(|id| prepare(input, &limits).map(|content| (id, content)));
+                match prepared {
+                    Ok((id, content)) => {
+                        results.push(None);
+                        positions.push(i);
+                        writes.push(Write::Create { id, content });
+                    }
+                    Err(err) => results.push(Some(Err(err))),
+                }
+            }
+            for (position, outcome) in positions.into_iter().zip(store.write(writes)) {
+                results[position] = Some(outcome.and_then(expect_article));
+            }
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(Error::Internal("an item was lost".into()))))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        outcome.unwrap_or_else(|err| {
+            (0..count)
+                .map(|_| Err(Error::internal("the ingest task failed", &err)))
+                .collect()
+        })
+    }
+
+    /// Changes the `fields` of article `id` to their values in `patch`. With an `etag`, the
+    /// update applies only if the article still has it.
+    pub async fn update(
+        &self,
+        id: String,
+        etag: Option<String>,
+        fields: Vec<InputField>,
+        patch: ArticleInput,
+    ) -> Result<Article> {
+        let this = self.clone();
+        run_blocking(move || {
+            for _ in 0..UPDATE_RETRIES {
+                let current = this
+                    .store
+                    .get_article(&id)?
+                    .ok_or_else(|| Error::NotFound {
+                        resource: crate::error::Resource::Article,
+                        id: id.clone(),
+                    })?;
+                if let Some(given) = &etag
+                    && *given != current.etag()
+                {
+                    return Err(Error::EtagMismatch {
+                        id,
+                        current: current.etag(),
+                        given: given.clone(),
+                    });
+                }
+                let mut input = current.input.clone();
+                for field in &fields {
+                    field.copy(&patch, &mut input);
+                }
+                let content = prepare(input, &this.limits)?;
+                if content.content_hash == current.derived.content_hash {
+                    return Ok(current);
+                }
+                let write = Write::Replace {
+                    id: id.clone(),
+                    etag: Some(current.etag()),
+                    content,
+                };
+                match this.store.write(vec![write]).pop() {
+                    Some(Err(Error::EtagMismatch { .. })) if etag.is_none() => continue,
+                    Some(Err(Error::EtagMismatch { current, .. })) => {
+                        return Err(Error::EtagMismatch {
+                            id,
+                            current,
+                            given: etag.unwrap_or_default(),
+                        });
+                    }
+                    Some(outcome) => return outcome.and_then(expect_article),
+                    None => return Err(Error::Internal("a write returned nothing".into())),
+                }
+            }
+            Err(Error::ResourceExhausted(format!(
+                "article {id:?} is being changed by other writers too often; retry later"
+            )))
+        })
+        .await
+    }
+
+    /// Deletes article `id`, if it still has `etag` when one is given.
+    pub async fn delete(&self, id: String, etag: Option<String>) -> Result<()> {
+        let store = self.store.clone();
+        run_blocking(
+            move || match store.write(vec![Write::Delete { id, etag }]).pop() {
+                Some(outcome) => outcome.map(|_| ()),
+                None => Err(Error::Internal("a write returned nothing".into())),
+            },
+        )
+        .await
+    }
+
+    /// Creates article `id`, or replaces it if its content differs; does nothing when it is
+    /// the same. This is what makes seeding idempotent.
+    pub async fn upsert(&self, id: String, input: ArticleInput) -> Result<(Article, Upserted)> {
+        let this = self.clone();
+        run_blocking(move || {
+            validate_id(&id)?;
+            let content = prepare(input, &this.limits)?;
+            for _ in 0..UPDATE_RETRIES {
+                let (write, kind) = match this.store.get_article(&id)? {
+                    Some(current) if current.derived.content_hash == content.content_hash => {
+                        return Ok((current, Upserted::Unchanged));
+                    }
+                    Some(current) => (
+                        Write::Replace {
+                            id: id.clone(),
+                            etag: Some(current.etag()),
+                            content: content.clone(),
+                        },
+                        Upserted::Updated,
+                    ),
+                    None => (
+                        Write::Create {
+                            id: id.clone(),
+                            content: content.clone(),
+                        },
+                        Upserted::Created,
+                    ),
+                };
+                match this.store.write(vec![write]).pop() {
+                    // Someone else wrote it in between: look again.
+                    Some(Err(Error::EtagMismatch { .. } | Error::AlreadyExists { .. })) => continue,
+                    Some(outcome) => return Ok((outcome.and_then(expect_article)?, kind)),
+                    None => return Err(Error::Internal("a write returned nothing".into())),
+                }
+            }
+            Err(Error::ResourceExhausted(format!(
+                "article {id:?} is being changed by other writers too often; retry later"
+            )))
+        })
+        .await
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|err| Err(Error::internal("a blocking task failed", err)))
+}
+
+fn expect_article(article: Option<Article>) -> Result<Article> {
+    article.ok_or_else(|| Error::Internal("a write returned no article".into()))
+}
+
+/// A new server-chosen id: a UUIDv7, so ids sort roughly by creation time.
+fn generate_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Article ids are 1 to 128 characters from `[a-z0-9_-]`, starting with a letter or digit,
+/// so they are safe in URLs, file names and store keys.
+pub fn validate_id(id: &str) -> Result<()> {
+    let valid = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id.as_bytes()[0].is_ascii_alphanumeric();
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "article_id",
+            Invalid::Malformed,
+            format!(
+                "article id {id:?} is not valid: use 1 to {MAX_ID_LEN} characters from a-z, \
+                 0-9, '-' and '_', starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// Checks an input against the rules and limits, cleans it, and analyses it.
+fn prepare(mut input: ArticleInput, limits: &Limits) -> Result<Content> {
+    input.headline = input
+        .headline
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    input.byline = input.byline.trim().to_string();
+    input.source = input.source.trim().to_string();
+    input.language = input.language.trim().to_string();
+    input.tags = input
+        .tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    validate_input(&input, limits)?;
+    let extraction = extract::analyze(&input);
+    let content_hash = content_hash(&input);
+    Ok(Content {
+        input,
+        extraction,
+        content_hash,
+    })
+}
+
+fn validate_input(input: &ArticleInput, limits: &Limits) -> Result<()> {
+    if input.headline.is_empty() {
+        return Err(Error::missing("article.headline"));
+    }
+    let headline_chars = input.headline.chars().count();
+    if headline_chars > limits.max_headline_chars {
+        return Err(Error::invalid(
+            "article.headline",
+            Invalid::TooLarge,
+            format!(
+                "the headline has {headline_chars} characters; at most {} are allowed",
+                limits.max_headline_chars
+            ),
+        ));
+    }
+    if input.body.trim().is_empty() {
+        return Err(Error::missing("article.body"));
+    }
+    if input.body.len() > limits.max_body_bytes {
+        return Err(Error::invalid(
+            "article.body",
+            Invalid::TooLarge,
+            format!(
+                "the body has {} bytes; at most {} are allowed",
+                input.body.len(),
+                limits.max_body_bytes
+            ),
+        ));
+    }
+    if input.body.contains('\0') || input.headline.contains('\0') {
+        return Err(Error::invalid(
+            "article.body",
+            Invalid::Malformed,
+            "headline and body must be text: they contain a NUL character",
+        ));
+    }
+    for (field, value) in [
+        ("article.byline", &input.byline),
+        ("article.source", &input.source),
+    ] {
+        if value.chars().count() > MAX_SHORT_FIELD_CHARS {
+            return Err(Error::invalid(
+                field,
+                Invalid::TooLarge,
+                format!("{field} may have at most {MAX_SHORT_FIELD_CHARS} characters"),
+            ));
+        }
+    }
+    if !input.language.is_empty() && !is_language_tag(&input.language) {
+        return Err(Error::invalid(
+            "article.language",
+            Invalid::Malformed,
+            format!(
+                "{:?} is not a BCP-47 language tag such as \"en\" or \"en-GB\"",
+                input.language
+            ),
+        ));
+    }
+    if input.tags.len() > MAX_TAGS {
+        return Err(Error::invalid(
+            "article.tags",
+            Invalid::TooLarge,
+            format!("an article may have at most {MAX_TAGS} tags"),
+        ));
+    }
+    if let Some(tag) = input
+        .tags
+        .iter()
+        .find(|t| t.is_empty() || t.chars().count() > 100)
+    {
+        return Err(Error::invalid(
+            "article.tags",
+            Invalid::Malformed,
+            format!("tag {tag:?} must have 1 to 100 characters"),
+        ));
+    }
+    if input.entity_tags.len() > MAX_ENTITY_TAGS {
+        return Err(Error::invalid(
+            "article.entity_tags",
+            Invalid::TooLarge,
+            format!("an article may have at most {MAX_ENTITY_TAGS} entity tags"),
+        ));
+    }
+    for tag in &input.entity_tags {
+        let name = tag.name.trim();
+        if name.is_empty() && tag.entity_id.is_none() {
+            return Err(Error::invalid(
+                "article.entity_tags",
+                Invalid::Missing,
+                "each entity tag needs a name or an entity_id",
+            ));
+        }
+        if tag.kind.is_none() && tag.entity_id.is_none() {
+            return Err(Error::invalid(
+                "article.entity_tags",
+                Invalid::Missing,
+                format!("entity tag {name:?} needs a kind (or an entity_id)"),
+            ));
+        }
+        if name.chars().count() > 200 {
+            return Err(Error::invalid(
+                "article.entity_tags",
+                Invalid::TooLarge,
+                "entity tag names may have at most 200 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `en`, `en-GB`, `zh-Hant-TW`: a 2–3 letter language and optional subtags.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let language_ok = parts
+        .next()
+        .is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
+    language_ok
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// SHA-256 over the caller-supplied fields in a fixed, length-prefixed layout: equal hashes
+/// mean equal content, whatever the encoding of records on disk.
+pub fn content_hash(input: &ArticleInput) -> String {
+    let mut hasher = Sha256::new();
+    let mut field = |tag: u8, bytes: &[u8]| {
+        hasher.update([tag]);
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    };
+    field(1, input.headline.as_bytes());
+    field(2, input.body.as_bytes());
+    field(3, input.byline.as_bytes());
+    field(4, input.source.as_bytes());
+    field(5, input.language.as_bytes());
+    field(
+        6,
+        &input
+            .published
+            .map_or_else(Vec::new, |t| t.0.to_be_bytes().to_vec()),
+    );
+    for tag in &input.tags {
+        field(7, tag.as_bytes());
+    }
+    for tag in &input.entity_tags {
+        field(8, tag.name.as_bytes());
+        field(9, tag.kind.map_or("", |k| k.tag()).as_bytes());
+        field(10, tag.entity_id.as_deref().unwrap_or("").as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(validate_id("000_d5ebef1cd6c2904d").is_ok());
+        assert!(validate_id("a").is_ok());
+        for bad in ["", "-a", "A", "a b", "a/b", "é", &"a".repeat(129)] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn language_tags() {
+        for good in ["en", "en-GB", "zh-Hant-TW", "deu"] {
+            assert!(is_language_tag(good), "{good}");
+        }
+        for bad in ["e", "english", "en_GB", "en-", "12"] {
+            assert!(!is_language_tag(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_hash_changes_with_content_only() {
+        let a = ArticleInput {
+            headline: "H".into(),
+            body: "B".into(),
+            ..ArticleInput::default()
+        };
+        let mut b = a.clone();
+        assert_eq!(content_hash(&a), content_hash(&b));
+        b.body = "B2".into();
+        assert_ne!(content_hash(&a), content_hash(&b));
+        // Field boundaries matter: "HB" + "" differs from "H" + "B".
+        let c = ArticleInput {
+            headline: "HB".into(),
+            body: String::new(),
+            ..ArticleInput::default()
+        };
+        let d = ArticleInput {
+            headline: "H".into(),
+            body: "B".into(),
+            ..ArticleInput::default()
+        };
+        assert_ne!(content_hash(&c), content_hash(&d));
+    }
+}

@@ -1,0 +1,14 @@
+//! newsstore: a gRPC document store for news articles, the entities in them, and queries
+//! over both. See ARCHITECTURE.md for the map.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod corpus;
+pub mod error;
+pub mod extract;
+pub mod ingest;
+pub mod model;
+pub mod search;
+pub mod seed;
+pub mod store;

@@ -1,0 +1,358 @@
+//! The domain: articles, entities and what connects them.
+//!
+//! These types are what every layer below the API speaks. They know nothing of protobuf (the
+//! API converts at its edge) and nothing of sled (the store wraps them in versioned records).
+//! They derive serde because the store persists them; fields are only ever appended, each new
+//! one with `#[serde(default)]`, so records written by an older build still decode.
+
+use serde::{Deserialize, Serialize};
+
+/// A point in time: nanoseconds since the Unix epoch, UTC.
+///
+/// Nanoseconds match `google.protobuf.Timestamp` exactly, so a time survives a round trip
+/// through the store unchanged. An `i64` covers the years 1678 to 2262, which the API checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(i64::try_from(now.as_nanos()).unwrap_or(i64::MAX))
+    }
+}
+
+/// The kinds of entity, after the CoNLL-2003 scheme that news taggers share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EntityKind {
+    Person,
+    Organization,
+    Location,
+    Misc,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 4] = [
+        EntityKind::Person,
+        EntityKind::Organization,
+        EntityKind::Location,
+        EntityKind::Misc,
+    ];
+
+    /// A short, stable tag used in ids and logs.
+    pub fn tag(self) -> &'static str {
+        match self {
+            EntityKind::Person => "person",
+            EntityKind::Organization => "org",
+            EntityKind::Location => "location",
+            EntityKind::Misc => "misc",
+        }
+    }
+}
+
+/// A half-open range of Unicode code points `[start, end)` in some text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// What a caller supplies for an article; everything else is derived from it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArticleInput {
+    pub headline: String,
+    pub body: String,
+    pub byline: String,
+    pub source: String,
+    pub language: String,
+    pub published: Option<Timestamp>,
+    pub tags: Vec<String>,
+    pub entity_tags: Vec<EntityTag>,
+}
+
+/// An entity the caller asserts an article is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityTag {
+    pub name: String,
+    /// Required unless `entity_id` names an existing entity.
+    pub kind: Option<EntityKind>,
+    pub entity_id: Option<String>,
+}
+
+/// A byte range `[start, end)` of an article body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl ByteRange {
+    /// The text this range covers, or "" when it does not fit `text` (a record from a body
+    /// that has since changed must never cause a panic).
+    pub fn slice(self, text: &str) -> &str {
+        text.get(self.start as usize..self.end as usize)
+            .unwrap_or("")
+    }
+}
+
+/// Where an entity mention came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MentionOrigin {
+    Extracted,
+    Client,
+    ExtractedAndClient,
+}
+
+/// One entity as it occurs in one article.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mention {
+    pub entity_id: String,
+    /// The entity's canonical name when the article was written.
+    pub name: String,
+    pub kind: EntityKind,
+    /// Occurrences in the body, as code-point spans.
+    pub spans: Vec<Span>,
+    /// Occurrences in headline and body.
+    pub count: u32,
+    pub salience: f32,
+    pub origin: MentionOrigin,
+    /// The distinct forms used in this article ("Kerry", "John Kerry").
+    pub surface_forms: Vec<String>,
+}
+
+/// A direct quotation in an article body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    pub text: String,
+    pub span: Span,
+    /// `(entity id, canonical name)` of the speaker when known.
+    pub speaker: Option<(String, String)>,
+}
+
+/// Everything the server derives from an [`ArticleInput`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Derived {
+    /// Text paragraphs of the body, in order.
+    pub paragraphs: Vec<ByteRange>,
+    pub subheadings: Vec<ByteRange>,
+    /// Captions with their credits removed, so not always a slice of the body.
+    pub captions: Vec<String>,
+    pub word_count: u32,
+    /// SHA-256 over the caller-supplied fields, hex.
+    pub content_hash: String,
+    /// Most salient first.
+    pub mentions: Vec<Mention>,
+    pub quotes: Vec<Quote>,
+}
+
+/// An entity of one article, before the store links it to an entity record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractedEntity {
+    pub name: String,
+    /// `None` for a client tag that names an existing entity by id alone, and for a
+    /// tentative name (see `tentative`).
+    pub kind: Option<EntityKind>,
+    /// A lone name with no evidence of what it is ("Kerry arrived"): the store links it to
+    /// an entity it already knows by that name, or drops it.
+    pub tentative: bool,
+    /// An entity id the caller supplied; the store links to it instead of resolving by name.
+    pub entity_id: Option<String>,
+    pub surface_forms: Vec<String>,
+    /// Occurrences in the body, as code-point spans.
+    pub spans: Vec<Span>,
+    /// Occurrences in headline and body.
+    pub count: u32,
+    pub salience: f32,
+    pub origin: MentionOrigin,
+    /// Titles written before its mentions, lower case ("secretary of state").
+    pub titles: Vec<String>,
+}
+
+/// A quotation, its speaker given as an index into [`Extraction::entities`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractedQuote {
+    pub text: String,
+    pub span: Span,
+    pub speaker: Option<usize>,
+}
+
+/// What extraction derives from one article, before the store links entities to records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extraction {
+    pub paragraphs: Vec<ByteRange>,
+    pub subheadings: Vec<ByteRange>,
+    pub captions: Vec<String>,
+    pub word_count: u32,
+    /// Most salient first.
+    pub entities: Vec<ExtractedEntity>,
+    pub quotes: Vec<ExtractedQuote>,
+}
+
+/// A stored article.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Article {
+    pub id: String,
+    pub input: ArticleInput,
+    pub derived: Derived,
+    /// 1 on create, +1 per update.
+    pub revision: u64,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+impl Article {
+    /// The opaque version token callers send back as a precondition (AIP-154).
+    pub fn etag(&self) -> String {
+        let hash = self.derived.content_hash.get(..8).unwrap_or("");
+        format!("\"{}-{}\"", self.revision, hash)
+    }
+
+    /// The time the article is ordered by: published when known, else when it was stored.
+    pub fn sort_time(&self) -> Timestamp {
+        self.input.published.unwrap_or(self.created)
+    }
+
+    /// The lead: the first text paragraph.
+    pub fn lead(&self) -> &str {
+        self.derived
+            .paragraphs
+            .first()
+            .map(|range| range.slice(&self.input.body))
+            .unwrap_or("")
+    }
+}
+
+/// What a change-log entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// One entry of the change log: every write appends one, in the same atomic step as the
+/// write itself, numbered without gaps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub seq: u64,
+    pub time: Timestamp,
+    pub kind: ChangeKind,
+    pub article_id: String,
+    /// The article's revision after the change (the deleted revision for deletes).
+    pub revision: u64,
+}
+
+/// A person, organization, place or other named thing, one record per real-world entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entity {
+    pub id: String,
+    pub name: String,
+    pub kind: EntityKind,
+    pub aliases: Vec<String>,
+    pub article_count: u64,
+    pub mention_count: u64,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+}
+
+/// An entity and how many articles it shares with another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Related {
+    pub entity: Entity,
+    pub shared_articles: u64,
+}
+
+/// Conditions on which articles a list or search returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ArticleFilter {
+    /// Normalised with [`normalize_source`]; any of them matches.
+    pub sources: Vec<String>,
+    /// Every one of them must be mentioned.
+    pub entity_ids: Vec<String>,
+    /// Inclusive.
+    pub published_start: Option<Timestamp>,
+    /// Exclusive.
+    pub published_end: Option<Timestamp>,
+}
+
+impl ArticleFilter {
+    /// Whether `article` passes every condition.
+    pub fn matches(&self, article: &Article) -> bool {
+        let time = article.sort_time();
+        self.published_start.is_none_or(|start| time >= start)
+            && self.published_end.is_none_or(|end| time < end)
+            && (self.sources.is_empty()
+                || self
+                    .sources
+                    .contains(&normalize_source(&article.input.source)))
+            && self.entity_ids.iter().all(|id| {
+                article
+                    .derived
+                    .mentions
+                    .iter()
+                    .any(|mention| &mention.entity_id == id)
+            })
+    }
+}
+
+/// The form sources are compared in: trimmed, lower case, inner whitespace collapsed.
+pub fn normalize_source(source: &str) -> String {
+    source
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The form entity names are compared in: lower case, accents folded, everything but letters
+/// and digits dropped. "U.S.", "US" and "us" share a key, as do "al-Qaeda" and "Alqaeda".
+pub fn name_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_alphanumeric() {
+            for lower in fold_accent(c).to_lowercase() {
+                key.push(lower);
+            }
+        }
+    }
+    key
+}
+
+/// Maps accented Latin letters to their plain forms so "Erdoğan" finds "Erdogan".
+fn fold_accent(c: char) -> char {
+    match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
+        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'Ā' | 'Ă' | 'Ą' => 'A',
+        'ç' | 'ć' | 'č' => 'c',
+        'Ç' | 'Ć' | 'Č' => 'C',
+        'ď' | 'đ' => 'd',
+        'Ď' | 'Đ' => 'D',
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
+        'È' | 'É' | 'Ê' | 'Ë' | 'Ē' | 'Ė' | 'Ę' | 'Ě' => 'E',
+        'ğ' => 'g',
+        'Ğ' => 'G',
+        'ì' | 'í' | 'î' | 'ï' | 'ī' | 'ı' | 'į' => 'i',
+        'Ì' | 'Í' | 'Î' | 'Ï' | 'Ī' | 'İ' | 'Į' => 'I',
+        'ł' | 'ľ' => 'l',
+        'Ł' | 'Ľ' => 'L',
+        'ñ' | 'ń' | 'ň' => 'n',
+        'Ñ' | 'Ń' | 'Ň' => 'N',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => 'o',
+        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' | 'Ō' | 'Ő' => 'O',
+        'ř' => 'r',
+        'Ř' => 'R',
+        'ś' | 'š' | 'ş' | 'ș' => 's',
+        'Ś' | 'Š' | 'Ş' | 'Ș' => 'S',
+        'ť' | 'ţ' | 'ț' => 't',
+        'Ť' | 'Ţ' | 'Ț' => 'T',
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => 'u',
+        'Ù' | 'Ú' | 'Û' | 'Ü' | 'Ū' | 'Ů' | 'Ű' => 'U',
+        'ý' | 'ÿ' => 'y',
+        'Ý' | 'Ÿ' => 'Y',
+        'ź' | 'ż' | 'ž' => 'z',
+        'Ź' | 'Ż' | 'Ž' => 'Z',
+        other => other,
+    }
+}

@@ -1,0 +1,246 @@
+//! Loading the seeds folder: plain-text articles, idempotently.
+//!
+//! Each `.txt` file becomes one article whose id is the file name without its extension
+//! (lower-cased, other characters replaced by '-'), so reloading finds the same article:
+//! unchanged files are skipped, changed ones become a new revision. A bad file is reported
+//! with its name and the reason and does not stop the others.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::extract::document;
+use crate::ingest::{Ingest, Upserted};
+use crate::model::ArticleInput;
+
+/// Files loaded at once; concurrent writers share flushes.
+const CONCURRENCY: usize = 16;
+
+/// What a seeding run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SeedReport {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Files not loaded, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl SeedReport {
+    pub fn loaded(&self) -> usize {
+        self.created + self.updated + self.unchanged
+    }
+}
+
+/// The article id a seed file maps to, or `None` when its name has no usable characters.
+pub fn id_for(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_string_lossy().to_lowercase();
+    let id: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let id = id.trim_start_matches(['-', '_']);
+    let id: String = id.chars().take(128).collect();
+    (!id.is_empty()).then_some(id)
+}
+
+/// Reads and checks one seed file, returning its article input or why it is unusable.
+pub fn read_seed(path: &Path, max_bytes: u64) -> Result<ArticleInput, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read it: {e}"))?
+        .len();
+    if size > max_bytes {
+        return Err(format!(
+            "it is {size} bytes, larger than the {max_bytes}-byte limit (--max-seed-bytes)"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("it is empty".into());
+    }
+    let controls = bytes
+        .iter()
+        .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)))
+        .count();
+    if bytes.contains(&0) || controls * 20 > bytes.len() {
+        return Err("it looks binary, not like text".into());
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "it is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let doc = document::parse(&text).map_err(|e| e.to_string())?;
+    Ok(ArticleInput {
+        headline: doc.headline,
+        body: doc.body,
+        byline: doc.byline,
+        source: doc.source,
+        language: "en".into(),
+        ..ArticleInput::default()
+    })
+}
+
+/// Loads every `.txt` file of `dir` through `ingest`. A missing folder is a warning.
+pub async fn load(ingest: &Ingest, dir: &Path, max_bytes: u64) -> SeedReport {
+    let mut report = SeedReport::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            tracing::warn!(dir = %dir.display(), error = %err, "the seeds folder cannot be read; no seeds loaded");
+            return report;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+
+    let mut ids: HashMap<String, PathBuf> = HashMap::new();
+    let mut work = Vec::new();
+    for path in files {
+        let is_txt = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if !is_txt {
+            skip(&mut report, path, "it is not a .txt document".into());
+            continue;
+        }
+        let Some(id) = id_for(&path) else {
+            skip(
+                &mut report,
+                path,
+                "its name has no letters or digits to make an id from".into(),
+            );
+            continue;
+        };
+        if let Some(first) = ids.get(&id) {
+            let reason = format!(
+                "it maps to the same article id {id:?} as {}",
+                first.display()
+            );
+            skip(&mut report, path, reason);
+            continue;
+        }
+        ids.insert(id.clone(), path.clone());
+        work.push((id, path));
+    }
+
+    let total = work.len();
+    tracing::info!(dir = %dir.display(), files = total, "loading seeds");
+    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (id, path) in work {
+        let ingest = ingest.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let read_path = path.clone();
+            let input = tokio::task::spawn_blocking(move || read_seed(&read_path, max_bytes))
+                .await
+                .unwrap_or_else(|e| Err(format!("reading it failed: {e}")));
+            let outcome = match input {
+                Ok(input) => ingest
+                    .upsert(id, input)
+                    .await
+                    .map(|(_, what)| what)
+                    .map_err(|e| e.to_string()),
+                Err(reason) => Err(reason),
+            };
+            (path, outcome)
+        });
+    }
+    let mut done = 0;
+    while let Some(joined) = tasks.join_next().await {
+        done += 1;
+        match joined {
+            Ok((_, Ok(Upserted::Created))) => report.created += 1,
+            Ok((_, Ok(Upserted::Updated))) => report.updated += 1,
+            Ok((_, Ok(Upserted::Unchanged))) => report.unchanged += 1,
+            Ok((path, Err(reason))) => skip(&mut report, path, reason),
+            Err(err) => tracing::error!(error = %err, "a seed task failed"),
+        }
+        if done % 500 == 0 {
+            tracing::info!(done, total, "loading seeds");
+        }
+    }
+    report.skipped.sort();
+    tracing::info!(
+        created = report.created,
+        updated = report.updated,
+        unchanged = report.unchanged,
+        skipped = report.skipped.len(),
+        "seeds loaded"
+    );
+    report
+}
+
+fn skip(report: &mut SeedReport, path: PathBuf, reason: String) {
+    tracing::warn!(file = %path.display(), reason = %reason, "skipping seed file");
+    report.skipped.push((path, reason));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_come_from_file_names() {
+        assert_eq!(
+            id_for(Path::new("seeds/000_d5ebef1cd6c2904d.txt")).as_deref(),
+            Some("000_d5ebef1cd6c2904d")
+        );
+        assert_eq!(
+            id_for(Path::new("My Story.TXT")).as_deref(),
+            Some("my-story")
+        );
+        assert_eq!(id_for(Path::new("__.txt")), None);
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let empty = write("empty.txt", b"\n  \n");
+        assert_eq!(read_seed(&empty, 1000).unwrap_err(), "it is empty");
+        let binary = write("binary.txt", &[0x89, b'P', b'N', b'G', 0, 0, 1, 2]);
+        assert!(read_seed(&binary, 1000).unwrap_err().contains("binary"));
+        let latin1 = write("latin1.txt", b"Caf\xe9 news\n\nBody text.\n");
+        assert!(read_seed(&latin1, 1000).unwrap_err().contains("not UTF-8"));
+        let big = write("big.txt", &[b'a'; 2000]);
+        assert!(read_seed(&big, 1000).unwrap_err().contains("larger"));
+        let headline_only = write("headline.txt", b"Just a headline\n");
+        assert!(
+            read_seed(&headline_only, 1000)
+                .unwrap_err()
+                .contains("no body")
+        );
+        let good = write(
+            "good.txt",
+            b"Headline here\n\nBody text.\n\nSource: Reuters\n",
+        );
+        let input = read_seed(&good, 1000).unwrap();
+        assert_eq!(input.source, "Reuters");
+        assert_eq!(input.body, "Body text.");
+    }
+}

@@ -1,0 +1,219 @@
+//! The key layout of the one sled tree that holds everything.
+//!
+//! Every record and index entry lives in a single tree, under a one-byte prefix per key
+//! space, so one `apply_batch` updates an article and all of its index entries atomically.
+//! Numbers in keys are big-endian so byte order is numeric order. Text parts (ids, name keys,
+//! sources) end with a 0x00 separator; none of them may contain 0x00 (ids are validated,
+//! name keys are alphanumeric, sources have control characters removed).
+//!
+//! | prefix | key                                   | value                       |
+//! |--------|---------------------------------------|-----------------------------|
+//! | `a`    | article id                            | article record              |
+//! | `e`    | entity id                             | entity record               |
+//! | `n`    | name key, 0, entity id                | empty: name and alias index |
+//! | `t`    | newest-first time, article id         | empty: all articles by time |
+//! | `s`    | source, 0, newest-first time, id      | empty: articles by source   |
+//! | `m`    | entity id, 0, newest-first time, id   | empty: articles by entity   |
+//! | `x`    | article id                            | the article's entity ids    |
+//! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking       |
+//! | `c`    | sequence number                       | change-log entry            |
+//! | `~`    | name                                  | store metadata              |
+
+use crate::model::{EntityKind, Timestamp};
+
+pub const ARTICLE: u8 = b'a';
+pub const ENTITY: u8 = b'e';
+pub const NAME: u8 = b'n';
+pub const TIME: u8 = b't';
+pub const SOURCE: u8 = b's';
+pub const MENTION: u8 = b'm';
+pub const ARTICLE_ENTITIES: u8 = b'x';
+pub const RANK: u8 = b'r';
+pub const CHANGE: u8 = b'c';
+pub const META: u8 = b'~';
+
+/// The ranking bucket that holds every kind.
+pub const RANK_ALL: u8 = 0;
+
+/// The metadata key holding the layout version of the tree.
+pub const META_LAYOUT: &[u8] = b"~layout";
+
+/// Length of the `newest-first time + id` suffix that every article index key ends with,
+/// minus the id.
+pub const TIME_LEN: usize = 8;
+
+/// A time encoded so that newer times sort first.
+pub fn newest_first(time: Timestamp) -> [u8; 8] {
+    let biased = (time.0 as u64) ^ (1 << 63);
+    (u64::MAX - biased).to_be_bytes()
+}
+
+/// The inverse of [`newest_first`].
+pub fn time_from_newest_first(bytes: [u8; 8]) -> Timestamp {
+    let biased = u64::MAX - u64::from_be_bytes(bytes);
+    Timestamp((biased ^ (1 << 63)) as i64)
+}
+
+fn with(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    key.push(prefix);
+    for part in parts {
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+pub fn article(id: &str) -> Vec<u8> {
+    with(ARTICLE, &[id.as_bytes()])
+}
+
+pub fn entity(id: &str) -> Vec<u8> {
+    with(ENTITY, &[id.as_bytes()])
+}
+
+pub fn article_entities(id: &str) -> Vec<u8> {
+    with(ARTICLE_ENTITIES, &[id.as_bytes()])
+}
+
+/// Prefix of every name-index key for `name_key`.
+pub fn name_prefix(name_key: &str) -> Vec<u8> {
+    with(NAME, &[name_key.as_bytes()])
+}
+
+pub fn name(name_key: &str, entity_id: &str) -> Vec<u8> {
+    with(NAME, &[name_key.as_bytes(), &[0], entity_id.as_bytes()])
+}
+
+/// The entity id at the end of a name-index key.
+pub fn entity_of_name_key(key: &[u8]) -> Option<&str> {
+    let at = key.iter().rposition(|&b| b == 0)?;
+    std::str::from_utf8(&key[at + 1..]).ok()
+}
+
+/// The prefix an article index key starts with, before its `time + id` suffix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArticleIndex {
+    Time,
+    Source(String),
+    Entity(String),
+}
+
+impl ArticleIndex {
+    pub fn prefix(&self) -> Vec<u8> {
+        match self {
+            ArticleIndex::Time => vec![TIME],
+            ArticleIndex::Source(source) => with(SOURCE, &[source.as_bytes(), &[0]]),
+            ArticleIndex::Entity(id) => with(MENTION, &[id.as_bytes(), &[0]]),
+        }
+    }
+
+    pub fn key(&self, time: Timestamp, id: &str) -> Vec<u8> {
+        let mut key = self.prefix();
+        key.extend_from_slice(&newest_first(time));
+        key.extend_from_slice(id.as_bytes());
+        key
+    }
+}
+
+/// Splits the `time + id` suffix of an article index key.
+pub fn split_suffix(suffix: &[u8]) -> Option<(Timestamp, &str)> {
+    let time: [u8; 8] = suffix.get(..TIME_LEN)?.try_into().ok()?;
+    let id = std::str::from_utf8(&suffix[TIME_LEN..]).ok()?;
+    Some((time_from_newest_first(time), id))
+}
+
+pub fn kind_byte(kind: EntityKind) -> u8 {
+    match kind {
+        EntityKind::Person => 1,
+        EntityKind::Organization => 2,
+        EntityKind::Location => 3,
+        EntityKind::Misc => 4,
+    }
+}
+
+/// Prefix of the ranking for one kind, or for all kinds.
+pub fn rank_prefix(kind: Option<EntityKind>) -> Vec<u8> {
+    vec![RANK, kind.map_or(RANK_ALL, kind_byte)]
+}
+
+/// Ranking key: most articles first, then by id.
+pub fn rank(kind: Option<EntityKind>, article_count: u64, id: &str) -> Vec<u8> {
+    let mut key = rank_prefix(kind);
+    key.extend_from_slice(&(u64::MAX - article_count).to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The entity id at the end of a ranking key.
+pub fn entity_of_rank_key(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(key.get(10..)?).ok()
+}
+
+pub fn change(seq: u64) -> Vec<u8> {
+    with(CHANGE, &[&seq.to_be_bytes()])
+}
+
+pub fn seq_of_change_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}
+
+/// The smallest key greater than every key starting with `prefix`, for range ends.
+///
+/// Every prefix here starts with a key-space letter below 0xff, so such a key exists.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![u8::MAX]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_sorts_newer_times_first_and_round_trips() {
+        let times = [i64::MIN, -5, 0, 1, 1_700_000_000_000_000_000, i64::MAX];
+        for pair in times.windows(2) {
+            assert!(newest_first(Timestamp(pair[1])) < newest_first(Timestamp(pair[0])));
+        }
+        for t in times {
+            assert_eq!(
+                time_from_newest_first(newest_first(Timestamp(t))),
+                Timestamp(t)
+            );
+        }
+    }
+
+    #[test]
+    fn ranking_puts_most_articles_first() {
+        assert!(rank(None, 10, "b") < rank(None, 9, "a"));
+        assert!(rank(None, 9, "a") < rank(None, 9, "b"));
+        assert_eq!(
+            entity_of_rank_key(&rank(None, 3, "john-kerry")),
+            Some("john-kerry")
+        );
+    }
+
+    #[test]
+    fn article_index_suffix_round_trips() {
+        let index = ArticleIndex::Entity("syria".into());
+        let key = index.key(Timestamp(42), "art-1");
+        let suffix = &key[index.prefix().len()..];
+        assert_eq!(split_suffix(suffix), Some((Timestamp(42), "art-1")));
+    }
+
+    #[test]
+    fn prefix_end_bounds_the_prefix() {
+        assert_eq!(prefix_end(b"a"), b"b");
+        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
+        let prefix = ArticleIndex::Entity("x".into()).key(Timestamp(i64::MIN), "");
+        assert!(
+            prefix_end(&prefix) > ArticleIndex::Entity("x".into()).key(Timestamp(i64::MIN), "zzz")
+        );
+    }
+}

@@ -1,0 +1,528 @@
+//! The source of truth: articles, entities, their indexes and the change log, in sled.
+//!
+//! Nothing outside this module knows sled. Everything lives in one tree (see [`keys`]) so
+//! that each write — the article, every index entry it touches, the entity records whose
+//! counts change, and one change-log entry — is a single atomic batch. Writes are serialised
+//! by one lock, which makes sequence numbers gapless and entity resolution race-free; they
+//! are acknowledged only once flushed (see [`durability`]). Reads never take the lock.
+
+mod codec;
+mod durability;
+pub mod keys;
+mod write;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::watch;
+
+use crate::error::{Error, Invalid, Result};
+use crate::model::{
+    Article, ArticleFilter, Change, Entity, EntityKind, Related, Timestamp, name_key,
+};
+use durability::GroupCommit;
+use keys::ArticleIndex;
+
+pub use write::{Content, Write};
+
+/// The tree's key layout version, checked at open so an incompatible build refuses the data
+/// instead of misreading it.
+const LAYOUT_VERSION: u64 = 1;
+/// A list page examines at most this many index entries, so a filter that matches rarely
+/// cannot make one request scan the whole store; the page then ends early with a token.
+const MAX_EXAMINED_PER_PAGE: usize = 10_000;
+/// A name prefix may match at most this many names.
+const MAX_PREFIX_MATCHES: usize = 50_000;
+
+impl From<sled::Error> for Error {
+    fn from(err: sled::Error) -> Self {
+        Error::internal("storage", err)
+    }
+}
+
+impl From<sled::transaction::TransactionError<Error>> for Error {
+    fn from(err: sled::transaction::TransactionError<Error>) -> Self {
+        match err {
+            sled::transaction::TransactionError::Abort(err) => err,
+            sled::transaction::TransactionError::Storage(err) => err.into(),
+        }
+    }
+}
+
+/// One page of a listing and the cursor to continue from.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque position after the last item; `None` on the last page.
+    pub next: Option<Vec<u8>>,
+}
+
+/// Entities related to one entity, and how much of its history was examined.
+#[derive(Debug)]
+pub struct RelatedPage {
+    pub related: Vec<Related>,
+    pub articles_examined: u64,
+    pub complete: bool,
+}
+
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// Serialises writers and holds the next sequence number.
+    writer: Mutex<u64>,
+    /// The highest sequence number applied (visible to readers, maybe not yet durable).
+    applied: AtomicU64,
+    commit: GroupCommit,
+    /// The highest durable sequence number, for followers such as the search index.
+    durable: watch::Sender<u64>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, with `cache_bytes` of page cache.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "cannot open the database in {}: {e}. If the folder is damaged, move it \
+                     aside and start again (seeds reload), or restore it from a backup",
+                    dir.display()
+                ))
+            })?;
+        let tree = db.open_tree("newsstore")?;
+        match tree.get(keys::META_LAYOUT)? {
+            None => {
+                tree.insert(keys::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+            }
+            Some(v) if v.as_ref() == LAYOUT_VERSION.to_be_bytes() => {}
+            Some(v) => {
+                return Err(Error::Internal(format!(
+                    "the database in {} has key layout {:?}, this build reads layout \
+                     {LAYOUT_VERSION}; use the matching newsstore version",
+                    dir.display(),
+                    v.as_ref()
+                )));
+            }
+        }
+        let last = match tree.scan_prefix([keys::CHANGE]).next_back() {
+            Some(entry) => keys::seq_of_change_key(&entry?.0).unwrap_or(0),
+            None => 0,
+        };
+        // Everything read back from disk is durable by definition.
+        let (durable, _) = watch::channel(last);
+        Ok(Store {
+            db,
+            tree,
+            writer: Mutex::new(last + 1),
+            applied: AtomicU64::new(last),
+            commit: GroupCommit::new(last),
+            durable,
+        })
+    }
+
+    /// The highest sequence number written so far.
+    pub fn last_seq(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// The highest sequence number known to be on disk.
+    pub fn durable_seq(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    /// Follows the highest durable sequence number.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    /// Blocks until every change up to `seq` is on disk.
+    pub fn wait_durable(&self, seq: u64) -> Result<()> {
+        let durable = self.commit.wait(
+            seq,
+            || self.applied.load(Ordering::Acquire),
+            || {
+                self.db.flush()?;
+                Ok(())
+            },
+        )?;
+        self.durable.send_if_modified(|current| {
+            let newer = durable > *current;
+            if newer {
+                *current = durable;
+            }
+            newer
+        });
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.wait_durable(self.last_seq())
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        self.tree
+            .get(key)?
+            .map(|bytes| codec::decode(&bytes))
+            .transpose()
+    }
+
+    pub fn get_article(&self, id: &str) -> Result<Option<Article>> {
+        self.get(&keys::article(id))
+    }
+
+    pub fn get_entity(&self, id: &str) -> Result<Option<Entity>> {
+        self.get(&keys::entity(id))
+    }
+
+    /// Every stored article, in id order (for rebuilding derived indexes).
+    pub fn articles(&self) -> impl Iterator<Item = Result<Article>> + '_ {
+        self.tree
+            .scan_prefix([keys::ARTICLE])
+            .map(|entry| codec::decode(&entry?.1))
+    }
+
+    /// Change-log entries after `seq`, oldest first, at most `limit`.
+    pub fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<Change>> {
+        let start = keys::change(seq.saturating_add(1));
+        let end = keys::prefix_end(&[keys::CHANGE]);
+        self.tree
+            .range(start..end)
+            .take(limit)
+            .map(|entry| codec::decode(&entry?.1))
+            .collect()
+    }
+
+    /// Articles matching `filter`, newest first, continuing after `cursor`.
+    pub fn list_articles(
+        &self,
+        filter: &ArticleFilter,
+        page_size: usize,
+        cursor: Option<&[u8]>,
+    ) -> Result<Page<Article>> {
+        if let Some(cursor) = cursor
+            && keys::split_suffix(cursor).is_none()
+        {
+            return Err(bad_cursor());
+        }
+        let indexes = match self.choose_indexes(filter)? {
+            Some(indexes) => indexes,
+            None => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
+            }
+        };
+        // The range of `time + id` suffixes the time filter allows.
+        let low_time = match filter.published_end {
+            Some(end) => match end.0.checked_sub(1) {
+                Some(t) => Some(keys::newest_first(Timestamp(t))),
+                None => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next: None,
+                    });
+                }
+            },
+            None => None,
+        };
+        let high_time = filter.published_start.map(keys::newest_first);
+        let mut iterators: Vec<_> = indexes
+            .iter()
+            .map(|index| {
+                let prefix = index.prefix();
+                let mut low = prefix.clone();
+                match (low_time, cursor) {
+                    (Some(t), Some(c)) if c > t.as_slice() => {
+                        low.extend_from_slice(c);
+                        low.push(0);
+                    }
+                    (Some(t), _) => low.extend_from_slice(&t),
+                    (None, Some(c)) => {
+                        low.extend_from_slice(c);
+                        low.push(0);
+                    }
+                    (None, None) => {}
+                }
+                let high = match high_time {
+                    Some(t) => {
+                        let mut bound = prefix.clone();
+                        bound.extend_from_slice(&t);
+                        keys::prefix_end(&bound)
+                    }
+                    None => keys::prefix_end(&prefix),
+                };
+                let skip = prefix.len();
+                self.tree
+                    .range(low..high)
+                    .map(move |entry| entry.map(|(key, _)| key.subslice(skip, key.len() - skip)))
+                    .peekable()
+            })
+            .collect();
+
+        let mut items = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
+        let mut examined = 0;
+        loop {
+            // The smallest next suffix across the indexes (a k-way merge).
+            let mut best: Option<(usize, Vec<u8>)> = None;
+            for (i, iterator) in iterators.iter_mut().enumerate() {
+                match iterator.peek() {
+                    Some(Ok(suffix))
+                        if best
+                            .as_ref()
+                            .is_none_or(|(_, b)| suffix.as_ref() < b.as_slice()) =>
+                    {
+                        best = Some((i, suffix.to_vec()));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => {
+                        if let Some(Err(err)) = iterator.next() {
+                            return Err(err.into());
+                        }
+                    }
+                    None => {}
+                }
+            }
+            let Some((i, suffix)) = best else {
+                return Ok(Page { items, next: None });
+            };
+            if items.len() == page_size || examined == MAX_EXAMINED_PER_PAGE {
+                return Ok(Page { items, next: last });
+            }
+            iterators[i].next();
+            examined += 1;
+            let (_, id) = keys::split_suffix(&suffix)
+                .ok_or_else(|| Error::Internal("malformed article index key".into()))?;
+            if let Some(article) = self.get_article(id)?
+                && filter.matches(&article)
+            {
+                items.push(article);
+            }
+            last = Some(suffix);
+        }
+    }
+
+    /// The indexes to scan for `filter`; `None` when nothing can match.
+    fn choose_indexes(&self, filter: &ArticleFilter) -> Result<Option<Vec<ArticleIndex>>> {
+        if !filter.entity_ids.is_empty() {
+            // Scan the rarest entity; the article check covers the others.
+            let mut rarest: Option<Entity> = None;
+            for id in &filter.entity_ids {
+                let Some(entity) = self.get_entity(id)? else {
+                    return Ok(None);
+                };
+                if rarest
+                    .as_ref()
+                    .is_none_or(|r| entity.article_count < r.article_count)
+                {
+                    rarest = Some(entity);
+                }
+            }
+            return Ok(rarest.map(|e| vec![ArticleIndex::Entity(e.id)]));
+        }
+        if !filter.sources.is_empty() {
+            let unique: HashSet<&String> = filter.sources.iter().collect();
+            return Ok(Some(
+                unique
+                    .into_iter()
+                    .map(|s| ArticleIndex::Source(s.clone()))
+                    .collect(),
+            ));
+        }
+        Ok(Some(vec![ArticleIndex::Time]))
+    }
+
+    /// Entities with at least one article, most articles first, optionally of one kind and
+    /// with a name or alias starting with `name_prefix`.
+    pub fn list_entities(
+        &self,
+        kind: Option<EntityKind>,
+        name_prefix: &str,
+        page_size: usize,
+        cursor: Option<&[u8]>,
+    ) -> Result<Page<Entity>> {
+        if let Some(cursor) = cursor
+            && (cursor.len() < 9 || std::str::from_utf8(&cursor[8..]).is_err())
+        {
+            return Err(bad_cursor());
+        }
+        if !name_prefix.is_empty() {
+            return self.list_entities_by_prefix(kind, name_prefix, page_size, cursor);
+        }
+        let prefix = keys::rank_prefix(kind);
+        let low = match cursor {
+            Some(c) => {
+                let mut low = prefix.clone();
+                low.extend_from_slice(c);
+                low.push(0);
+                low
+            }
+            None => prefix.clone(),
+        };
+        let mut items = Vec::new();
+        for entry in self.tree.range(low..keys::prefix_end(&prefix)) {
+            let (key, _) = entry?;
+            if items.len() == page_size {
+                let last: &Entity = &items[items.len() - 1];
+                return Ok(Page {
+                    next: Some(rank_cursor(last)),
+                    items,
+                });
+            }
+            let id = keys::entity_of_rank_key(&key)
+                .ok_or_else(|| Error::Internal("malformed ranking key".into()))?;
+            if let Some(entity) = self.get_entity(id)? {
+                items.push(entity);
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    fn list_entities_by_prefix(
+        &self,
+        kind: Option<EntityKind>,
+        name_prefix: &str,
+        page_size: usize,
+        cursor: Option<&[u8]>,
+    ) -> Result<Page<Entity>> {
+        let key = name_key(name_prefix);
+        if key.is_empty() {
+            return Err(Error::invalid(
+                "name_prefix",
+                Invalid::Malformed,
+                "name_prefix must contain a letter or digit",
+            ));
+        }
+        let mut ids: HashSet<String> = HashSet::new();
+        for (n, entry) in self.tree.scan_prefix(keys::name_prefix(&key)).enumerate() {
+            if n == MAX_PREFIX_MATCHES {
+                return Err(Error::invalid(
+                    "name_prefix",
+                    Invalid::OutOfRange,
+                    format!(
+                        "name_prefix {name_prefix:?} matches more than {MAX_PREFIX_MATCHES} \
+                         names; use a longer prefix"
+                    ),
+                ));
+            }
+            let (k, _) = entry?;
+            if let Some(id) = keys::entity_of_name_key(&k) {
+                ids.insert(id.to_string());
+            }
+        }
+        // Ordered like the ranking, so the cursor has the same form.
+        let mut ranked: BTreeMap<Vec<u8>, Entity> = BTreeMap::new();
+        for id in ids {
+            if let Some(entity) = self.get_entity(&id)?
+                && entity.article_count > 0
+                && kind.is_none_or(|k| k == entity.kind)
+            {
+                ranked.insert(rank_cursor(&entity), entity);
+            }
+        }
+        let mut items = Vec::new();
+        let start = cursor.map(<[u8]>::to_vec);
+        for (position, entity) in ranked {
+            if start.as_ref().is_some_and(|s| position <= *s) {
+                continue;
+            }
+            if items.len() == page_size {
+                let last: &Entity = &items[items.len() - 1];
+                return Ok(Page {
+                    next: Some(rank_cursor(last)),
+                    items,
+                });
+            }
+            items.push(entity);
+        }
+        Ok(Page { items, next: None })
+    }
+
+    /// The entities that share articles with entity `id`, most shared first, looking at its
+    /// `max_articles` most recent articles.
+    pub fn related_entities(
+        &self,
+        id: &str,
+        kind: Option<EntityKind>,
+        limit: usize,
+        max_articles: usize,
+    ) -> Result<RelatedPage> {
+        if self.get_entity(id)?.is_none() {
+            return Err(Error::NotFound {
+                resource: crate::error::Resource::Entity,
+                id: id.to_string(),
+            });
+        }
+        let prefix = ArticleIndex::Entity(id.to_string()).prefix();
+        let mut shared: HashMap<String, u64> = HashMap::new();
+        let mut examined = 0u64;
+        let mut complete = true;
+        for entry in self.tree.scan_prefix(&prefix) {
+            if examined as usize == max_articles {
+                complete = false;
+                break;
+            }
+            let (key, _) = entry?;
+            let Some((_, article_id)) = keys::split_suffix(&key[prefix.len()..]) else {
+                continue;
+            };
+            examined += 1;
+            let others: Vec<String> = self
+                .get(&keys::article_entities(article_id))?
+                .unwrap_or_default();
+            for other in others {
+                if other != id {
+                    *shared.entry(other).or_default() += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(String, u64)> = shared.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut related = Vec::new();
+        for (other, count) in ranked {
+            if related.len() == limit {
+                break;
+            }
+            if let Some(entity) = self.get_entity(&other)?
+                && kind.is_none_or(|k| k == entity.kind)
+            {
+                related.push(Related {
+                    entity,
+                    shared_articles: count,
+                });
+            }
+        }
+        Ok(RelatedPage {
+            related,
+            articles_examined: examined,
+            complete,
+        })
+    }
+}
+
+/// The position of an entity in the ranking, as a cursor.
+fn rank_cursor(entity: &Entity) -> Vec<u8> {
+    let mut cursor = (u64::MAX - entity.article_count).to_be_bytes().to_vec();
+    cursor.extend_from_slice(entity.id.as_bytes());
+    cursor
+}
+
+fn bad_cursor() -> Error {
+    Error::invalid(
+        "page_token",
+        Invalid::PageToken,
+        "page_token is not a position this server issued",
+    )
+}

@@ -1,0 +1,615 @@
+//! Writes: one atomic batch per article, one flush per call.
+//!
+//! A write replaces everything derived from the article: its index entries, the counts and
+//! first/last-seen times of every entity it mentions (or used to), the entity ranking, the
+//! name index, and one change-log entry. All of it is computed under the writer lock and
+//! applied with one `apply_batch`, so a crash leaves either all of it or none of it.
+//!
+//! Entity resolution happens here because it must see every earlier write: a name (or an
+//! alias learnt from an earlier article) that belongs to an entity of the same kind links to
+//! it; otherwise a new entity is created with a slug id that is never reused.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use super::keys::{self, ArticleIndex};
+use super::{Store, codec};
+use crate::error::{Error, Invalid, Resource, Result};
+use crate::model::{
+    Article, ArticleInput, Change, ChangeKind, Derived, Entity, EntityKind, ExtractedEntity,
+    Extraction, Mention, MentionOrigin, Quote, Timestamp, name_key, normalize_source,
+};
+
+/// An entity keeps at most this many aliases; more would only be noise.
+const MAX_ALIASES: usize = 64;
+
+/// A new or replacement article, already analysed.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub input: ArticleInput,
+    pub extraction: Extraction,
+    pub content_hash: String,
+}
+
+/// One write, with the precondition checked under the writer lock.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Fails with AlreadyExists if the id is taken.
+    Create { id: String, content: Content },
+    /// Fails with NotFound if missing, EtagMismatch if its etag is not `etag`.
+    Replace {
+        id: String,
+        etag: Option<String>,
+        content: Content,
+    },
+    /// Fails with NotFound if missing, EtagMismatch if its etag is not `etag`.
+    Delete { id: String, etag: Option<String> },
+}
+
+impl Store {
+    /// Applies `writes` in order, each atomically on its own, then makes all of them durable
+    /// with one flush. Returns one outcome per write: the stored article, or `None` for a
+    /// delete.
+    pub fn write(&self, writes: Vec<Write>) -> Vec<Result<Option<Article>>> {
+        let mut outcomes = Vec::with_capacity(writes.len());
+        let mut last_seq = None;
+        {
+            let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            for write in writes {
+                let outcome = self.apply_one(&mut next_seq, write);
+                if let Ok((_, seq)) = &outcome {
+                    last_seq = Some(*seq);
+                }
+                outcomes.push(outcome.map(|(article, _)| article));
+            }
+        }
+        if let Some(seq) = last_seq
+            && let Err(err) = self.wait_durable(seq)
+        {
+            // Applied but not known to be durable: no write of this call is acknowledged.
+            let message = err.to_string();
+            for outcome in &mut outcomes {
+                if outcome.is_ok() {
+                    *outcome = Err(Error::Internal(message.clone()));
+                }
+            }
+        }
+        outcomes
+    }
+
+    fn apply_one(&self, next_seq: &mut u64, write: Write) -> Result<(Option<Article>, u64)> {
+        let (id, old, content, kind) = match write {
+            Write::Create { id, content } => {
+                if self.tree.contains_key(keys::article(&id))? {
+                    return Err(Error::AlreadyExists {
+                        resource: Resource::Article,
+                        id,
+                    });
+                }
+                (id, None, Some(content), ChangeKind::Created)
+            }
+            Write::Replace { id, etag, content } => {
+                let old = self.current(&id, etag.as_deref())?;
+                (id, Some(old), Some(content), ChangeKind::Updated)
+            }
+            Write::Delete { id, etag } => {
+                let old = self.current(&id, etag.as_deref())?;
+                (id, Some(old), None, ChangeKind::Deleted)
+            }
+        };
+        let mut batch = Batch::new(self);
+        if let Some(old) = &old {
+            batch.unindex_article(old)?;
+        }
+        let article = match content {
+            Some(content) => Some(batch.put_article(&id, old.as_ref(), content)?),
+            None => None,
+        };
+        batch.update_entities(old.as_ref(), article.as_ref())?;
+        let seq = *next_seq;
+        let change = Change {
+            seq,
+            time: Timestamp::now(),
+            kind,
+            article_id: id,
+            revision: article.as_ref().or(old.as_ref()).map_or(0, |a| a.revision),
+        };
+        batch.insert(keys::change(seq), codec::encode(&change)?);
+        self.tree.apply_batch(batch.finish())?;
+        *next_seq += 1;
+        self.applied.store(seq, Ordering::Release);
+        Ok((article, seq))
+    }
+
+    /// The stored article `id`, checked against an expected etag.
+    fn current(&self, id: &str, etag: Option<&str>) -> Result<Article> {
+        let article = self.get_article(id)?.ok_or_else(|| Error::NotFound {
+            resource: Resource::Article,
+            id: id.to_string(),
+        })?;
+        if let Some(given) = etag
+            && given != article.etag()
+        {
+            return Err(Error::EtagMismatch {
+                id: id.to_string(),
+                current: article.etag(),
+                given: given.to_string(),
+            });
+        }
+        Ok(article)
+    }
+}
+
+/// An index key an article write removes and one it adds.
+type KeyChange = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The changes of one article write, and the entity records it touches, before they are
+/// applied.
+struct Batch<'s> {
+    store: &'s Store,
+    batch: sled::Batch,
+    /// Entity records read or created by this write, by id.
+    entities: HashMap<String, Entity>,
+    /// Entities created by this write, so a second mention resolves to the first.
+    created: HashMap<(String, EntityKind), String>,
+    /// Article-index keys removed and added per entity, for first/last-seen times.
+    mention_keys: HashMap<String, KeyChange>,
+    /// Ranking entries to remove, taken before counts change.
+    old_ranks: HashMap<String, (EntityKind, u64)>,
+}
+
+impl<'s> Batch<'s> {
+    fn new(store: &'s Store) -> Self {
+        Batch {
+            store,
+            batch: sled::Batch::default(),
+            entities: HashMap::new(),
+            created: HashMap::new(),
+            mention_keys: HashMap::new(),
+            old_ranks: HashMap::new(),
+        }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.batch.insert(key, value);
+    }
+
+    fn remove(&mut self, key: Vec<u8>) {
+        self.batch.remove(key);
+    }
+
+    fn finish(self) -> sled::Batch {
+        self.batch
+    }
+
+    /// Loads an entity record into the working set.
+    fn entity(&mut self, id: &str) -> Result<Option<&mut Entity>> {
+        if !self.entities.contains_key(id) {
+            let Some(entity) = self.store.get_entity(id)? else {
+                return Ok(None);
+            };
+            self.old_ranks
+                .insert(id.to_string(), (entity.kind, entity.article_count));
+            self.entities.insert(id.to_string(), entity);
+        }
+        Ok(self.entities.get_mut(id))
+    }
+
+    /// Removes every index entry of `old`.
+    fn unindex_article(&mut self, old: &Article) -> Result<()> {
+        let time = old.sort_time();
+        self.remove(keys::article(&old.id));
+        self.remove(ArticleIndex::Time.key(time, &old.id));
+        let source = normalize_source(&old.input.source);
+        if !source.is_empty() {
+            self.remove(ArticleIndex::Source(source).key(time, &old.id));
+        }
+        self.remove(keys::article_entities(&old.id));
+        for mention in &old.derived.mentions {
+            let key = ArticleIndex::Entity(mention.entity_id.clone()).key(time, &old.id);
+            self.remove(key.clone());
+            self.mention_keys
+                .entry(mention.entity_id.clone())
+                .or_default()
+                .0 = Some(key);
+        }
+        Ok(())
+    }
+
+    /// Resolves entities, builds the article record and indexes it.
+    fn put_article(
+        &mut self,
+        id: &str,
+        old: Option<&Article>,
+        content: Content,
+    ) -> Result<Article> {
+        let now = Timestamp::now();
+        let Content {
+            input,
+            extraction,
+            content_hash,
+        } = content;
+        let mut mentions: Vec<Mention> = Vec::with_capacity(extraction.entities.len());
+        // Extraction index → position in `mentions` (two extracted entities may resolve to
+        // one stored entity).
+        let mut position: Vec<usize> = Vec::with_capacity(extraction.entities.len());
+        for extracted in &extraction.entities {
+            let Some(entity_id) = self.resolve(extracted)? else {
+                position.push(usize::MAX);
+                continue;
+            };
+            let entity = self
+                .entities
+                .get(&entity_id)
+                .ok_or_else(|| Error::Internal("resolved entity missing".into()))?;
+            match mentions.iter().position(|m| m.entity_id == entity_id) {
+                Some(at) => {
+                    merge_mention(&mut mentions[at], extracted);
+                    position.push(at);
+                }
+                None => {
+                    position.push(mentions.len());
+                    mentions.push(Mention {
+                        entity_id,
+                        name: entity.name.clone(),
+                        kind: entity.kind,
+                        spans: extracted.spans.clone(),
+                        count: extracted.count,
+                        salience: extracted.salience,
+                        origin: extracted.origin,
+                        surface_forms: extracted.surface_forms.clone(),
+                    });
+                }
+            }
+        }
+        // Dropped tentative names leave the rest to share all of the salience.
+        let total: f32 = mentions.iter().map(|m| m.salience).sum();
+        for mention in &mut mentions {
+            mention.spans.sort();
+            mention.spans.dedup();
+            if total > 0.0 {
+                mention.salience /= total;
+            }
+        }
+        let quotes = extraction
+            .quotes
+            .iter()
+            .map(|q| Quote {
+                text: q.text.clone(),
+                span: q.span,
+                speaker: q
+                    .speaker
+                    .and_then(|i| position.get(i))
+                    .and_then(|&at| mentions.get(at))
+                    .map(|m| (m.entity_id.clone(), m.name.clone())),
+            })
+            .collect();
+        mentions.sort_by(|a, b| b.salience.total_cmp(&a.salience));
+        let article = Article {
+            id: id.to_string(),
+            input,
+            derived: Derived {
+                paragraphs: extraction.paragraphs,
+                subheadings: extraction.subheadings,
+                captions: extraction.captions,
+                word_count: extraction.word_count,
+                content_hash,
+                mentions,
+                quotes,
+            },
+            revision: old.map_or(1, |o| o.revision + 1),
+            created: old.map_or(now, |o| o.created),
+            updated: now,
+        };
+
+        let time = article.sort_time();
+        self.insert(keys::article(id), codec::encode(&article)?);
+        self.insert(ArticleIndex::Time.key(time, id), Vec::new());
+        let source = normalize_source(&article.input.source);
+        if !source.is_empty() {
+            self.insert(ArticleIndex::Source(source).key(time, id), Vec::new());
+        }
+        let entity_ids: Vec<String> = article
+            .derived
+            .mentions
+            .iter()
+            .map(|m| m.entity_id.clone())
+            .collect();
+        self.insert(keys::article_entities(id), codec::encode(&entity_ids)?);
+        for mention in &article.derived.mentions {
+            let key = ArticleIndex::Entity(mention.entity_id.clone()).key(time, id);
+            self.insert(key.clone(), Vec::new());
+            self.mention_keys
+                .entry(mention.entity_id.clone())
+                .or_default()
+                .1 = Some(key);
+        }
+        Ok(article)
+    }
+
+    /// The id of the stored entity `extracted` refers to, creating it if needed; `None`
+    /// for a tentative name the store does not know.
+    fn resolve(&mut self, extracted: &ExtractedEntity) -> Result<Option<String>> {
+        if let Some(id) = &extracted.entity_id {
+            return match self.entity(id)? {
+                Some(entity) if extracted.kind.is_none_or(|k| k == entity.kind) => {
+                    Ok(Some(id.clone()))
+                }
+                Some(entity) => Err(Error::invalid(
+                    "entity_tags",
+                    Invalid::Malformed,
+                    format!(
+                        "entity {id:?} is a {}, but the tag says {}",
+                        entity.kind.tag(),
+                        extracted.kind.map_or("nothing", EntityKind::tag)
+                    ),
+                )),
+                None => Err(Error::invalid(
+                    "entity_tags",
+                    Invalid::Malformed,
+                    format!("entity_tags names entity {id:?}, which does not exist"),
+                )),
+            };
+        }
+        let kind = match extracted.kind {
+            Some(kind) => Some(kind),
+            None if extracted.tentative => None,
+            None => {
+                return Err(Error::invalid(
+                    "entity_tags",
+                    Invalid::Missing,
+                    format!(
+                        "entity tag {:?} needs a kind or an entity_id",
+                        extracted.name
+                    ),
+                ));
+            }
+        };
+        let canonical_key = name_key(&extracted.name);
+        if canonical_key.is_empty() {
+            return Err(Error::invalid(
+                "entity_tags",
+                Invalid::Malformed,
+                format!("entity name {:?} has no letters or digits", extracted.name),
+            ));
+        }
+        if let Some(kind) = kind
+            && let Some(id) = self.created.get(&(canonical_key.clone(), kind))
+        {
+            return Ok(Some(id.clone()));
+        }
+        // The canonical name first, then each surface form.
+        let mut lookup_keys = vec![canonical_key.clone()];
+        for form in &extracted.surface_forms {
+            let key = name_key(form);
+            if !key.is_empty() && !lookup_keys.contains(&key) {
+                lookup_keys.push(key);
+            }
+        }
+        for key in &lookup_keys {
+            let mut best: Option<(bool, u64, String)> = None;
+            let prefix = keys::name_prefix(key);
+            for entry in self.store.tree.scan_prefix(&prefix) {
+                let (k, _) = entry?;
+                // Exact key: the separator follows the prefix directly.
+                if k.get(prefix.len()) != Some(&0) {
+                    continue;
+                }
+                let Some(id) = keys::entity_of_name_key(&k) else {
+                    continue;
+                };
+                let id = id.to_string();
+                let Some(entity) = self.entity(&id)? else {
+                    continue;
+                };
+                if kind.is_some_and(|k| entity.kind != k) {
+                    continue;
+                }
+                let rank = (name_key(&entity.name) == *key, entity.article_count, id);
+                if best.as_ref().is_none_or(|b| (rank.0, rank.1) > (b.0, b.1)) {
+                    best = Some(rank);
+                }
+            }
+            if let Some((_, _, id)) = best {
+                return Ok(Some(id));
+            }
+        }
+        let Some(kind) = kind else {
+            return Ok(None);
+        };
+        let id = self.new_entity_id(&extracted.name, kind)?;
+        self.entities.insert(
+            id.clone(),
+            Entity {
+                id: id.clone(),
+                name: extracted.name.clone(),
+                kind,
+                aliases: Vec::new(),
+                article_count: 0,
+                mention_count: 0,
+                first_seen: None,
+                last_seen: None,
+            },
+        );
+        self.insert(keys::name(&canonical_key, &id), Vec::new());
+        self.created.insert((canonical_key, kind), id.clone());
+        Ok(Some(id))
+    }
+
+    /// A fresh, readable id: the name's slug, then the slug with the kind, then numbered.
+    fn new_entity_id(&self, name: &str, kind: EntityKind) -> Result<String> {
+        let slug = slugify(name);
+        let base = if slug.is_empty() {
+            kind.tag().to_string()
+        } else {
+            slug
+        };
+        let candidates = [base.clone(), format!("{base}-{}", kind.tag())]
+            .into_iter()
+            .chain((2..10_000).map(|n| format!("{base}-{}-{n}", kind.tag())));
+        for candidate in candidates {
+            if !self.entities.contains_key(&candidate)
+                && !self.store.tree.contains_key(keys::entity(&candidate))?
+            {
+                return Ok(candidate);
+            }
+        }
+        Err(Error::Internal(format!("no free entity id for {name:?}")))
+    }
+
+    /// Updates counts, aliases, first/last seen and rankings of every entity `old` or `new`
+    /// mentions, and writes the records.
+    fn update_entities(&mut self, old: Option<&Article>, new: Option<&Article>) -> Result<()> {
+        let mut ids: BTreeSet<String> = BTreeSet::new();
+        let count_of = |article: Option<&Article>, id: &str| {
+            article
+                .and_then(|a| a.derived.mentions.iter().find(|m| m.entity_id == id))
+                .map(|m| u64::from(m.count))
+        };
+        for article in [old, new].into_iter().flatten() {
+            ids.extend(article.derived.mentions.iter().map(|m| m.entity_id.clone()));
+        }
+        for id in ids {
+            let before = count_of(old, &id);
+            let after = count_of(new, &id);
+            let (removed_key, added_key) = self.mention_keys.get(&id).cloned().unwrap_or_default();
+            let (first, last) =
+                self.seen_bounds(&id, removed_key.as_deref(), added_key.as_deref())?;
+            let forms: Vec<String> = new
+                .and_then(|a| a.derived.mentions.iter().find(|m| m.entity_id == id))
+                .map(|m| m.surface_forms.clone())
+                .unwrap_or_default();
+            let Some(entity) = self.entity(&id)? else {
+                // An article may mention an entity record that no longer exists only if the
+                // store was damaged; skip it rather than fail every later write.
+                tracing::warn!(entity = %id, "an article mentions a missing entity");
+                continue;
+            };
+            entity.article_count = (entity.article_count + u64::from(after.is_some()))
+                .saturating_sub(u64::from(before.is_some()));
+            entity.mention_count =
+                (entity.mention_count + after.unwrap_or(0)).saturating_sub(before.unwrap_or(0));
+            entity.first_seen = first;
+            entity.last_seen = last;
+            let mut new_alias_keys = Vec::new();
+            for form in forms {
+                let key = name_key(&form);
+                if key.is_empty()
+                    || form == entity.name
+                    || entity.aliases.contains(&form)
+                    || entity.aliases.len() >= MAX_ALIASES
+                {
+                    continue;
+                }
+                entity.aliases.push(form);
+                new_alias_keys.push(key);
+            }
+            let entity = entity.clone();
+            for key in new_alias_keys {
+                self.insert(keys::name(&key, &id), Vec::new());
+            }
+            if let Some((kind, count)) = self.old_ranks.get(&id).copied()
+                && count > 0
+            {
+                self.remove(keys::rank(Some(kind), count, &id));
+                self.remove(keys::rank(None, count, &id));
+            }
+            if entity.article_count > 0 {
+                self.insert(
+                    keys::rank(Some(entity.kind), entity.article_count, &id),
+                    Vec::new(),
+                );
+                self.insert(keys::rank(None, entity.article_count, &id), Vec::new());
+            }
+            self.insert(keys::entity(&id), codec::encode(&entity)?);
+        }
+        Ok(())
+    }
+
+    /// The first and last publication times of the entity's articles once this write is
+    /// applied: the stored index bounds, ignoring `removed` and counting `added`.
+    fn seen_bounds(
+        &self,
+        id: &str,
+        removed: Option<&[u8]>,
+        added: Option<&[u8]>,
+    ) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
+        let prefix = ArticleIndex::Entity(id.to_string()).prefix();
+        let time_of = |key: &[u8]| keys::split_suffix(&key[prefix.len()..]).map(|(t, _)| t);
+        let kept = |key: &sled::IVec| removed.is_none_or(|r| key.as_ref() != r);
+        let mut newest = None;
+        for entry in self.store.tree.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            if kept(&key) {
+                newest = time_of(&key);
+                break;
+            }
+        }
+        let mut oldest = None;
+        for entry in self.store.tree.scan_prefix(&prefix).rev() {
+            let (key, _) = entry?;
+            if kept(&key) {
+                oldest = time_of(&key);
+                break;
+            }
+        }
+        if let Some(added) = added.and_then(time_of) {
+            newest = Some(newest.map_or(added, |n: Timestamp| n.max(added)));
+            oldest = Some(oldest.map_or(added, |o: Timestamp| o.min(added)));
+        }
+        Ok((oldest, newest))
+    }
+}
+
+/// Folds a second extracted entity into a mention of the same stored entity.
+fn merge_mention(mention: &mut Mention, extracted: &ExtractedEntity) {
+    mention.spans.extend(extracted.spans.iter().copied());
+    mention.count += extracted.count;
+    mention.salience += extracted.salience;
+    for form in &extracted.surface_forms {
+        if !mention.surface_forms.contains(form) {
+            mention.surface_forms.push(form.clone());
+        }
+    }
+    mention.origin = match (mention.origin, extracted.origin) {
+        (a, b) if a == b => a,
+        _ => MentionOrigin::ExtractedAndClient,
+    };
+}
+
+/// A lower-case ASCII slug: "Bashar al-Assad" → "bashar-al-assad", "U.N." → "un".
+fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if matches!(c, '.' | '\'' | '’') {
+            continue;
+        }
+        let folded = name_key(&c.to_string());
+        if folded.is_empty() {
+            if !slug.ends_with('-') && !slug.is_empty() {
+                slug.push('-');
+            }
+        } else {
+            slug.extend(folded.chars().filter(char::is_ascii_alphanumeric));
+        }
+        if slug.len() >= 60 {
+            break;
+        }
+    }
+    slug.trim_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_readable_ascii() {
+        assert_eq!(slugify("Bashar al-Assad"), "bashar-al-assad");
+        assert_eq!(slugify("U.N."), "un");
+        assert_eq!(slugify("O'Brien & Co"), "obrien-co");
+        assert_eq!(slugify("Recep Tayyip Erdoğan"), "recep-tayyip-erdogan");
+        assert_eq!(slugify("—"), "");
+    }
+}

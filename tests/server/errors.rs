@@ -1,0 +1,274 @@
+//! Bad input gets the right code, a stable reason and a message a person can act on; the
+//! server stays up.
+
+use newsstore::api::proto::{self, Article, ArticleFilter};
+use prost_types::Timestamp;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use super::support::{TestApp, reason};
+
+fn create(article: Article, id: &str) -> proto::CreateArticleRequest {
+    proto::CreateArticleRequest {
+        article: Some(article),
+        article_id: id.into(),
+    }
+}
+
+fn valid() -> Article {
+    Article {
+        headline: "Headline".into(),
+        body: "Body text.".into(),
+        ..Article::default()
+    }
+}
+
+#[tokio::test]
+async fn create_refuses_bad_articles_with_field_violations() {
+    let app = TestApp::spawn_with(tempfile::TempDir::new().unwrap(), |config| {
+        config.limits.max_body_bytes = 1000;
+    })
+    .await;
+    let cases: Vec<(proto::CreateArticleRequest, &str, &str)> = vec![
+        (
+            proto::CreateArticleRequest {
+                article: None,
+                article_id: String::new(),
+            },
+            "REQUIRED_FIELD_MISSING",
+            "article",
+        ),
+        (
+            create(
+                Article {
+                    headline: String::new(),
+                    ..valid()
+                },
+                "",
+            ),
+            "REQUIRED_FIELD_MISSING",
+            "article.headline",
+        ),
+        (
+            create(
+                Article {
+                    body: " \n ".into(),
+                    ..valid()
+                },
+                "",
+            ),
+            "REQUIRED_FIELD_MISSING",
+            "article.body",
+        ),
+        (
+            create(
+                Article {
+                    body: "x".repeat(1001),
+                    ..valid()
+                },
+                "",
+            ),
+            "FIELD_TOO_LARGE",
+            "article.body",
+        ),
+        (
+            create(
+                Article {
+                    headline: "h".repeat(1001),
+                    ..valid()
+                },
+                "",
+            ),
+            "FIELD_TOO_LARGE",
+            "article.headline",
+        ),
+        (
+            create(valid(), "Not Valid!"),
+            "INVALID_FIELD_VALUE",
+            "article_id",
+        ),
+        (
+            create(
+                Article {
+                    language: "english".into(),
+                    ..valid()
+                },
+                "",
+            ),
+            "INVALID_FIELD_VALUE",
+            "article.language",
+        ),
+        (
+            create(
+                Article {
+                    published_time: Some(Timestamp {
+                        seconds: 0,
+                        nanos: -5,
+                    }),
+                    ..valid()
+                },
+                "",
+            ),
+            "VALUE_OUT_OF_RANGE",
+            "article.published_time",
+        ),
+        (
+            create(
+                Article {
+                    entity_tags: vec![proto::EntityTag {
+                        name: "Acme".into(),
+                        kind: 42,
+                        entity_id: String::new(),
+                    }],
+                    ..valid()
+                },
+                "",
+            ),
+            "INVALID_FIELD_VALUE",
+            "article.entity_tags.kind",
+        ),
+        (
+            create(
+                Article {
+                    entity_tags: vec![proto::EntityTag {
+                        name: "Acme".into(),
+                        kind: 0,
+                        entity_id: String::new(),
+                    }],
+                    ..valid()
+                },
+                "",
+            ),
+            "REQUIRED_FIELD_MISSING",
+            "article.entity_tags",
+        ),
+    ];
+    for (request, expected_reason, field) in cases {
+        let err = app.articles().create_article(request).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{field}: {}",
+            err.message()
+        );
+        assert_eq!(reason(&err), expected_reason, "{field}: {}", err.message());
+        let details = err.get_error_details();
+        let violation = &details
+            .bad_request()
+            .expect("a BadRequest detail")
+            .field_violations[0];
+        assert_eq!(violation.field, field);
+        assert!(!err.message().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn list_refuses_bad_pages_and_filters() {
+    let app = TestApp::spawn().await;
+    let list = |request: proto::ListArticlesRequest| {
+        let mut client = app.articles();
+        async move { client.list_articles(request).await.unwrap_err() }
+    };
+    let err = list(proto::ListArticlesRequest {
+        page_size: -1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::InvalidArgument, "VALUE_OUT_OF_RANGE")
+    );
+    let err = list(proto::ListArticlesRequest {
+        page_size: 1001,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("1000"), "{}", err.message());
+    for token in ["garbage!", "AAAAAAAAAAAAAAAAAAAAAAAA", "AQE"] {
+        let err = list(proto::ListArticlesRequest {
+            page_token: token.into(),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            (err.code(), reason(&err).as_str()),
+            (Code::InvalidArgument, "INVALID_PAGE_TOKEN"),
+            "{token}"
+        );
+    }
+    let err = list(proto::ListArticlesRequest {
+        filter: Some(ArticleFilter {
+            published_start_time: Some(Timestamp {
+                seconds: 10,
+                nanos: 0,
+            }),
+            published_end_time: Some(Timestamp {
+                seconds: 5,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = list(proto::ListArticlesRequest {
+        view: 7,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused_and_the_server_stays_up() {
+    let app = TestApp::spawn_with(tempfile::TempDir::new().unwrap(), |config| {
+        config.max_message_bytes = 64 * 1024;
+    })
+    .await;
+    let err = app
+        .articles()
+        .create_article(create(
+            Article {
+                body: "word ".repeat(40_000),
+                ..valid()
+            },
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{err:?}"
+    );
+    // Still serving.
+    app.create("after", "Still here", "Yes.").await;
+}
+
+#[tokio::test]
+async fn batches_over_the_limit_are_refused_whole() {
+    let app = TestApp::spawn_with(tempfile::TempDir::new().unwrap(), |config| {
+        config.limits.max_batch = 2;
+    })
+    .await;
+    let err = app
+        .articles()
+        .batch_create_articles(proto::BatchCreateArticlesRequest {
+            requests: vec![
+                create(valid(), ""),
+                create(valid(), ""),
+                create(valid(), ""),
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("at most 2"), "{}", err.message());
+    let err = app
+        .articles()
+        .batch_create_articles(proto::BatchCreateArticlesRequest { requests: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}

@@ -1,0 +1,113 @@
+//! Restarts, health and graceful shutdown.
+
+use newsstore::api::proto;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::support::{TestApp, search};
+
+#[tokio::test]
+async fn data_survives_a_restart_and_search_catches_up() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .create(
+            "kept",
+            "Volcano erupts",
+            "Lava flowed near the town of Grindavik.",
+        )
+        .await;
+    let data = app.stop().await;
+
+    let app = TestApp::spawn_with(data, |_| {}).await;
+    let fetched = app
+        .articles()
+        .get_article(proto::GetArticleRequest {
+            id: "kept".into(),
+            view: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .article
+        .unwrap();
+    assert_eq!(fetched, created);
+    let response = app
+        .search_until(search("lava"), |r| r.total_size == 1)
+        .await;
+    assert_eq!(response.hits.len(), 1);
+}
+
+#[tokio::test]
+async fn a_deleted_search_index_is_rebuilt_at_startup() {
+    let app = TestApp::spawn().await;
+    app.create(
+        "kept",
+        "Volcano erupts",
+        "Lava flowed near the town of Grindavik.",
+    )
+    .await;
+    let data = app.stop().await;
+    std::fs::remove_dir_all(data.path().join("search")).unwrap();
+    let app = TestApp::spawn_with(data, |_| {}).await;
+    let response = app
+        .search_until(search("lava"), |r| r.total_size == 1)
+        .await;
+    assert_eq!(response.total_size, 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_search_index_is_rebuilt_at_startup() {
+    let app = TestApp::spawn().await;
+    app.create(
+        "kept",
+        "Volcano erupts",
+        "Lava flowed near the town of Grindavik.",
+    )
+    .await;
+    let data = app.stop().await;
+    std::fs::write(data.path().join("search").join("meta.json"), b"{ not json").unwrap();
+    let app = TestApp::spawn_with(data, |_| {}).await;
+    let response = app
+        .search_until(search("lava"), |r| r.total_size == 1)
+        .await;
+    assert_eq!(response.total_size, 1);
+}
+
+#[tokio::test]
+async fn health_reports_serving_then_not_serving_on_shutdown() {
+    let app = TestApp::spawn().await;
+    let mut health = HealthClient::new(app.channel.clone());
+    for service in [
+        "",
+        "newsstore.v1.ArticleService",
+        "newsstore.v1.EntityService",
+    ] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let stopping = tokio::spawn(app.stop());
+    let next = watch
+        .message()
+        .await
+        .unwrap()
+        .expect("a status before the stream ends");
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    stopping.await.unwrap();
+}

@@ -1,0 +1,12 @@
+//! Integration tests: each starts the real server in-process on an ephemeral port with a
+//! temporary data folder and talks to it through the generated gRPC clients.
+
+mod articles;
+mod entities;
+mod errors;
+mod grpcurl;
+mod lifecycle;
+mod reflection;
+mod search;
+mod seeding;
+mod support;

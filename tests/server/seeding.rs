@@ -1,0 +1,158 @@
+//! Seeding at startup: idempotent, stable ids, bad files skipped.
+
+use newsstore::api::proto;
+use tempfile::TempDir;
+
+use super::support::{TestApp, repo_seeds};
+
+async fn get(app: &TestApp, id: &str) -> Option<proto::Article> {
+    app.articles()
+        .get_article(proto::GetArticleRequest {
+            id: id.into(),
+            view: 0,
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().article)
+}
+
+#[tokio::test]
+async fn seeds_load_once_and_changed_files_become_new_revisions() {
+    let seeds = TempDir::new().unwrap();
+    std::fs::copy(
+        repo_seeds().join("000_d5ebef1cd6c2904d.txt"),
+        seeds.path().join("000_d5ebef1cd6c2904d.txt"),
+    )
+    .unwrap();
+    std::fs::write(
+        seeds.path().join("Second Story.txt"),
+        "Markets rally in Tokyo\n\nShares in Tokyo rose sharply on Monday.\n",
+    )
+    .unwrap();
+    let seed_dir = seeds.path().to_path_buf();
+    let configure = |config: &mut newsstore::app::Config| config.seeds = Some(seed_dir.clone());
+
+    let app = TestApp::spawn_with(TempDir::new().unwrap(), configure).await;
+    assert_eq!(app.seed_report.created, 2);
+    let seed = get(&app, "000_d5ebef1cd6c2904d")
+        .await
+        .expect("seed loaded");
+    assert_eq!(seed.revision, 1);
+    assert_eq!(seed.source, "TRTWorld and agencies");
+    assert_eq!(seed.language, "en");
+    assert!(
+        seed.headline
+            .starts_with("US Secretary of State John Kerry said")
+    );
+    assert_eq!(
+        seed.lead,
+        "The United States and Russia failed to close a deal on nationwide cessation of \
+         hostilities and extending military cooperation in Syria, saying they still have \
+         issues to resolve before an agreement could be announced."
+    );
+    assert_eq!(
+        seed.subheadings,
+        [
+            "A United Syria",
+            "We Do Not Support an Independent Kurd Initiative",
+            "Assad's Future"
+        ]
+    );
+    assert_eq!(seed.captions.len(), 1);
+    assert!(!seed.captions[0].contains("Image Source"));
+    assert!(
+        get(&app, "second-story").await.is_some(),
+        "id from the file name"
+    );
+
+    // Restart: nothing changes.
+    let data = app.stop().await;
+    let app = TestApp::spawn_with(data, configure).await;
+    assert_eq!(app.seed_report.unchanged, 2);
+    assert_eq!(app.seed_report.created + app.seed_report.updated, 0);
+    assert_eq!(get(&app, "000_d5ebef1cd6c2904d").await.unwrap().revision, 1);
+    let listed = app
+        .articles()
+        .list_articles(proto::ListArticlesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.articles.len(), 2, "no duplicates after a restart");
+
+    // A changed file updates its article.
+    std::fs::write(
+        seeds.path().join("Second Story.txt"),
+        "Markets rally in Tokyo\n\nShares in Tokyo rose sharply on Tuesday.\n",
+    )
+    .unwrap();
+    let data = app.stop().await;
+    let app = TestApp::spawn_with(data, configure).await;
+    assert_eq!(app.seed_report.updated, 1);
+    assert_eq!(app.seed_report.unchanged, 1);
+    let second = get(&app, "second-story").await.unwrap();
+    assert_eq!(second.revision, 2);
+    assert!(second.body.contains("Tuesday"));
+}
+
+#[tokio::test]
+async fn bad_files_are_skipped_and_the_rest_load() {
+    let seeds = TempDir::new().unwrap();
+    let dir = seeds.path();
+    std::fs::write(dir.join("good.txt"), "A headline\n\nA body about Geneva.\n").unwrap();
+    std::fs::write(dir.join("empty.txt"), "").unwrap();
+    std::fs::write(dir.join("binary.txt"), [0x7f, b'E', b'L', b'F', 0, 0, 0, 1]).unwrap();
+    std::fs::write(dir.join("latin1.txt"), b"Caf\xe9\n\nBody.\n").unwrap();
+    std::fs::write(dir.join("huge.txt"), "x".repeat(5000)).unwrap();
+    std::fs::write(dir.join("notes.md"), "# not an article").unwrap();
+    let seed_dir = dir.to_path_buf();
+    let app = TestApp::spawn_with(TempDir::new().unwrap(), |config| {
+        config.seeds = Some(seed_dir);
+        config.max_seed_bytes = 4096;
+    })
+    .await;
+    assert_eq!(app.seed_report.created, 1);
+    let mut reasons: Vec<(String, String)> = app
+        .seed_report
+        .skipped
+        .iter()
+        .map(|(path, reason)| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                reason.clone(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    let names: Vec<&str> = reasons.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "binary.txt",
+            "empty.txt",
+            "huge.txt",
+            "latin1.txt",
+            "notes.md"
+        ]
+    );
+    assert!(reasons[0].1.contains("binary"));
+    assert!(reasons[1].1.contains("empty"));
+    assert!(reasons[2].1.contains("larger than"));
+    assert!(reasons[3].1.contains("not UTF-8"));
+    assert!(get(&app, "good").await.is_some());
+}
+
+#[tokio::test]
+async fn a_missing_seeds_folder_is_not_fatal() {
+    let app = TestApp::spawn_with(TempDir::new().unwrap(), |config| {
+        config.seeds = Some("/definitely/not/here".into());
+    })
+    .await;
+    assert_eq!(app.seed_report.loaded(), 0);
+    let listed = app
+        .articles()
+        .list_articles(proto::ListArticlesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.articles.is_empty());
+}

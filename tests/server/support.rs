@@ -1,0 +1,168 @@
+//! Starting and stopping real servers for tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use newsstore::api::proto::article_service_client::ArticleServiceClient;
+use newsstore::api::proto::entity_service_client::EntityServiceClient;
+use newsstore::api::proto::{self, Article};
+use newsstore::app::{Application, Config};
+use newsstore::seed::SeedReport;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// A running server and its data folder.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub data: TempDir,
+    pub seed_report: SeedReport,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The repository's seeds folder.
+pub fn repo_seeds() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
+}
+
+impl TestApp {
+    /// A server with an empty database and no seeds.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(TempDir::new().expect("temp dir"), |_| {}).await
+    }
+
+    /// A server with the repository's seeds loaded.
+    pub async fn spawn_seeded() -> TestApp {
+        Self::spawn_with(TempDir::new().expect("temp dir"), |config| {
+            config.seeds = Some(repo_seeds());
+        })
+        .await
+    }
+
+    /// A server on `data`, configured further by `configure`.
+    pub async fn spawn_with(data: TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), data.path().to_path_buf());
+        config.index_refresh = Duration::from_millis(20);
+        config.shutdown_grace = Duration::from_millis(300);
+        configure(&mut config);
+        let app = Application::build(config).await.expect("server builds");
+        let addr = app.local_addr();
+        let seed_report = app.seed_report().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("client connects");
+        TestApp {
+            addr,
+            channel,
+            data,
+            seed_report,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    pub fn articles(&self) -> ArticleServiceClient<Channel> {
+        ArticleServiceClient::new(self.channel.clone())
+    }
+
+    pub fn entities(&self) -> EntityServiceClient<Channel> {
+        EntityServiceClient::new(self.channel.clone())
+    }
+
+    /// Shuts the server down gracefully and hands back its data folder.
+    pub async fn stop(mut self) -> TempDir {
+        self.shutdown().await;
+        let data = TempDir::new().expect("temp dir");
+        std::mem::replace(&mut self.data, data)
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+    }
+
+    /// Creates an article and returns it.
+    pub async fn create(&self, id: &str, headline: &str, body: &str) -> Article {
+        self.articles()
+            .create_article(proto::CreateArticleRequest {
+                article: Some(Article {
+                    headline: headline.into(),
+                    body: body.into(),
+                    ..Article::default()
+                }),
+                article_id: id.into(),
+            })
+            .await
+            .expect("create succeeds")
+            .into_inner()
+            .article
+            .expect("article returned")
+    }
+
+    /// Searches until `check` accepts the response or ten seconds pass (the index refreshes
+    /// asynchronously), returning the last response.
+    pub async fn search_until(
+        &self,
+        request: proto::SearchArticlesRequest,
+        check: impl Fn(&proto::SearchArticlesResponse) -> bool,
+    ) -> proto::SearchArticlesResponse {
+        let mut last = None;
+        for _ in 0..200 {
+            let response = self
+                .articles()
+                .search_articles(request.clone())
+                .await
+                .expect("search succeeds")
+                .into_inner();
+            if check(&response) {
+                return response;
+            }
+            last = Some(response);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        last.expect("at least one search ran")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A search request for `query`.
+pub fn search(query: &str) -> proto::SearchArticlesRequest {
+    proto::SearchArticlesRequest {
+        query: query.into(),
+        ..Default::default()
+    }
+}
+
+/// The `google.rpc.ErrorInfo` reason of a status.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
