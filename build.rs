@@ -12,6 +12,8 @@ const PROTO_FILES: &[&str] = &[
     "proto/newsstore/v1/entity.proto",
     "proto/newsstore/v1/article_service.proto",
     "proto/newsstore/v1/entity_service.proto",
+    // Only for reflection: tonic-types provides the Rust side.
+    "proto/google/rpc/error_details.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .extern_path(".google.rpc", "::tonic_types")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -159,6 +159,9 @@ pub struct ExtractedEntity {
     /// An entity id the caller supplied; the store links to it instead of resolving by name.
     pub entity_id: Option<String>,
     pub surface_forms: Vec<String>,
+    /// The surface forms distinctive enough to find the entity by in other articles
+    /// ("Kerry", "ICRC"; not "Party" or "House").
+    pub aliases: Vec<String>,
     /// Occurrences in the body, as code-point spans.
     pub spans: Vec<Span>,
     /// Occurrences in headline and body.

@@ -276,7 +276,20 @@ impl Scanner<'_, '_> {
     }
 
     fn is_name(&self, i: usize) -> bool {
-        self.is_word(i) && is_name_word(self.word(i))
+        self.is_word(i) && is_name_word(self.word(i)) && !self.is_contraction(i)
+    }
+
+    /// "I'm", "It's", "Don't": capitalised, but not names.
+    fn is_contraction(&self, i: usize) -> bool {
+        let word = self.word(i);
+        let Some(at) = word.find(['\'', '’']) else {
+            return false;
+        };
+        let (head, tail) = word.split_at(at);
+        let tail: String = tail.chars().skip(1).collect::<String>().to_lowercase();
+        self.lex.is_stop(head)
+            || tail == "t"
+            || ["m", "ve", "ll", "re", "d"].contains(&tail.as_str())
     }
 
     /// The text from token `a` to token `b - 1`, as written.
@@ -435,8 +448,7 @@ impl Scanner<'_, '_> {
         while k < b {
             let words: Vec<&str> = (k..b).map(|i| self.word(i)).collect();
             let len = self.lex.title_len(&words);
-            // A title word at the end of a run is part of a name only if nothing follows it.
-            if len > 0 && k + len < b {
+            if len > 0 {
                 self.piece(piece_start, k, title.take());
                 let this = self.span_text(k, k + len).to_lowercase();
                 title = Some(match title.take() {
@@ -460,7 +472,7 @@ impl Scanner<'_, '_> {
         while b > a && (self.strippable(b - 1) || PARTICLES.contains(&self.word(b - 1))) {
             b -= 1;
         }
-        if a == b {
+        if a == b || (a..b).all(|i| self.lex.title_len(&[self.word(i)]) > 0) {
             return;
         }
         loop {
@@ -489,8 +501,11 @@ impl Scanner<'_, '_> {
             let Some((end, known)) = prefix else {
                 break;
             };
+            // A person's name after an organisation or place: "BBC | Michael Howard".
+            let person_follows = b - end >= 2 && self.lex.is_given_name(self.word(end));
             let split = match known.kind {
                 EntityKind::Misc => true,
+                EntityKind::Location | EntityKind::Organization if person_follows => true,
                 EntityKind::Location => self.known(end, b).is_some(),
                 // "BBC Sport", "Reuters News": an organisation's own department or product.
                 EntityKind::Organization
@@ -508,6 +523,13 @@ impl Scanner<'_, '_> {
             }
             self.emit(a, end, Some(known), Votes::default(), None, false);
             a = end;
+            // "Scottish & Newcastle": what follows a split starts at a name.
+            while a < b && !self.is_name(a) {
+                a += 1;
+            }
+            if a == b {
+                return;
+            }
         }
         let votes = self.votes(a, b, title.is_some());
         self.emit(a, b, None, votes, title, false);
@@ -544,7 +566,9 @@ impl Scanner<'_, '_> {
         let after2 = lower(after_index + 1);
         let words = b - a;
 
-        if after_title || HONORIFICS.contains(&before.trim_end_matches('.')) {
+        // "Lord of the Rings": a title before an ordinary word makes no person.
+        let ordinary = words == 1 && lex.is_common_word(self.word(a));
+        if (after_title || HONORIFICS.contains(&before.trim_end_matches('.'))) && !ordinary {
             votes.strong(EntityKind::Person);
         }
         if lex.title_len(&[before.as_str()]) > 0 && before.chars().all(char::is_lowercase) {
@@ -607,10 +631,14 @@ impl Scanner<'_, '_> {
             .tokens
             .get(b)
             .is_some_and(|t| t.kind == TokenKind::Possessive);
-        // "Long Name (ACR)" defines an acronym.
-        let defines =
-            (self.word(b) == "(" && self.word(b + 2) == ")" && is_all_caps(self.word(b + 1)))
-                .then(|| self.word(b + 1).to_string());
+        // "Long Name (ACR)" defines an acronym, if the acronym starts like the name.
+        let acronym = self.word(b + 1);
+        let defines = (self.word(b) == "("
+            && self.word(b + 2) == ")"
+            && is_all_caps(acronym)
+            && b - a >= 2
+            && acronym.chars().next() == self.word(a).chars().next())
+        .then(|| acronym.to_string());
         let offset = self.segment.offset;
         self.out.push(Occurrence {
             field: self.segment.field,
@@ -836,7 +864,7 @@ fn group(lex: &Lexicon, occurrences: Vec<Occurrence>) -> Vec<FoundEntity> {
         .filter(|c| c.confirmed)
         .filter_map(|c| {
             let name = c.name();
-            if name.is_empty() || lex.is_junk(&name) {
+            if name.chars().filter(|c| c.is_alphanumeric()).count() < 2 || lex.is_junk(&name) {
                 return None;
             }
             // A lone capitalised word that is also an ordinary word ("Shopping",
@@ -848,6 +876,16 @@ fn group(lex: &Lexicon, occurrences: Vec<Occurrence>) -> Vec<FoundEntity> {
             }
             let kind = c.kind();
             if kind.is_none() && !lone {
+                return None;
+            }
+            // A given name alone ("David said") cannot be told apart from every other David.
+            if kind == Some(EntityKind::Person)
+                && c.occurrences
+                    .iter()
+                    .all(|o| name_words(&o.surface).len() == 1)
+                && lex.is_given_name(&name)
+                && c.known.as_ref().is_none_or(|k| !k.curated)
+            {
                 return None;
             }
             let mut titles: Vec<String> = Vec::new();

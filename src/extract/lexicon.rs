@@ -69,6 +69,7 @@ fn lower_set(text: &str) -> HashSet<String> {
 impl Lexicon {
     fn load() -> Lexicon {
         let stop_capitalized = lower_set(include_str!("data/stop_capitalized.txt"));
+        let common_words = lower_set(include_str!("data/common_words.txt"));
         let mut titles: Vec<Vec<String>> = lines(include_str!("data/titles.txt"))
             .map(|t| t.split_whitespace().map(str::to_lowercase).collect())
             .collect();
@@ -91,6 +92,11 @@ impl Lexicon {
             // Names the corpora label with their title ("Mr Brown") would hide the title
             // from the title rules.
             let first = name.split_whitespace().next().unwrap_or("").to_lowercase();
+            // A single ordinary word labelled in a corpus ("Government") is usually just
+            // that word capitalised.
+            if !name.contains(' ') && common_words.contains(&name.to_lowercase()) {
+                continue;
+            }
             if name.chars().count() < 2
                 || stop_capitalized.contains(&name.to_lowercase())
                 || (name.contains(' ') && single_titles.contains(first.trim_end_matches('.')))
@@ -161,7 +167,7 @@ impl Lexicon {
             given_names: lines(include_str!("data/given_names.txt"))
                 .map(str::to_string)
                 .collect(),
-            common_words: lower_set(include_str!("data/common_words.txt")),
+            common_words,
         }
     }
 
@@ -174,15 +180,18 @@ impl Lexicon {
 
     /// The length (in words) of the longest title starting at `words[0]`, matched without
     /// regard to case.
+    /// Plural titles count ("MPs", "Ministers").
     pub fn title_len(&self, words: &[&str]) -> usize {
+        let matches = |t: &String, w: &&str| {
+            let w = w.trim_end_matches('.');
+            t.eq_ignore_ascii_case(w)
+                || w.strip_suffix('s')
+                    .is_some_and(|singular| t.eq_ignore_ascii_case(singular))
+        };
         self.titles
             .iter()
             .find(|title| {
-                title.len() <= words.len()
-                    && title
-                        .iter()
-                        .zip(words)
-                        .all(|(t, w)| t.eq_ignore_ascii_case(w.trim_end_matches('.')) || t == w)
+                title.len() <= words.len() && title.iter().zip(words).all(|(t, w)| matches(t, w))
             })
             .map_or(0, Vec::len)
     }

@@ -303,7 +303,14 @@ impl SearchIndex {
             if !request.filter.matches(&article) {
                 continue;
             }
-            let mut snippet = body_snippets.snippet(&article.input.body);
+            // Snippets come from the text paragraphs, so no caption credit shows up in them.
+            let paragraphs: Vec<&str> = article
+                .derived
+                .paragraphs
+                .iter()
+                .map(|range| range.slice(&article.input.body))
+                .collect();
+            let mut snippet = body_snippets.snippet(&paragraphs.join("\n\n"));
             if snippet.highlighted().is_empty() {
                 let headline = headline_snippets.snippet(&article.input.headline);
                 if !headline.highlighted().is_empty() || snippet.fragment().is_empty() {

@@ -6,9 +6,12 @@
 //! by one lock, which makes sequence numbers gapless and entity resolution race-free; they
 //! are acknowledged only once flushed (see [`durability`]). Reads never take the lock.
 
+mod check;
 mod codec;
 mod durability;
 pub mod keys;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -157,6 +157,8 @@ struct Batch<'s> {
     mention_keys: HashMap<String, KeyChange>,
     /// Ranking entries to remove, taken before counts change.
     old_ranks: HashMap<String, (EntityKind, u64)>,
+    /// Aliases the written article offers per entity.
+    new_aliases: HashMap<String, Vec<String>>,
 }
 
 impl<'s> Batch<'s> {
@@ -168,6 +170,7 @@ impl<'s> Batch<'s> {
             created: HashMap::new(),
             mention_keys: HashMap::new(),
             old_ranks: HashMap::new(),
+            new_aliases: HashMap::new(),
         }
     }
 
@@ -239,6 +242,10 @@ impl<'s> Batch<'s> {
                 position.push(usize::MAX);
                 continue;
             };
+            self.new_aliases
+                .entry(entity_id.clone())
+                .or_default()
+                .extend(extracted.aliases.iter().cloned());
             let entity = self
                 .entities
                 .get(&entity_id)
@@ -379,14 +386,9 @@ impl<'s> Batch<'s> {
         {
             return Ok(Some(id.clone()));
         }
-        // The canonical name first, then each surface form.
-        let mut lookup_keys = vec![canonical_key.clone()];
-        for form in &extracted.surface_forms {
-            let key = name_key(form);
-            if !key.is_empty() && !lookup_keys.contains(&key) {
-                lookup_keys.push(key);
-            }
-        }
+        // By the canonical name, which the name index knows as a name or an alias of an
+        // entity seen before ("Kerry" finds John Kerry once an article has said both).
+        let lookup_keys = [canonical_key.clone()];
         for key in &lookup_keys {
             let mut best: Option<(bool, u64, String)> = None;
             let prefix = keys::name_prefix(key);
@@ -476,10 +478,7 @@ impl<'s> Batch<'s> {
             let (removed_key, added_key) = self.mention_keys.get(&id).cloned().unwrap_or_default();
             let (first, last) =
                 self.seen_bounds(&id, removed_key.as_deref(), added_key.as_deref())?;
-            let forms: Vec<String> = new
-                .and_then(|a| a.derived.mentions.iter().find(|m| m.entity_id == id))
-                .map(|m| m.surface_forms.clone())
-                .unwrap_or_default();
+            let forms = self.new_aliases.remove(&id).unwrap_or_default();
             let Some(entity) = self.entity(&id)? else {
                 // An article may mention an entity record that no longer exists only if the
                 // store was damaged; skip it rather than fail every later write.

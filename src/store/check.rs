@@ -1,0 +1,136 @@
+//! A full consistency check of the store: every index agrees with the articles.
+//!
+//! This scans everything, so it is for tests, tools and after a crash, never for a request
+//! path. It states the store's invariants as code:
+//!
+//! - every article has exactly its time, source, entity and entity-list index entries, and
+//!   every index entry points at an article that has it;
+//! - every entity's article count equals its entries in the entity index, its mention count
+//!   the sum over its articles, and its ranking entries match that count;
+//! - the change log is numbered 1, 2, 3, … without gaps.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::keys::{self, ArticleIndex};
+use super::{Store, codec};
+use crate::error::Result;
+use crate::model::{Article, Change, Entity, normalize_source};
+
+impl Store {
+    /// Every violated invariant, described; empty when the store is consistent.
+    pub fn check(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut entity_articles: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+
+        for entry in self.tree.scan_prefix([keys::ARTICLE]) {
+            let (key, value) = entry?;
+            let article: Article = codec::decode(&value)?;
+            if key.as_ref() != keys::article(&article.id).as_slice() {
+                problems.push(format!(
+                    "article {:?} is stored under another key",
+                    article.id
+                ));
+            }
+            let time = article.sort_time();
+            expected.insert(ArticleIndex::Time.key(time, &article.id));
+            let source = normalize_source(&article.input.source);
+            if !source.is_empty() {
+                expected.insert(ArticleIndex::Source(source).key(time, &article.id));
+            }
+            for mention in &article.derived.mentions {
+                expected
+                    .insert(ArticleIndex::Entity(mention.entity_id.clone()).key(time, &article.id));
+                let counts = entity_articles
+                    .entry(mention.entity_id.clone())
+                    .or_default();
+                counts.0 += 1;
+                counts.1 += u64::from(mention.count);
+            }
+            let listed: Vec<String> = self
+                .get(&keys::article_entities(&article.id))?
+                .unwrap_or_default();
+            let mentioned: Vec<String> = article
+                .derived
+                .mentions
+                .iter()
+                .map(|m| m.entity_id.clone())
+                .collect();
+            if listed != mentioned {
+                problems.push(format!("article {:?}: entity list disagrees", article.id));
+            }
+        }
+
+        let mut found: BTreeSet<Vec<u8>> = BTreeSet::new();
+        for prefix in [keys::TIME, keys::SOURCE, keys::MENTION] {
+            for entry in self.tree.scan_prefix([prefix]) {
+                found.insert(entry?.0.to_vec());
+            }
+        }
+        for missing in expected.difference(&found) {
+            problems.push(format!("missing index entry {}", show(missing)));
+        }
+        for stray in found.difference(&expected) {
+            problems.push(format!(
+                "index entry {} points at no such article",
+                show(stray)
+            ));
+        }
+
+        let mut ranks: BTreeSet<Vec<u8>> = BTreeSet::new();
+        for entry in self.tree.scan_prefix([keys::ENTITY]) {
+            let (_, value) = entry?;
+            let entity: Entity = codec::decode(&value)?;
+            let (articles, mentions) = entity_articles.remove(&entity.id).unwrap_or_default();
+            if entity.article_count != articles || entity.mention_count != mentions {
+                problems.push(format!(
+                    "entity {:?} counts {}/{} but its articles say {articles}/{mentions}",
+                    entity.id, entity.article_count, entity.mention_count
+                ));
+            }
+            if entity.article_count > 0 {
+                ranks.insert(keys::rank(
+                    Some(entity.kind),
+                    entity.article_count,
+                    &entity.id,
+                ));
+                ranks.insert(keys::rank(None, entity.article_count, &entity.id));
+            }
+        }
+        for id in entity_articles.keys() {
+            problems.push(format!(
+                "articles mention entity {id:?}, which has no record"
+            ));
+        }
+        let mut stored_ranks: BTreeSet<Vec<u8>> = BTreeSet::new();
+        for entry in self.tree.scan_prefix([keys::RANK]) {
+            stored_ranks.insert(entry?.0.to_vec());
+        }
+        if stored_ranks != ranks {
+            problems.push(format!(
+                "entity ranking has {} entries, counts imply {}",
+                stored_ranks.len(),
+                ranks.len()
+            ));
+        }
+
+        let mut expected_seq = 1;
+        for entry in self.tree.scan_prefix([keys::CHANGE]) {
+            let (_, value) = entry?;
+            let change: Change = codec::decode(&value)?;
+            if change.seq != expected_seq {
+                problems.push(format!(
+                    "change log jumps from {} to {}",
+                    expected_seq - 1,
+                    change.seq
+                ));
+            }
+            expected_seq = change.seq + 1;
+        }
+        Ok(problems)
+    }
+}
+
+fn show(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).replace(|c: char| c.is_control(), "·")
+}
