@@ -69,9 +69,6 @@ pub enum Error {
     #[error("{0}")]
     ResourceExhausted(String),
 
-    #[error("the server is shutting down; retry against another instance or later")]
-    ShuttingDown,
-
     /// Storage, index or I/O failures. The message is logged in full; callers get a summary.
     #[error("internal error: {0}")]
     Internal(String),
@@ -121,7 +118,6 @@ impl Error {
             },
             Error::EtagMismatch { .. } => "ETAG_MISMATCH",
             Error::ResourceExhausted(_) => "LIMIT_EXCEEDED",
-            Error::ShuttingDown => "SHUTTING_DOWN",
             Error::Internal(_) => "INTERNAL",
         }
     }

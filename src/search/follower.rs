@@ -27,21 +27,23 @@ pub fn spawn_follower(
     tokio::spawn(async move {
         let mut durable = store.subscribe();
         let mut last_commit = Instant::now() - refresh;
+        // `wait_for` looks at the current value too, so a stop signalled while a step was
+        // running is never missed.
         loop {
+            if *shutdown.borrow() {
+                break;
+            }
             if index.applied() >= *durable.borrow_and_update() {
                 tokio::select! {
                     changed = durable.changed() => if changed.is_err() { break },
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break,
                 }
-            }
-            if *shutdown.borrow() {
-                break;
             }
             let wait = refresh.saturating_sub(last_commit.elapsed());
             if !wait.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break,
                 }
             }
             step(&index, &store).await;

@@ -272,3 +272,125 @@ async fn batches_over_the_limit_are_refused_whole() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn entity_requests_refuse_bad_arguments() {
+    let app = TestApp::spawn().await;
+    let mut entities = app.entities();
+    let err = entities
+        .list_entities(proto::ListEntitiesRequest {
+            kind: 99,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::InvalidArgument, "INVALID_FIELD_VALUE")
+    );
+    let err = entities
+        .list_entities(proto::ListEntitiesRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "INVALID_PAGE_TOKEN");
+    let err = entities
+        .list_entities(proto::ListEntitiesRequest {
+            name_prefix: "!!!".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("letter or digit"),
+        "{}",
+        err.message()
+    );
+    let err = entities
+        .list_related_entities(proto::ListRelatedEntitiesRequest {
+            id: "x".into(),
+            page_size: 5000,
+            kind: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "VALUE_OUT_OF_RANGE");
+    let err = entities
+        .list_related_entities(proto::ListRelatedEntitiesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "REQUIRED_FIELD_MISSING");
+    // A token from one filter does not fit another.
+    app.create("a", "Talks", "Officials met in Geneva and Paris and Rome.")
+        .await;
+    let first = entities
+        .list_entities(proto::ListEntitiesRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.next_page_token.is_empty());
+    let err = entities
+        .list_entities(proto::ListEntitiesRequest {
+            page_size: 1,
+            page_token: first.next_page_token,
+            kind: proto::EntityKind::Person as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "INVALID_PAGE_TOKEN");
+}
+
+#[tokio::test]
+async fn get_and_delete_refuse_empty_ids() {
+    let app = TestApp::spawn().await;
+    let err = app
+        .articles()
+        .get_article(proto::GetArticleRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::InvalidArgument, "REQUIRED_FIELD_MISSING")
+    );
+    let err = app
+        .articles()
+        .delete_article(proto::DeleteArticleRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = app
+        .articles()
+        .update_article(proto::UpdateArticleRequest {
+            article: Some(Article {
+                headline: "No id".into(),
+                ..Article::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = app
+        .articles()
+        .update_article(proto::UpdateArticleRequest {
+            article: Some(Article {
+                id: "missing".into(),
+                headline: "New".into(),
+                ..Article::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::NotFound, "ARTICLE_NOT_FOUND")
+    );
+}
