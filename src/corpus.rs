@@ -23,13 +23,7 @@ struct Sentence {
 type LabelMap = fn(&str) -> Option<EntityKind>;
 
 fn conll_label(label: &str) -> Option<EntityKind> {
-    match label {
-        "PER" => Some(EntityKind::Person),
-        "ORG" => Some(EntityKind::Organization),
-        "LOC" => Some(EntityKind::Location),
-        "MISC" => Some(EntityKind::Misc),
-        _ => None,
-    }
+    EntityKind::from_conll(label)
 }
 
 /// GMB's `gpe` marks nationalities ("Iraqi"), which CoNLL calls MISC; its time, artefact,
@@ -182,7 +176,7 @@ pub fn build_lexicon(conll_dir: &Path, gmb_dir: &Path) -> std::io::Result<Lexico
     }
     rows.sort();
     for (name, kind, total) in rows {
-        let _ = writeln!(gazetteer, "{name}\t{}\t{total}", kind_label(kind));
+        let _ = writeln!(gazetteer, "{name}\t{}\t{total}", kind.conll());
     }
 
     let mut given: Vec<&String> = counts
@@ -224,15 +218,6 @@ pub fn build_lexicon(conll_dir: &Path, gmb_dir: &Path) -> std::io::Result<Lexico
         given_names,
         common_words,
     })
-}
-
-fn kind_label(kind: EntityKind) -> &'static str {
-    match kind {
-        EntityKind::Person => "PER",
-        EntityKind::Organization => "ORG",
-        EntityKind::Location => "LOC",
-        EntityKind::Misc => "MISC",
-    }
 }
 
 #[cfg(test)]

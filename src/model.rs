@@ -40,6 +40,28 @@ impl EntityKind {
         EntityKind::Misc,
     ];
 
+    /// The kind for a CoNLL-2003 label (`PER`, `ORG`, `LOC`, `MISC`), as used in annotated
+    /// corpora and the extractor's word lists.
+    pub fn from_conll(label: &str) -> Option<EntityKind> {
+        match label {
+            "PER" => Some(EntityKind::Person),
+            "ORG" => Some(EntityKind::Organization),
+            "LOC" => Some(EntityKind::Location),
+            "MISC" => Some(EntityKind::Misc),
+            _ => None,
+        }
+    }
+
+    /// The CoNLL-2003 label of the kind.
+    pub fn conll(self) -> &'static str {
+        match self {
+            EntityKind::Person => "PER",
+            EntityKind::Organization => "ORG",
+            EntityKind::Location => "LOC",
+            EntityKind::Misc => "MISC",
+        }
+    }
+
     /// A short, stable tag used in ids and logs.
     pub fn tag(self) -> &'static str {
         match self {

@@ -52,16 +52,6 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
 }
 
-fn kind_from_label(label: &str) -> Option<EntityKind> {
-    match label {
-        "PER" => Some(EntityKind::Person),
-        "ORG" => Some(EntityKind::Organization),
-        "LOC" => Some(EntityKind::Location),
-        "MISC" => Some(EntityKind::Misc),
-        _ => None,
-    }
-}
-
 fn lower_set(text: &str) -> HashSet<String> {
     lines(text).map(str::to_lowercase).collect()
 }
@@ -83,8 +73,10 @@ impl Lexicon {
         // Generated first, so curated entries overwrite them.
         for line in lines(include_str!("data/gazetteer.tsv")) {
             let mut fields = line.split('\t');
-            let (Some(name), Some(kind)) = (fields.next(), fields.next().and_then(kind_from_label))
-            else {
+            let (Some(name), Some(kind)) = (
+                fields.next(),
+                fields.next().and_then(EntityKind::from_conll),
+            ) else {
                 continue;
             };
             // Corpus labels on single letters and function words ("A" in "Serie A") would
@@ -115,9 +107,10 @@ impl Lexicon {
         }
         for line in text_lines_raw(include_str!("data/curated.tsv")) {
             let mut fields = line.split('\t');
-            let (Some(kind), Some(canonical)) =
-                (fields.next().and_then(kind_from_label), fields.next())
-            else {
+            let (Some(kind), Some(canonical)) = (
+                fields.next().and_then(EntityKind::from_conll),
+                fields.next(),
+            ) else {
                 continue;
             };
             let canonical = canonical.trim();

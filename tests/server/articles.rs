@@ -71,17 +71,7 @@ async fn create_then_get_returns_every_derived_field() {
     assert_eq!(created.quotes[0].text, "We are thrilled");
     assert_eq!(created.quotes[0].speaker_name, "Jane Doe");
 
-    let fetched = app
-        .articles()
-        .get_article(proto::GetArticleRequest {
-            id: "cupcakes-1".into(),
-            view: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+    let fetched = app.get("cupcakes-1").await.unwrap();
     assert_eq!(fetched, created);
 
     let basic = app
@@ -165,17 +155,7 @@ async fn update_applies_the_mask_and_refuses_stale_etags() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Aborted);
     assert_eq!(reason(&err), "ETAG_MISMATCH");
-    let current = app
-        .articles()
-        .get_article(proto::GetArticleRequest {
-            id: "story".into(),
-            view: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+    let current = app.get("story").await.unwrap();
     assert_eq!(current.headline, "New headline");
 
     // Without a mask, the fields set in the request change; the body re-extracts.
@@ -278,14 +258,7 @@ async fn delete_removes_and_honours_etags() {
         })
         .await
         .unwrap();
-    let err = app
-        .articles()
-        .get_article(proto::GetArticleRequest {
-            id: "gone".into(),
-            view: 0,
-        })
-        .await
-        .unwrap_err();
+    let err = app.get("gone").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(reason(&err), "ARTICLE_NOT_FOUND");
     let err = app
@@ -482,13 +455,6 @@ async fn batch_create_reports_each_item() {
             Ok("b-3".to_string()),
         ]
     );
-    let paris = app
-        .entities()
-        .get_entity(proto::GetEntityRequest { id: "paris".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .entity
-        .unwrap();
+    let paris = app.entity("paris").await.unwrap();
     assert_eq!(paris.article_count, 2);
 }

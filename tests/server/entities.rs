@@ -193,16 +193,7 @@ async fn entities_are_one_record_across_articles() {
     assert!(ids.contains(&"sergei-lavrov"), "{ids:?}");
     assert!(ids.contains(&"moscow"), "{ids:?}");
 
-    let kerry = app
-        .entities()
-        .get_entity(proto::GetEntityRequest {
-            id: "john-kerry".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entity
-        .unwrap();
+    let kerry = app.entity("john-kerry").await.unwrap();
     assert_eq!(kerry.name, "John Kerry");
     assert_eq!(kerry.kind, EntityKind::Person as i32);
     assert_eq!(kerry.article_count, 2);
@@ -218,16 +209,7 @@ async fn entities_are_one_record_across_articles() {
         })
         .await
         .unwrap();
-    let kerry = app
-        .entities()
-        .get_entity(proto::GetEntityRequest {
-            id: "john-kerry".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entity
-        .unwrap();
+    let kerry = app.entity("john-kerry").await.unwrap();
     assert_eq!(kerry.article_count, 1);
     assert_eq!(kerry.mention_count, 14);
 }
@@ -423,12 +405,6 @@ async fn get_entity_errors() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = app
-        .entities()
-        .get_entity(proto::GetEntityRequest {
-            id: "nobody".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = app.entity("nobody").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }

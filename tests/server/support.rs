@@ -98,6 +98,27 @@ impl TestApp {
         }
     }
 
+    /// GetArticle in the full view.
+    pub async fn get(&self, id: &str) -> Result<Article, tonic::Status> {
+        let response = self
+            .articles()
+            .get_article(proto::GetArticleRequest {
+                id: id.into(),
+                view: 0,
+            })
+            .await?;
+        Ok(response.into_inner().article.expect("article returned"))
+    }
+
+    /// GetEntity.
+    pub async fn entity(&self, id: &str) -> Result<proto::Entity, tonic::Status> {
+        let response = self
+            .entities()
+            .get_entity(proto::GetEntityRequest { id: id.into() })
+            .await?;
+        Ok(response.into_inner().entity.expect("entity returned"))
+    }
+
     /// Creates an article and returns it.
     pub async fn create(&self, id: &str, headline: &str, body: &str) -> Article {
         self.articles()
