@@ -35,6 +35,8 @@ pub enum Invalid {
     OutOfRange,
     /// A page token is not one this server issued for this request.
     PageToken,
+    /// A page token's search snapshot is no longer kept.
+    PageTokenExpired,
     /// An `update_mask` names a field that cannot be updated.
     UpdateMask,
     /// A search query cannot be parsed.
@@ -68,6 +70,10 @@ pub enum Error {
 
     #[error("{0}")]
     ResourceExhausted(String),
+
+    /// The write succeeded but the search index has not caught up in time.
+    #[error("{0}")]
+    IndexLagging(String),
 
     /// Storage, index or I/O failures. The message is logged in full; callers get a summary.
     #[error("internal error: {0}")]
@@ -105,6 +111,7 @@ impl Error {
                 Invalid::Malformed => "INVALID_FIELD_VALUE",
                 Invalid::OutOfRange => "VALUE_OUT_OF_RANGE",
                 Invalid::PageToken => "INVALID_PAGE_TOKEN",
+                Invalid::PageTokenExpired => "PAGE_TOKEN_EXPIRED",
                 Invalid::UpdateMask => "INVALID_UPDATE_MASK",
                 Invalid::Query => "INVALID_QUERY",
             },
@@ -118,6 +125,7 @@ impl Error {
             },
             Error::EtagMismatch { .. } => "ETAG_MISMATCH",
             Error::ResourceExhausted(_) => "LIMIT_EXCEEDED",
+            Error::IndexLagging(_) => "INDEX_LAGGING",
             Error::Internal(_) => "INTERNAL",
         }
     }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Invalid, Result};
 use crate::extract;
 use crate::model::{Article, ArticleInput};
-use crate::store::{Content, Store, Write};
+use crate::store::{Content, Store, Write, Written};
 
 /// Size limits on what callers may store.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +79,14 @@ impl InputField {
     }
 }
 
+/// A stored article and the change-log sequence number of the write that stored it (0
+/// when nothing had to be written).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub article: Article,
+    pub seq: u64,
+}
+
 /// What an idempotent upsert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
@@ -103,7 +111,7 @@ impl Ingest {
     }
 
     /// Stores a new article under `id`, or a generated id.
-    pub async fn create(&self, id: Option<String>, input: ArticleInput) -> Result<Article> {
+    pub async fn create(&self, id: Option<String>, input: ArticleInput) -> Result<Stored> {
         self.create_batch(vec![(id, input)])
             .await
             .pop()
@@ -114,7 +122,7 @@ impl Ingest {
     pub async fn create_batch(
         &self,
         items: Vec<(Option<String>, ArticleInput)>,
-    ) -> Vec<Result<Article>> {
+    ) -> Vec<Result<Stored>> {
         if items.len() > self.limits.max_batch {
             let error = || {
                 Error::ResourceExhausted(format!(
@@ -129,7 +137,7 @@ impl Ingest {
         let count = items.len();
         let outcome = tokio::task::spawn_blocking(move || {
             // Validation and extraction first; only the good items reach the store.
-            let mut results: Vec<Option<Result<Article>>> = Vec::with_capacity(items.len());
+            let mut results: Vec<Option<Result<Stored>>> = Vec::with_capacity(items.len());
             let mut writes = Vec::new();
             let mut positions = Vec::new();
             let mut seen_ids = BTreeSet::new();
@@ -180,7 +188,7 @@ impl Ingest {
         etag: Option<String>,
         fields: Vec<InputField>,
         patch: ArticleInput,
-    ) -> Result<Article> {
+    ) -> Result<Stored> {
         let this = self.clone();
         run_blocking(move || {
             for _ in 0..UPDATE_RETRIES {
@@ -206,7 +214,10 @@ impl Ingest {
                 }
                 let content = prepare(input, &this.limits)?;
                 if content.content_hash == current.derived.content_hash {
-                    return Ok(current);
+                    return Ok(Stored {
+                        article: current,
+                        seq: 0,
+                    });
                 }
                 let write = Write::Replace {
                     id: id.clone(),
@@ -233,12 +244,13 @@ impl Ingest {
         .await
     }
 
-    /// Deletes article `id`, if it still has `etag` when one is given.
-    pub async fn delete(&self, id: String, etag: Option<String>) -> Result<()> {
+    /// Deletes article `id`, if it still has `etag` when one is given. Returns the
+    /// change-log sequence number of the delete.
+    pub async fn delete(&self, id: String, etag: Option<String>) -> Result<u64> {
         let store = self.store.clone();
         run_blocking(
             move || match store.write(vec![Write::Delete { id, etag }]).pop() {
-                Some(outcome) => outcome.map(|_| ()),
+                Some(outcome) => outcome.map(|written| written.seq),
                 None => Err(Error::Internal("a write returned nothing".into())),
             },
         )
@@ -276,7 +288,7 @@ impl Ingest {
                 match this.store.write(vec![write]).pop() {
                     // Someone else wrote it in between: look again.
                     Some(Err(Error::EtagMismatch { .. } | Error::AlreadyExists { .. })) => continue,
-                    Some(outcome) => return Ok((outcome.and_then(expect_article)?, kind)),
+                    Some(outcome) => return Ok((outcome.and_then(expect_article)?.article, kind)),
                     None => return Err(Error::Internal("a write returned nothing".into())),
                 }
             }
@@ -296,8 +308,14 @@ async fn run_blocking<T: Send + 'static>(
         .unwrap_or_else(|err| Err(Error::internal("a blocking task failed", err)))
 }
 
-fn expect_article(article: Option<Article>) -> Result<Article> {
-    article.ok_or_else(|| Error::Internal("a write returned no article".into()))
+fn expect_article(written: Written) -> Result<Stored> {
+    match written.article {
+        Some(article) => Ok(Stored {
+            article,
+            seq: written.seq,
+        }),
+        None => Err(Error::Internal("a write returned no article".into())),
+    }
 }
 
 /// A new server-chosen id: a UUIDv7, so ids sort roughly by creation time.

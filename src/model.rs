@@ -299,25 +299,56 @@ pub struct ArticleFilter {
     pub published_start: Option<Timestamp>,
     /// Exclusive.
     pub published_end: Option<Timestamp>,
+    /// An entity of any of these kinds must be mentioned.
+    pub kinds: Vec<EntityKind>,
+    /// Lower case; any of them matches.
+    pub tags: Vec<String>,
+    /// Lower case; "en" matches every English variant, "en-gb" only itself.
+    pub languages: Vec<String>,
 }
 
 impl ArticleFilter {
     /// Whether `article` passes every condition.
     pub fn matches(&self, article: &Article) -> bool {
         let time = article.sort_time();
+        let mentions = &article.derived.mentions;
         self.published_start.is_none_or(|start| time >= start)
             && self.published_end.is_none_or(|end| time < end)
             && (self.sources.is_empty()
                 || self
                     .sources
                     .contains(&normalize_source(&article.input.source)))
-            && self.entity_ids.iter().all(|id| {
-                article
-                    .derived
-                    .mentions
+            && self
+                .entity_ids
+                .iter()
+                .all(|id| mentions.iter().any(|mention| &mention.entity_id == id))
+            && (self.kinds.is_empty()
+                || mentions
                     .iter()
-                    .any(|mention| &mention.entity_id == id)
-            })
+                    .any(|mention| self.kinds.contains(&mention.kind)))
+            && (self.tags.is_empty()
+                || article
+                    .input
+                    .tags
+                    .iter()
+                    .any(|tag| self.tags.contains(&tag.to_lowercase())))
+            && (self.languages.is_empty()
+                || language_keys(&article.input.language)
+                    .iter()
+                    .any(|key| self.languages.contains(key)))
+    }
+}
+
+/// The keys a language tag is found by: itself and its primary language, lower case
+/// ("en-GB" → "en-gb", "en").
+pub fn language_keys(language: &str) -> Vec<String> {
+    let full = language.trim().to_lowercase();
+    if full.is_empty() {
+        return Vec::new();
+    }
+    match full.split_once('-') {
+        Some((primary, _)) => vec![full.clone(), primary.to_string()],
+        None => vec![full],
     }
 }
 

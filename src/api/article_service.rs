@@ -5,6 +5,7 @@
 //! through `From<Error> for Status`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
@@ -15,20 +16,20 @@ use super::{page_size, require_id};
 use crate::error::{Error, Invalid, Result};
 use crate::ingest::{Ingest, InputField};
 use crate::model::ArticleInput;
-use crate::search::{MAX_SEARCH_DEPTH, SearchIndex, SearchRequest};
+use crate::search::SearchIndex;
 use crate::store::Store;
 
 const LIST_DEFAULT: usize = 50;
 const LIST_MAX: usize = 1000;
-const SEARCH_DEFAULT: usize = 10;
-const SEARCH_MAX: usize = 100;
-const MAX_QUERY_CHARS: usize = 1000;
 
 pub struct ArticleApi {
     ingest: Ingest,
     store: Arc<Store>,
     search: Arc<SearchIndex>,
 }
+
+/// The longest a write waits for the search index when asked to.
+const INDEX_WAIT: Duration = Duration::from_secs(30);
 
 impl ArticleApi {
     pub fn new(ingest: Ingest, store: Arc<Store>, search: Arc<SearchIndex>) -> Self {
@@ -37,6 +38,14 @@ impl ArticleApi {
             store,
             search,
         }
+    }
+
+    /// With `wait`, returns once searches reflect change `seq` (read-your-writes).
+    async fn wait_for_index(&self, wait: bool, seq: u64) -> Result<()> {
+        if wait && seq > 0 {
+            self.search.wait_for(seq, INDEX_WAIT).await?;
+        }
+        Ok(())
     }
 }
 
@@ -114,10 +123,13 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::CreateArticleRequest>,
     ) -> Result<Response<proto::CreateArticleResponse>, Status> {
-        let (id, input) = create_input(request.into_inner())?;
-        let article = self.ingest.create(id, input).await?;
+        let request = request.into_inner();
+        let wait = request.wait_for_index;
+        let (id, input) = create_input(request)?;
+        let stored = self.ingest.create(id, input).await?;
+        self.wait_for_index(wait, stored.seq).await?;
         Ok(Response::new(proto::CreateArticleResponse {
-            article: Some(convert::article_to_proto(&article, View::Full)),
+            article: Some(convert::article_to_proto(&stored.article, View::Full)),
         }))
     }
 
@@ -173,8 +185,10 @@ impl ArticleService for ArticleApi {
             .ingest
             .update(article.id.clone(), etag, fields, patch)
             .await?;
+        self.wait_for_index(request.wait_for_index, updated.seq)
+            .await?;
         Ok(Response::new(proto::UpdateArticleResponse {
-            article: Some(convert::article_to_proto(&updated, View::Full)),
+            article: Some(convert::article_to_proto(&updated.article, View::Full)),
         }))
     }
 
@@ -185,7 +199,8 @@ impl ArticleService for ArticleApi {
         let request = request.into_inner();
         require_id("id", &request.id)?;
         let etag = (!request.etag.is_empty()).then_some(request.etag);
-        self.ingest.delete(request.id, etag).await?;
+        let seq = self.ingest.delete(request.id, etag).await?;
+        self.wait_for_index(request.wait_for_index, seq).await?;
         Ok(Response::new(proto::DeleteArticleResponse {}))
     }
 
@@ -223,89 +238,28 @@ impl ArticleService for ArticleApi {
         request: Request<proto::SearchArticlesRequest>,
     ) -> Result<Response<proto::SearchArticlesResponse>, Status> {
         let request = request.into_inner();
-        let query = request.query.trim().to_string();
-        if query.is_empty() {
-            return Err(Error::missing("query").into());
-        }
-        if query.chars().count() > MAX_QUERY_CHARS {
-            return Err(Error::invalid(
-                "query",
-                Invalid::TooLarge,
-                format!("query may have at most {MAX_QUERY_CHARS} characters"),
-            )
-            .into());
-        }
-        let size = page_size(request.page_size, SEARCH_DEFAULT, SEARCH_MAX)?;
-        let view = convert::view_from_proto(request.view, View::Basic)?;
-        let filter = convert::filter_from_proto(request.filter.as_ref())?;
-        let fingerprint = page_token::fingerprint(&[
-            query.as_bytes(),
-            &convert::filter_fingerprint_parts(&filter),
-        ]);
-        let offset = match page_token::decode(&request.page_token, Listing::Search, fingerprint)? {
-            None => 0,
-            Some(position) => {
-                let bytes: [u8; 8] = position.as_slice().try_into().map_err(|_| {
-                    Error::invalid("page_token", Invalid::PageToken, "page_token is invalid")
-                })?;
-                usize::try_from(u64::from_be_bytes(bytes)).unwrap_or(usize::MAX)
-            }
+        let search = super::search::request_from_proto(&request)?;
+        let output = super::search::Output::from_proto(&request)?;
+        let fingerprint = super::search::fingerprint(&request, &search);
+        let mut search = search;
+        search.page = match page_token::decode(&request.page_token, Listing::Search, fingerprint)? {
+            None => None,
+            Some(position) => Some(super::search::decode_position(&position)?),
         };
-        if offset.saturating_add(size) > MAX_SEARCH_DEPTH {
-            return Err(Error::invalid(
-                "page_token",
-                Invalid::OutOfRange,
-                format!(
-                    "search results can be paged to a depth of {MAX_SEARCH_DEPTH}; narrow the \
-                     query or filter instead"
-                ),
-            )
-            .into());
-        }
-        let search_request = SearchRequest {
-            query,
-            filter,
-            offset,
-            limit: size,
-        };
-        let (search, store) = (self.search.clone(), self.store.clone());
-        let results = tokio::task::spawn_blocking(move || search.search(&store, &search_request))
+        let (index, store) = (self.search.clone(), self.store.clone());
+        let results = tokio::task::spawn_blocking(move || index.search(&store, &search))
             .await
             .map_err(|e| Error::internal("searching", e))??;
-        let next_page_token = if results.more {
-            let next = (offset + size) as u64;
-            page_token::encode(Listing::Search, fingerprint, &next.to_be_bytes())
-        } else {
-            String::new()
-        };
-        Ok(Response::new(proto::SearchArticlesResponse {
-            hits: results
-                .hits
-                .iter()
-                .map(|hit| proto::SearchHit {
-                    article: Some(convert::article_to_proto(&hit.article, view)),
-                    score: f64::from(hit.score),
-                    snippet: hit.snippet.clone(),
-                    highlights: hit
-                        .highlights
-                        .iter()
-                        .map(|h| proto::TextSpan {
-                            start: i32::try_from(h.start).unwrap_or(i32::MAX),
-                            end: i32::try_from(h.end).unwrap_or(i32::MAX),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            next_page_token,
-            total_size: i64::try_from(results.total).unwrap_or(i64::MAX),
-        }))
+        Ok(Response::new(output.response(results, fingerprint)))
     }
 
     async fn batch_create_articles(
         &self,
         request: Request<proto::BatchCreateArticlesRequest>,
     ) -> Result<Response<proto::BatchCreateArticlesResponse>, Status> {
-        let requests = request.into_inner().requests;
+        let request = request.into_inner();
+        let wait = request.wait_for_index;
+        let requests = request.requests;
         let max = self.ingest.limits().max_batch;
         if requests.is_empty() {
             return Err(Error::missing("requests").into());
@@ -336,9 +290,15 @@ impl ArticleService for ArticleApi {
             }
         }
         let outcomes = self.ingest.create_batch(valid).await;
+        let last_seq = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().map(|stored| stored.seq))
+            .max()
+            .unwrap_or(0);
         for (position, outcome) in positions.into_iter().zip(outcomes) {
-            results[position] = Some(item_result(outcome));
+            results[position] = Some(item_result(outcome.map(|stored| stored.article)));
         }
+        self.wait_for_index(wait, last_seq).await?;
         Ok(Response::new(proto::BatchCreateArticlesResponse {
             results: results.into_iter().flatten().collect(),
         }))

@@ -274,35 +274,84 @@ pub fn filter_from_proto(filter: Option<&proto::ArticleFilter>) -> Result<Articl
             "filter.published_end_time must be after filter.published_start_time",
         ));
     }
+    let mut kinds = Vec::new();
+    for &value in &filter.kinds {
+        match kind_from_proto("filter.kinds", value)? {
+            Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
+            Some(_) => {}
+            None => {
+                return Err(Error::invalid(
+                    "filter.kinds",
+                    Invalid::Malformed,
+                    "filter.kinds must not contain ENTITY_KIND_UNSPECIFIED",
+                ));
+            }
+        }
+    }
+    kinds.sort();
+    let tags = lowercase_values("filter.tags", &filter.tags)?;
+    let languages = lowercase_values("filter.languages", &filter.languages)?;
     Ok(ArticleFilter {
         sources,
         entity_ids,
         published_start,
         published_end,
+        kinds,
+        tags,
+        languages,
     })
+}
+
+/// Trimmed, lower-cased, sorted, deduplicated values; empty ones are refused.
+fn lowercase_values(field: &str, values: &[String]) -> Result<Vec<String>> {
+    if values.len() > 50 {
+        return Err(Error::invalid(
+            field,
+            Invalid::TooLarge,
+            format!("{field} may hold at most 50 values"),
+        ));
+    }
+    let mut out: Vec<String> = values.iter().map(|v| v.trim().to_lowercase()).collect();
+    if out.iter().any(String::is_empty) {
+        return Err(Error::invalid(
+            field,
+            Invalid::Malformed,
+            format!("{field} must not contain empty values"),
+        ));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// The bytes a page token's fingerprint covers for a filter.
 pub fn filter_fingerprint_parts(filter: &ArticleFilter) -> Vec<u8> {
     let mut out = Vec::new();
+    let mut add = |tag: &[u8], value: &[u8]| {
+        out.extend_from_slice(tag);
+        out.extend_from_slice(&(value.len() as u64).to_be_bytes());
+        out.extend_from_slice(value);
+    };
     for source in &filter.sources {
-        out.extend_from_slice(b"s:");
-        out.extend_from_slice(source.as_bytes());
-        out.push(0);
+        add(b"s", source.as_bytes());
     }
     for id in &filter.entity_ids {
-        out.extend_from_slice(b"e:");
-        out.extend_from_slice(id.as_bytes());
-        out.push(0);
+        add(b"e", id.as_bytes());
     }
-    for (tag, time) in [
-        (&b"from"[..], filter.published_start),
-        (&b"until"[..], filter.published_end),
-    ] {
-        if let Some(time) = time {
-            out.extend_from_slice(tag);
-            out.extend_from_slice(&time.0.to_be_bytes());
-        }
+    for kind in &filter.kinds {
+        add(b"k", kind.tag().as_bytes());
+    }
+    for tag in &filter.tags {
+        add(b"t", tag.as_bytes());
+    }
+    for language in &filter.languages {
+        add(b"l", language.as_bytes());
+    }
+    if let Some(time) = filter.published_start {
+        add(b"from", &time.0.to_be_bytes());
+    }
+    if let Some(time) = filter.published_end {
+        add(b"until", &time.0.to_be_bytes());
     }
     out
 }

@@ -8,6 +8,7 @@ mod article_service;
 mod convert;
 mod entity_service;
 mod page_token;
+mod search;
 pub mod status;
 
 pub use article_service::ArticleApi;

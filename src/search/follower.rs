@@ -39,10 +39,12 @@ pub fn spawn_follower(
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
             }
+            // A burst of writes becomes one commit, unless a writer waits for its change.
             let wait = refresh.saturating_sub(last_commit.elapsed());
             if !wait.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
+                    () = index.refresh.notified() => {}
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
             }

@@ -1,31 +1,44 @@
 //! Full-text search: a tantivy index that follows the store's change log.
 //!
-//! The index is derived data. sled stays the source of truth; the index holds only what is
-//! needed to find articles (tokenised text, filter terms, publication time) plus their ids,
-//! and every hit is re-read from the store before it is returned, so a search never shows an
-//! article the store does not have. A background follower applies change-log entries in
-//! order and commits at most once per refresh interval, writing the last applied sequence
-//! number into the commit payload. After a crash it resumes from that number; an index that
-//! is missing or unreadable is rebuilt from the store.
+//! The index is derived data. sled stays the source of truth; the index holds what is
+//! needed to find, filter, order and count articles, plus their ids, and every hit is
+//! re-read from the store before it is returned, so a search never shows an article the
+//! store does not have. A background follower applies change-log entries in order and
+//! commits at most once per refresh interval, writing the last applied sequence number into
+//! the commit payload. After a crash it resumes from that number; an index that is missing,
+//! unreadable or built with another schema is rebuilt from the store.
+//!
+//! Pages of one search are served from one snapshot of the index (kept for
+//! [`SNAPSHOT_TTL`]), so writes between pages cause neither duplicates nor gaps.
 
+mod compile;
+mod facets;
 mod follower;
+pub mod query;
 mod schema;
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
-use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::collector::{Collector, Count, TopDocs};
+use tantivy::columnar::StrColumn;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
-use tokio::sync::watch;
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader, Term,
+};
+use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, Invalid, Result};
-use crate::model::{Article, ArticleFilter, Span};
+use crate::model::{Article, ArticleFilter, EntityKind, Timestamp};
 use crate::store::Store;
-use schema::Fields;
+use compile::{Compiler, analyze};
+use facets::{FacetCollector, FacetCounts, FacetSelection};
+use schema::{Fields, SCHEMA_VERSION};
 
 pub use follower::spawn_follower;
 
@@ -33,16 +46,76 @@ pub use follower::spawn_follower;
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 /// The deepest result a search may page to; beyond it, narrow the query.
 pub const MAX_SEARCH_DEPTH: usize = 10_000;
-/// Snippet length in characters.
-const SNIPPET_CHARS: usize = 240;
+/// How long a search's snapshot is kept for its next pages.
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
+/// Most snapshots kept at once; the least recently used goes first.
+const MAX_SNAPSHOTS: usize = 64;
+
+/// The order of hits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SearchOrder {
+    Relevance,
+    PublishedDesc,
+    PublishedAsc,
+    /// Relevance times 0.5^(age / half life).
+    RelevanceRecency {
+        half_life: Duration,
+    },
+}
+
+/// What a facet counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FacetField {
+    Entity,
+    Source,
+    Tag,
+    Month,
+}
+
+/// A facet to count, with the most buckets to return (per kind for entities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FacetRequest {
+    pub field: FacetField,
+    pub limit: usize,
+}
+
+/// How matched words are marked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Highlight {
+    pub pre: String,
+    pub post: String,
+    pub snippet_chars: usize,
+}
+
+impl Default for Highlight {
+    fn default() -> Self {
+        Highlight {
+            pre: "<em>".into(),
+            post: "</em>".into(),
+            snippet_chars: 240,
+        }
+    }
+}
+
+/// Where the next page of a search starts: the snapshot and the offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagePosition {
+    pub snapshot: u64,
+    pub offset: usize,
+}
 
 /// A search request, already validated.
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
+    /// Query-language text; empty means every article the filter admits.
     pub query: String,
     pub filter: ArticleFilter,
-    pub offset: usize,
+    pub order: SearchOrder,
+    pub typo_tolerance: bool,
+    pub highlight: Highlight,
+    pub facets: Vec<FacetRequest>,
     pub limit: usize,
+    pub page: Option<PagePosition>,
 }
 
 /// One hit.
@@ -50,32 +123,92 @@ pub struct SearchRequest {
 pub struct Hit {
     pub article: Article,
     pub score: f32,
+    /// Body passage with matched words marked.
     pub snippet: String,
-    /// Matched words in `snippet`, as code-point spans.
-    pub highlights: Vec<Span>,
+    /// Headline with matched words marked.
+    pub headline: String,
+}
+
+/// One bucket of a facet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    pub value: String,
+    pub label: String,
+    pub count: u64,
+    pub kind: Option<EntityKind>,
+}
+
+/// The counts of one facet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facet {
+    pub field: FacetField,
+    pub buckets: Vec<Bucket>,
 }
 
 #[derive(Debug, Clone)]
 pub struct SearchResults {
     pub hits: Vec<Hit>,
     pub total: u64,
-    /// Whether hits beyond this page exist.
-    pub more: bool,
+    pub facets: Vec<Facet>,
+    pub next: Option<PagePosition>,
+    /// The change-log sequence the searched snapshot reflects.
+    pub index_seq: u64,
+}
+
+/// A searcher and the change-log sequence it reflects.
+#[derive(Clone)]
+struct View {
+    searcher: Searcher,
+    seq: u64,
+}
+
+/// Snapshots kept for paging, by generation id.
+#[derive(Default)]
+struct Snapshots {
+    entries: Vec<(u64, Instant, View)>,
+}
+
+impl Snapshots {
+    fn get(&mut self, generation: u64) -> Option<View> {
+        self.entries
+            .retain(|(_, used, _)| used.elapsed() < SNAPSHOT_TTL);
+        let entry = self.entries.iter_mut().find(|(g, _, _)| *g == generation)?;
+        entry.1 = Instant::now();
+        Some(entry.2.clone())
+    }
+
+    fn keep(&mut self, generation: u64, view: &View) {
+        if let Some(entry) = self.entries.iter_mut().find(|(g, _, _)| *g == generation) {
+            entry.1 = Instant::now();
+            return;
+        }
+        if self.entries.len() >= MAX_SNAPSHOTS {
+            self.entries
+                .sort_by_key(|(_, used, _)| std::cmp::Reverse(*used));
+            self.entries.truncate(MAX_SNAPSHOTS - 1);
+        }
+        self.entries
+            .push((generation, Instant::now(), view.clone()));
+    }
 }
 
 pub struct SearchIndex {
     dir: PathBuf,
-    index: Index,
     reader: IndexReader,
     fields: Fields,
     writer: Mutex<IndexWriter>,
+    current: RwLock<View>,
     /// The change-log sequence the searchable index reflects.
     applied: AtomicU64,
     applied_tx: watch::Sender<u64>,
+    snapshots: Mutex<Snapshots>,
+    /// Asks the follower to apply changes now instead of at the end of the interval.
+    refresh: Notify,
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir`, rebuilding it from `store` when it is missing or unreadable.
+    /// Opens the index in `dir`, rebuilding it from `store` when it is missing, unreadable or
+    /// built with another schema.
     pub fn open(dir: &Path, store: &Store) -> Result<SearchIndex> {
         let fields = Fields::new();
         let opened = std::fs::create_dir_all(dir)
@@ -88,11 +221,11 @@ impl SearchIndex {
                 (Self::create(dir, &fields)?, 0, true)
             }
             Err(err) => {
-                tracing::warn!(dir = %dir.display(), error = %err, "the search index is unreadable; rebuilding it from the store");
+                tracing::warn!(dir = %dir.display(), error = %err, "the search index cannot be used; rebuilding it from the store");
                 (Self::create(dir, &fields)?, 0, true)
             }
         };
-        let reader = index
+        let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
@@ -101,14 +234,20 @@ impl SearchIndex {
             .writer(WRITER_MEMORY)
             .map_err(|e| Error::internal("opening the search index writer", e))?;
         let (applied_tx, _) = watch::channel(applied);
+        let current = RwLock::new(View {
+            searcher: reader.searcher(),
+            seq: applied,
+        });
         let search = SearchIndex {
             dir: dir.to_path_buf(),
-            index,
             reader,
             fields,
             writer: Mutex::new(writer),
+            current,
             applied: AtomicU64::new(applied),
             applied_tx,
+            snapshots: Mutex::new(Snapshots::default()),
+            refresh: Notify::new(),
         };
         if rebuild {
             search.rebuild(store)?;
@@ -122,24 +261,27 @@ impl SearchIndex {
             return Ok(None);
         }
         let index = Index::open_in_dir(dir).map_err(|e| Error::internal("opening the index", e))?;
-        if index.schema() != fields.schema {
-            return Err(Error::Internal(
-                "the index was built with another schema".into(),
-            ));
-        }
         schema::register_tokenizers(&index);
         let metas = index
             .load_metas()
             .map_err(|e| Error::internal("reading the index metadata", e))?;
-        let applied = match metas.payload.as_deref() {
-            None => 0,
-            Some(payload) => payload.parse().map_err(|_| {
-                Error::Internal(format!(
-                    "the index commit payload {payload:?} is not a sequence"
-                ))
-            })?,
-        };
-        Ok(Some((index, applied)))
+        let payload = metas.payload.unwrap_or_default();
+        let parsed = payload.split_once(':').and_then(|(version, seq)| {
+            Some((version.parse::<u32>().ok()?, seq.parse::<u64>().ok()?))
+        });
+        match parsed {
+            Some((version, seq))
+                if version == SCHEMA_VERSION && index.schema() == fields.schema =>
+            {
+                Ok(Some((index, seq)))
+            }
+            Some((version, _)) => Err(Error::Internal(format!(
+                "the index was built with schema version {version}, this build uses {SCHEMA_VERSION}"
+            ))),
+            None => Err(Error::Internal(format!(
+                "the index commit payload {payload:?} is not \"version:sequence\""
+            ))),
+        }
     }
 
     fn create(dir: &Path, fields: &Fields) -> Result<Index> {
@@ -165,9 +307,28 @@ impl SearchIndex {
         self.applied.load(Ordering::Acquire)
     }
 
-    /// Follows the applied sequence number.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.applied_tx.subscribe()
+    /// Asks the follower to apply pending changes now.
+    pub fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Waits until searches reflect change `seq`, asking for an early refresh; gives up with
+    /// an error after `timeout`.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> Result<()> {
+        let mut applied = self.applied_tx.subscribe();
+        if *applied.borrow() >= seq {
+            return Ok(());
+        }
+        self.request_refresh();
+        let waited = tokio::time::timeout(timeout, applied.wait_for(|&a| a >= seq)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::IndexLagging(format!(
+                "the change was stored (sequence {seq}) but the search index has not caught up \
+                 within {} s; it will shortly",
+                timeout.as_secs()
+            ))),
+        }
     }
 
     /// Re-indexes every article of the store, logging progress, and commits.
@@ -179,7 +340,7 @@ impl SearchIndex {
         writer
             .delete_all_documents()
             .map_err(|e| Error::internal("clearing the search index", e))?;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut count = 0u64;
         for article in store.articles() {
             let article = article?;
@@ -200,25 +361,29 @@ impl SearchIndex {
         Ok(count)
     }
 
-    /// Commits with `seq` as the payload and makes the commit searchable.
+    /// Commits with `seq` in the payload and makes the commit searchable.
     fn commit(&self, writer: &mut IndexWriter, seq: u64) -> Result<()> {
         let mut prepared = writer
             .prepare_commit()
             .map_err(|e| Error::internal("preparing a search index commit", e))?;
-        prepared.set_payload(&seq.to_string());
+        prepared.set_payload(&format!("{SCHEMA_VERSION}:{seq}"));
         prepared
             .commit()
             .map_err(|e| Error::internal("committing the search index", e))?;
         self.reader
             .reload()
             .map_err(|e| Error::internal("reloading the search index", e))?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = View {
+            searcher: self.reader.searcher(),
+            seq,
+        };
         self.applied.store(seq, Ordering::Release);
         self.applied_tx.send_replace(seq);
         Ok(())
     }
 
-    /// Applies change-log entries after the applied sequence, up to `limit` of them, and
-    /// commits. Returns how many were applied.
+    /// Applies durable change-log entries after the applied sequence, up to `limit` of
+    /// them, and commits. Returns how many were applied.
     pub fn catch_up(&self, store: &Store, limit: usize) -> Result<usize> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let from = self.applied();
@@ -245,128 +410,182 @@ impl SearchIndex {
         Ok(changes.len())
     }
 
+    /// The view a search runs on: its page's snapshot, or the current one (kept for later
+    /// pages).
+    fn view(&self, page: Option<PagePosition>) -> Result<View> {
+        let mut snapshots = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(page) = page {
+            return snapshots.get(page.snapshot).ok_or_else(|| {
+                Error::invalid(
+                    "page_token",
+                    Invalid::PageTokenExpired,
+                    "page_token has expired (search pages are kept for ten minutes); run the \
+                     search again from the first page",
+                )
+            });
+        }
+        let view = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        snapshots.keep(view.searcher.generation().generation_id(), &view);
+        Ok(view)
+    }
+
     /// Runs a search. Hits are re-read from `store` and re-checked against the filter.
     pub fn search(&self, store: &Store, request: &SearchRequest) -> Result<SearchResults> {
-        let searcher = self.reader.searcher();
-        let mut parser = QueryParser::for_index(
-            &self.index,
-            vec![
-                self.fields.headline,
-                self.fields.lead,
-                self.fields.body,
-                self.fields.captions,
-            ],
-        );
-        parser.set_field_boost(self.fields.headline, 3.0);
-        parser.set_field_boost(self.fields.lead, 1.5);
-        parser.set_conjunction_by_default();
-        let text_query = parser.parse_query(&request.query).map_err(|e| {
-            Error::invalid(
-                "query",
-                Invalid::Query,
-                format!("cannot parse the query: {e}"),
-            )
-        })?;
-        let query = self.with_filter(text_query.box_clone(), &request.filter);
+        let view = self.view(request.page)?;
+        let searcher = &view.searcher;
+        let resolve = |name: &str| store.entities_named(name);
+        let (text_query, highlights) = match query::parse(&request.query)
+            .map_err(|e| Error::invalid("query", Invalid::Query, e.to_string()))?
+        {
+            Some(node) => {
+                let compiled =
+                    Compiler::new(&self.fields, searcher, request.typo_tolerance, &resolve)
+                        .compile(&node)?;
+                (compiled.query, compiled.highlights)
+            }
+            None => (Box::new(AllQuery) as Box<dyn Query>, BTreeMap::new()),
+        };
+        let query = self.with_filter(text_query, &request.filter);
 
+        let offset = request.page.map_or(0, |p| p.offset);
         let limit = request.limit.max(1);
-        let (top, total) = searcher
-            .search(
-                &*query,
-                &(
-                    TopDocs::with_limit(limit + 1).and_offset(request.offset),
-                    Count,
-                ),
-            )
-            .map_err(|e| Error::internal("searching", e))?;
+        let selection = FacetSelection {
+            entities: request.facets.iter().any(|f| f.field == FacetField::Entity),
+            sources: request.facets.iter().any(|f| f.field == FacetField::Source),
+            tags: request.facets.iter().any(|f| f.field == FacetField::Tag),
+            months: request.facets.iter().any(|f| f.field == FacetField::Month),
+        };
+        let top = TopDocs::with_limit(limit + 1).and_offset(offset);
+        let (top, total, counts) = match request.order {
+            SearchOrder::Relevance => run(searcher, &*query, top, selection)?,
+            SearchOrder::PublishedDesc => {
+                let (top, total, counts) =
+                    run(searcher, &*query, top.tweak_score(by_time), selection)?;
+                (
+                    top.into_iter().map(|((_, s), d)| (s, d)).collect(),
+                    total,
+                    counts,
+                )
+            }
+            SearchOrder::PublishedAsc => {
+                let tweak = |reader: &SegmentReader| {
+                    let time = by_time(reader);
+                    move |doc, score| {
+                        let (published, score) = time(doc, score);
+                        (std::cmp::Reverse(published), score)
+                    }
+                };
+                let (top, total, counts) =
+                    run(searcher, &*query, top.tweak_score(tweak), selection)?;
+                (
+                    top.into_iter().map(|((_, s), d)| (s, d)).collect(),
+                    total,
+                    counts,
+                )
+            }
+            SearchOrder::RelevanceRecency { half_life } => {
+                let now = Timestamp::now().0;
+                let half_life = half_life.as_nanos().max(1) as f64;
+                let tweak = move |reader: &SegmentReader| {
+                    let time = by_time(reader);
+                    move |doc, score| {
+                        let (published, score) = time(doc, score);
+                        let age = now.saturating_sub(published).max(0) as f64;
+                        score * (0.5f64.powf(age / half_life) as f32)
+                    }
+                };
+                run(searcher, &*query, top.tweak_score(tweak), selection)?
+            }
+        };
         let more = top.len() > limit;
-        let mut body_snippets = SnippetGenerator::create(&searcher, &*text_query, self.fields.body)
-            .map_err(|e| Error::internal("preparing snippets", e))?;
-        body_snippets.set_max_num_chars(SNIPPET_CHARS);
-        let mut headline_snippets =
-            SnippetGenerator::create(&searcher, &*text_query, self.fields.headline)
-                .map_err(|e| Error::internal("preparing snippets", e))?;
-        headline_snippets.set_max_num_chars(SNIPPET_CHARS);
 
+        let body_terms = highlights
+            .get(&self.fields.body)
+            .cloned()
+            .unwrap_or_default();
+        let headline_terms = highlights
+            .get(&self.fields.headline)
+            .cloned()
+            .unwrap_or_default();
+        let snippets = SnippetGenerator::new(
+            body_terms.iter().map(|t| (t.clone(), 1.0)).collect(),
+            schema::text_analyzer(),
+            self.fields.body,
+            request.highlight.snippet_chars,
+        );
+        let mut ids = IdReader::new(searcher, self.fields.id);
         let mut hits = Vec::with_capacity(limit);
         for (score, address) in top.into_iter().take(limit) {
-            let doc: TantivyDocument = searcher
-                .doc(address)
-                .map_err(|e| Error::internal("reading a search hit", e))?;
-            let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_str()) else {
+            let Some(id) = ids.id(address)? else {
                 continue;
             };
             // The index may lag the store by one refresh; the store has the last word.
-            let Some(article) = store.get_article(id)? else {
+            let Some(article) = store.get_article(&id)? else {
                 continue;
             };
             if !request.filter.matches(&article) {
                 continue;
             }
-            // Snippets come from the text paragraphs, so no caption credit shows up in them.
-            let paragraphs: Vec<&str> = article
-                .derived
-                .paragraphs
-                .iter()
-                .map(|range| range.slice(&article.input.body))
-                .collect();
-            let mut snippet = body_snippets.snippet(&paragraphs.join("\n\n"));
-            if snippet.highlighted().is_empty() {
-                let headline = headline_snippets.snippet(&article.input.headline);
-                if !headline.highlighted().is_empty() || snippet.fragment().is_empty() {
-                    snippet = headline;
-                }
-            }
-            let fragment = snippet.fragment().to_string();
-            let highlights = snippet
-                .highlighted()
-                .iter()
-                .map(|range| Span {
-                    start: char_offset(&fragment, range.start),
-                    end: char_offset(&fragment, range.end),
-                })
-                .collect();
+            let snippet = body_snippet(&snippets, &article, &body_terms, &request.highlight);
+            let headline = mark_words(&article.input.headline, &headline_terms, &request.highlight);
             hits.push(Hit {
                 article,
                 score,
-                snippet: fragment,
-                highlights,
+                snippet,
+                headline,
             });
         }
+        let facets = self.facets(store, &request.facets, counts)?;
         Ok(SearchResults {
             hits,
             total: total as u64,
-            more,
+            facets,
+            next: more.then(|| PagePosition {
+                snapshot: searcher.generation().generation_id(),
+                offset: offset + limit,
+            }),
+            index_seq: view.seq,
         })
     }
 
-    /// Adds the filter's conditions to a text query.
-    fn with_filter(&self, text: Box<dyn Query>, filter: &ArticleFilter) -> Box<dyn Query> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text)];
+    /// Adds the filter's conditions to a query.
+    fn with_filter(&self, query: Box<dyn Query>, filter: &ArticleFilter) -> Box<dyn Query> {
+        let fields = &self.fields;
+        let any = |field: Field, values: &[String]| -> Box<dyn Query> {
+            Box::new(BooleanQuery::new(
+                values
+                    .iter()
+                    .map(|v| (Occur::Should, term_query(field, v)))
+                    .collect(),
+            ))
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, query)];
         if !filter.sources.is_empty() {
-            let any: Vec<(Occur, Box<dyn Query>)> = filter
-                .sources
-                .iter()
-                .map(|s| {
-                    let term = Term::from_field_text(self.fields.source, s);
-                    (
-                        Occur::Should,
-                        Box::new(TermQuery::new(term, IndexRecordOption::Basic)) as Box<dyn Query>,
-                    )
-                })
-                .collect();
-            clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+            clauses.push((Occur::Must, any(fields.source, &filter.sources)));
         }
         for id in &filter.entity_ids {
-            let term = Term::from_field_text(self.fields.entity, id);
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-            ));
+            clauses.push((Occur::Must, term_query(fields.entity, id)));
+        }
+        if !filter.kinds.is_empty() {
+            let kinds: Vec<String> = filter.kinds.iter().map(|k| k.tag().to_string()).collect();
+            clauses.push((Occur::Must, any(fields.kind, &kinds)));
+        }
+        if !filter.tags.is_empty() {
+            clauses.push((Occur::Must, any(fields.tag, &filter.tags)));
+        }
+        if !filter.languages.is_empty() {
+            clauses.push((Occur::Must, any(fields.language, &filter.languages)));
         }
         if filter.published_start.is_some() || filter.published_end.is_some() {
             use std::ops::Bound;
-            let field = self.fields.published;
+            let field = fields.published;
             let low = filter.published_start.map_or(Bound::Unbounded, |t| {
                 Bound::Included(Term::from_field_i64(field, t.0))
             });
@@ -375,22 +594,263 @@ impl SearchIndex {
             });
             clauses.push((Occur::Must, Box::new(RangeQuery::new(low, high))));
         }
-        if clauses.len() == 1 {
-            return clauses
-                .pop()
-                .map_or_else(|| unreachable_query(), |(_, q)| q);
+        if clauses.len() == 1
+            && let Some((_, only)) = clauses.pop()
+        {
+            return only;
         }
         Box::new(BooleanQuery::new(clauses))
     }
+
+    /// Turns raw counts into the requested facets.
+    fn facets(
+        &self,
+        store: &Store,
+        requests: &[FacetRequest],
+        counts: FacetCounts,
+    ) -> Result<Vec<Facet>> {
+        let mut out = Vec::with_capacity(requests.len());
+        for request in requests {
+            let plain = |values: &HashMap<String, u64>, limit: usize| -> Vec<Bucket> {
+                let mut buckets: Vec<Bucket> = values
+                    .iter()
+                    .map(|(value, &count)| Bucket {
+                        value: value.clone(),
+                        label: value.clone(),
+                        count,
+                        kind: None,
+                    })
+                    .collect();
+                buckets.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+                buckets.truncate(limit);
+                buckets
+            };
+            let buckets = match request.field {
+                FacetField::Source => plain(&counts.sources, request.limit),
+                FacetField::Tag => plain(&counts.tags, request.limit),
+                FacetField::Month => {
+                    let mut buckets = plain(&counts.months, usize::MAX);
+                    buckets.sort_by(|a, b| b.value.cmp(&a.value));
+                    buckets
+                }
+                FacetField::Entity => {
+                    let mut by_kind: BTreeMap<EntityKind, Vec<(u64, String)>> = BTreeMap::new();
+                    for (key, &count) in &counts.entities {
+                        let Some((tag, id)) = key.split_once(':') else {
+                            continue;
+                        };
+                        let Some(kind) = EntityKind::ALL.into_iter().find(|k| k.tag() == tag)
+                        else {
+                            continue;
+                        };
+                        by_kind
+                            .entry(kind)
+                            .or_default()
+                            .push((count, id.to_string()));
+                    }
+                    let mut buckets = Vec::new();
+                    for (kind, mut entries) in by_kind {
+                        entries.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                        for (count, id) in entries.into_iter().take(request.limit) {
+                            let label = store
+                                .get_entity(&id)?
+                                .map_or_else(|| id.clone(), |e| e.name);
+                            buckets.push(Bucket {
+                                value: id,
+                                label,
+                                count,
+                                kind: Some(kind),
+                            });
+                        }
+                    }
+                    buckets
+                }
+            };
+            out.push(Facet {
+                field: request.field,
+                buckets,
+            });
+        }
+        Ok(out)
+    }
 }
 
-/// A query that matches nothing; only reachable if the clause list were empty.
-fn unreachable_query() -> Box<dyn Query> {
-    Box::new(BooleanQuery::new(Vec::new()))
+/// Runs `query` with a top-docs collector, the count and the facet counts.
+fn run<C>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    top: C,
+    selection: FacetSelection,
+) -> Result<(C::Fruit, usize, FacetCounts)>
+where
+    C: Collector,
+{
+    searcher
+        .search(query, &(top, Count, FacetCollector { selection }))
+        .map_err(|e| Error::internal("searching", e))
 }
 
-/// Code points before byte offset `byte` of `text`.
-fn char_offset(text: &str, byte: usize) -> u32 {
-    let byte = byte.min(text.len());
-    u32::try_from(text[..byte].chars().count()).unwrap_or(u32::MAX)
+/// The segment-level score tweak that pairs each hit's publication time with its score.
+fn by_time(reader: &SegmentReader) -> impl Fn(tantivy::DocId, Score) -> (i64, Score) + use<> {
+    let column = reader
+        .fast_fields()
+        .i64("published")
+        .ok()
+        .map(|c| c.first_or_default_col(0));
+    move |doc, score| (column.as_ref().map_or(0, |c| c.get_val(doc)), score)
+}
+
+fn term_query(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
+}
+
+/// Reads article ids from the fast `id` column, one column per segment.
+struct IdReader<'s> {
+    searcher: &'s Searcher,
+    field: Field,
+    columns: HashMap<u32, Option<StrColumn>>,
+}
+
+impl<'s> IdReader<'s> {
+    fn new(searcher: &'s Searcher, field: Field) -> Self {
+        IdReader {
+            searcher,
+            field,
+            columns: HashMap::new(),
+        }
+    }
+
+    fn id(&mut self, address: DocAddress) -> Result<Option<String>> {
+        let name = self
+            .searcher
+            .schema()
+            .get_field_name(self.field)
+            .to_string();
+        let column = match self.columns.entry(address.segment_ord) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let reader = self.searcher.segment_reader(address.segment_ord);
+                let column = reader
+                    .fast_fields()
+                    .str(&name)
+                    .map_err(|e| Error::internal("reading article ids", e))?;
+                entry.insert(column)
+            }
+        };
+        let Some(column) = column else {
+            return Ok(None);
+        };
+        let Some(ord) = column.term_ords(address.doc_id).next() else {
+            return Ok(None);
+        };
+        let mut id = String::new();
+        let found = column
+            .ord_to_str(ord, &mut id)
+            .map_err(|e| Error::internal("reading article ids", e))?;
+        Ok(found.then_some(id))
+    }
+}
+
+/// The body passage around the matched words, marked; the lead's start when nothing in the
+/// body matched.
+fn body_snippet(
+    generator: &SnippetGenerator,
+    article: &Article,
+    words: &std::collections::BTreeSet<String>,
+    highlight: &Highlight,
+) -> String {
+    let paragraphs: Vec<&str> = article
+        .derived
+        .paragraphs
+        .iter()
+        .map(|range| range.slice(&article.input.body))
+        .collect();
+    let text = paragraphs.join("\n\n");
+    if !words.is_empty() {
+        let snippet = generator.snippet(&text);
+        if !snippet.highlighted().is_empty() {
+            return mark_ranges(snippet.fragment(), snippet.highlighted(), highlight);
+        }
+    }
+    let lead = article.lead();
+    let cut = lead
+        .char_indices()
+        .nth(highlight.snippet_chars)
+        .map_or(lead.len(), |(at, _)| at);
+    lead[..cut].to_string()
+}
+
+/// `text` with every word whose analysed form is in `words` marked.
+fn mark_words(
+    text: &str,
+    words: &std::collections::BTreeSet<String>,
+    highlight: &Highlight,
+) -> String {
+    if words.is_empty() {
+        return text.to_string();
+    }
+    let mut analyzer = schema::text_analyzer();
+    let mut ranges = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    while stream.advance() {
+        let token = stream.token();
+        if words.contains(&token.text) {
+            ranges.push(token.offset_from..token.offset_to);
+        }
+    }
+    mark_ranges(text, &ranges, highlight)
+}
+
+/// `text` with the byte ranges wrapped in the highlight markers. The text is not escaped:
+/// the caller chose the markers and renders the result.
+fn mark_ranges(text: &str, ranges: &[std::ops::Range<usize>], highlight: &Highlight) -> String {
+    let mut out = String::with_capacity(text.len() + ranges.len() * 10);
+    let mut at = 0;
+    for range in ranges {
+        if range.start < at
+            || range.end > text.len()
+            || !text.is_char_boundary(range.start)
+            || !text.is_char_boundary(range.end)
+        {
+            continue;
+        }
+        out.push_str(&text[at..range.start]);
+        out.push_str(&highlight.pre);
+        out.push_str(&text[range.clone()]);
+        out.push_str(&highlight.post);
+        at = range.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// The analysed words of `text`, for tests and tools that need the index's view of text.
+pub fn analyzed_words(text: &str) -> Vec<String> {
+    analyze(&mut schema::text_analyzer(), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_ranges_without_escaping() {
+        let highlight = Highlight {
+            pre: "[".into(),
+            post: "]".into(),
+            snippet_chars: 100,
+        };
+        assert_eq!(
+            mark_ranges("a <b> c", &[0..1, 6..7], &highlight),
+            "[a] <b> [c]"
+        );
+        let words = ["talk".to_string()].into_iter().collect();
+        assert_eq!(
+            mark_words("Talks in Geneva", &words, &highlight),
+            "[Talks] in Geneva"
+        );
+    }
 }

@@ -28,7 +28,7 @@ use crate::model::{
 use durability::GroupCommit;
 use keys::ArticleIndex;
 
-pub use write::{Content, Write};
+pub use write::{Content, Write, Written};
 
 /// The tree's key layout version, checked at open so an incompatible build refuses the data
 /// instead of misreading it.
@@ -186,6 +186,30 @@ impl Store {
 
     pub fn get_entity(&self, id: &str) -> Result<Option<Entity>> {
         self.get(&keys::entity(id))
+    }
+
+    /// The ids of the entities `name` denotes: the entity with that id, and every entity
+    /// with that canonical name or alias (compared by name key).
+    pub fn entities_named(&self, name: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        if !name.is_empty() && self.tree.contains_key(keys::entity(name))? {
+            ids.push(name.to_string());
+        }
+        let key = name_key(name);
+        if key.is_empty() {
+            return Ok(ids);
+        }
+        let mut exact = keys::name_prefix(&key);
+        exact.push(0);
+        for entry in self.tree.scan_prefix(&exact) {
+            let (k, _) = entry?;
+            if let Some(id) = keys::entity_of_name_key(&k)
+                && !ids.iter().any(|known| known == id)
+            {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
     }
 
     /// Every stored article, in id order (for rebuilding derived indexes).

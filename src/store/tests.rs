@@ -49,7 +49,13 @@ fn concurrent_writers_leave_every_index_consistent() {
                         id: id.clone(),
                         content: content("Headline", body, i * 1000 + t),
                     }]);
-                    let article = created.into_iter().next().unwrap().unwrap().unwrap();
+                    let article = created
+                        .into_iter()
+                        .next()
+                        .unwrap()
+                        .unwrap()
+                        .article
+                        .unwrap();
                     if i % 3 == 0 {
                         let next = BODIES[((t + i + 1) % 4) as usize];
                         let replaced = store.write(vec![Write::Replace {
@@ -114,6 +120,7 @@ fn stale_etags_and_missing_articles_are_refused() {
         .pop()
         .unwrap()
         .unwrap()
+        .article
         .unwrap();
     let outcomes = store.write(vec![
         Write::Create {
@@ -138,7 +145,16 @@ fn stale_etags_and_missing_articles_are_refused() {
     assert!(matches!(outcomes[0], Err(Error::AlreadyExists { .. })));
     assert!(matches!(outcomes[1], Err(Error::EtagMismatch { .. })));
     assert!(matches!(outcomes[2], Err(Error::NotFound { .. })));
-    assert_eq!(outcomes[3].as_ref().unwrap().as_ref().unwrap().revision, 2);
+    assert_eq!(
+        outcomes[3]
+            .as_ref()
+            .unwrap()
+            .article
+            .as_ref()
+            .unwrap()
+            .revision,
+        2
+    );
     // Failed writes leave no trace in the change log.
     assert_eq!(store.changes_after(0, 10).unwrap().len(), 2);
     assert_eq!(store.check().unwrap(), Vec::<String>::new());

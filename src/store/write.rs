@@ -47,11 +47,19 @@ pub enum Write {
     Delete { id: String, etag: Option<String> },
 }
 
+/// A write that was applied and made durable.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The stored article; `None` for a delete.
+    pub article: Option<Article>,
+    /// The change-log sequence number of the write.
+    pub seq: u64,
+}
+
 impl Store {
     /// Applies `writes` in order, each atomically on its own, then makes all of them durable
-    /// with one flush. Returns one outcome per write: the stored article, or `None` for a
-    /// delete.
-    pub fn write(&self, writes: Vec<Write>) -> Vec<Result<Option<Article>>> {
+    /// with one flush. Returns one outcome per write.
+    pub fn write(&self, writes: Vec<Write>) -> Vec<Result<Written>> {
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut last_seq = None;
         {
@@ -61,7 +69,7 @@ impl Store {
                 if let Ok((_, seq)) = &outcome {
                     last_seq = Some(*seq);
                 }
-                outcomes.push(outcome.map(|(article, _)| article));
+                outcomes.push(outcome.map(|(article, seq)| Written { article, seq }));
             }
         }
         if let Some(seq) = last_seq

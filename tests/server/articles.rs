@@ -36,6 +36,7 @@ async fn create_then_get_returns_every_derived_field() {
         .create_article(proto::CreateArticleRequest {
             article: Some(input),
             article_id: "cupcakes-1".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -101,6 +102,7 @@ async fn ids_are_generated_and_unique_ids_are_enforced() {
         .create_article(proto::CreateArticleRequest {
             article: Some(article("Three", "Body three.")),
             article_id: "taken".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -129,6 +131,7 @@ async fn update_applies_the_mask_and_refuses_stale_etags() {
             update_mask: Some(FieldMask {
                 paths: vec!["headline".into()],
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -150,6 +153,7 @@ async fn update_applies_the_mask_and_refuses_stale_etags() {
             update_mask: Some(FieldMask {
                 paths: vec!["headline".into()],
             }),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -168,6 +172,7 @@ async fn update_applies_the_mask_and_refuses_stale_etags() {
                 ..Article::default()
             }),
             update_mask: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -189,6 +194,7 @@ async fn update_applies_the_mask_and_refuses_stale_etags() {
                 ..Article::default()
             }),
             update_mask: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -213,6 +219,7 @@ async fn update_mask_errors_name_the_path() {
                 update_mask: Some(FieldMask {
                     paths: vec![path.into()],
                 }),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -231,6 +238,7 @@ async fn update_mask_errors_name_the_path() {
             update_mask: Some(FieldMask {
                 paths: vec!["body".into()],
             }),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -247,6 +255,7 @@ async fn delete_removes_and_honours_etags() {
         .delete_article(proto::DeleteArticleRequest {
             id: "gone".into(),
             etag: "\"99-deadbeef\"".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -255,6 +264,7 @@ async fn delete_removes_and_honours_etags() {
         .delete_article(proto::DeleteArticleRequest {
             id: "gone".into(),
             etag: created.etag,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -266,6 +276,7 @@ async fn delete_removes_and_honours_etags() {
         .delete_article(proto::DeleteArticleRequest {
             id: "gone".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -295,6 +306,7 @@ async fn list_pages_newest_first_and_filters() {
             .create_article(proto::CreateArticleRequest {
                 article: Some(input),
                 article_id: format!("story-{i}"),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -416,6 +428,7 @@ async fn batch_create_reports_each_item() {
     let item = |id: &str, headline: &str| proto::CreateArticleRequest {
         article: Some(article(headline, "A body about Paris.")),
         article_id: id.into(),
+        ..Default::default()
     };
     let response = app
         .articles()
@@ -428,6 +441,7 @@ async fn batch_create_reports_each_item() {
                 item("b-1", "Duplicate in batch"),
                 item("b-3", "Third"),
             ],
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -206,6 +206,7 @@ async fn entities_are_one_record_across_articles() {
         .delete_article(proto::DeleteArticleRequest {
             id: "later".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -349,6 +350,7 @@ async fn client_entity_tags_are_kept_beside_extracted_ones() {
                 ..Article::default()
             }),
             article_id: "acme".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -385,6 +387,7 @@ async fn client_entity_tags_are_kept_beside_extracted_ones() {
                 ..Article::default()
             }),
             article_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -12,6 +12,7 @@ fn create(article: Article, id: &str) -> proto::CreateArticleRequest {
     proto::CreateArticleRequest {
         article: Some(article),
         article_id: id.into(),
+        ..Default::default()
     }
 }
 
@@ -34,6 +35,7 @@ async fn create_refuses_bad_articles_with_field_violations() {
             proto::CreateArticleRequest {
                 article: None,
                 article_id: String::new(),
+                ..Default::default()
             },
             "REQUIRED_FIELD_MISSING",
             "article",
@@ -260,6 +262,7 @@ async fn batches_over_the_limit_are_refused_whole() {
                 create(valid(), ""),
                 create(valid(), ""),
             ],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -267,7 +270,10 @@ async fn batches_over_the_limit_are_refused_whole() {
     assert!(err.message().contains("at most 2"), "{}", err.message());
     let err = app
         .articles()
-        .batch_create_articles(proto::BatchCreateArticlesRequest { requests: vec![] })
+        .batch_create_articles(proto::BatchCreateArticlesRequest {
+            requests: vec![],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -373,6 +379,7 @@ async fn get_and_delete_refuse_empty_ids() {
                 ..Article::default()
             }),
             update_mask: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -386,6 +393,7 @@ async fn get_and_delete_refuse_empty_ids() {
                 ..Article::default()
             }),
             update_mask: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -129,6 +129,7 @@ impl TestApp {
                     ..Article::default()
                 }),
                 article_id: id.into(),
+                ..Default::default()
             })
             .await
             .expect("create succeeds")
