@@ -71,6 +71,10 @@ pub enum Error {
     #[error("{0}")]
     ResourceExhausted(String),
 
+    /// Concurrent writers kept invalidating this one's precondition.
+    #[error("{0}")]
+    Conflict(String),
+
     /// The write succeeded but the search index has not caught up in time.
     #[error("{0}")]
     IndexLagging(String),
@@ -125,6 +129,7 @@ impl Error {
             },
             Error::EtagMismatch { .. } => "ETAG_MISMATCH",
             Error::ResourceExhausted(_) => "LIMIT_EXCEEDED",
+            Error::Conflict(_) => "CONCURRENT_MODIFICATION",
             Error::IndexLagging(_) => "INDEX_LAGGING",
             Error::Internal(_) => "INTERNAL",
         }

@@ -237,7 +237,7 @@ impl Ingest {
                     None => return Err(Error::Internal("a write returned nothing".into())),
                 }
             }
-            Err(Error::ResourceExhausted(format!(
+            Err(Error::Conflict(format!(
                 "article {id:?} is being changed by other writers too often; retry later"
             )))
         })
@@ -257,8 +257,29 @@ impl Ingest {
         .await
     }
 
+    /// Loads article `id` from a file whose bytes have `fingerprint`. A file already loaded
+    /// in this version changes nothing, so edits and deletes made through the API since
+    /// then stand; a new or changed file is stored (see [`Ingest::upsert`]).
+    pub async fn load_file(
+        &self,
+        id: String,
+        input: ArticleInput,
+        fingerprint: String,
+    ) -> Result<Upserted> {
+        let store = self.store.clone();
+        let check_id = id.clone();
+        let seen = run_blocking(move || store.origin(&check_id)).await?;
+        if seen.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(Upserted::Unchanged);
+        }
+        let (_, what) = self.upsert(id.clone(), input).await?;
+        let store = self.store.clone();
+        run_blocking(move || store.set_origin(&id, &fingerprint)).await?;
+        Ok(what)
+    }
+
     /// Creates article `id`, or replaces it if its content differs; does nothing when it is
-    /// the same. This is what makes seeding idempotent.
+    /// the same.
     pub async fn upsert(&self, id: String, input: ArticleInput) -> Result<(Article, Upserted)> {
         let this = self.clone();
         run_blocking(move || {
@@ -292,7 +313,7 @@ impl Ingest {
                     None => return Err(Error::Internal("a write returned nothing".into())),
                 }
             }
-            Err(Error::ResourceExhausted(format!(
+            Err(Error::Conflict(format!(
                 "article {id:?} is being changed by other writers too often; retry later"
             )))
         })
@@ -402,12 +423,17 @@ fn validate_input(input: &ArticleInput, limits: &Limits) -> Result<()> {
             ),
         ));
     }
-    if input.body.contains('\0') || input.headline.contains('\0') {
-        return Err(Error::invalid(
-            "article.body",
-            Invalid::Malformed,
-            "headline and body must be text: they contain a NUL character",
-        ));
+    for (field, value) in [
+        ("article.headline", &input.headline),
+        ("article.body", &input.body),
+    ] {
+        if value.contains('\0') {
+            return Err(Error::invalid(
+                field,
+                Invalid::Malformed,
+                format!("{field} must be text: it contains a NUL character"),
+            ));
+        }
     }
     for (field, value) in [
         ("article.byline", &input.byline),

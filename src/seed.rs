@@ -1,14 +1,16 @@
 //! Loading the seeds folder: plain-text articles, idempotently.
 //!
 //! Each `.txt` file becomes one article whose id is the file name without its extension
-//! (lower-cased, other characters replaced by '-'), so reloading finds the same article:
-//! unchanged files are skipped, changed ones become a new revision. A bad file is reported
-//! with its name and the reason and does not stop the others.
+//! (lower-cased, other characters replaced by '-'), so reloading finds the same article.
+//! The store remembers a fingerprint of each file it loaded: an unchanged file is skipped
+//! (so edits and deletes made through the API stand), a changed one becomes a new revision.
+//! A bad file is reported with its name and the reason and does not stop the others.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::extract::document;
@@ -52,8 +54,15 @@ pub fn id_for(path: &Path) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-/// Reads and checks one seed file, returning its article input or why it is unusable.
-pub fn read_seed(path: &Path, max_bytes: u64) -> Result<ArticleInput, String> {
+/// A seed file read and checked: its article and the fingerprint of its bytes.
+#[derive(Debug, Clone)]
+pub struct SeedFile {
+    pub input: ArticleInput,
+    pub fingerprint: String,
+}
+
+/// Reads and checks one seed file, returning its article or why it is unusable.
+pub fn read_seed(path: &Path, max_bytes: u64) -> Result<SeedFile, String> {
     let size = std::fs::metadata(path)
         .map_err(|e| format!("cannot read it: {e}"))?
         .len();
@@ -80,13 +89,17 @@ pub fn read_seed(path: &Path, max_bytes: u64) -> Result<ArticleInput, String> {
         )
     })?;
     let doc = document::parse(&text).map_err(|e| e.to_string())?;
-    Ok(ArticleInput {
-        headline: doc.headline,
-        body: doc.body,
-        byline: doc.byline,
-        source: doc.source,
-        language: "en".into(),
-        ..ArticleInput::default()
+    let fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
+    Ok(SeedFile {
+        input: ArticleInput {
+            headline: doc.headline,
+            body: doc.body,
+            byline: doc.byline,
+            source: doc.source,
+            language: "en".into(),
+            ..ArticleInput::default()
+        },
+        fingerprint,
     })
 }
 
@@ -156,10 +169,9 @@ pub async fn load(ingest: &Ingest, dir: &Path, max_bytes: u64) -> SeedReport {
                 .await
                 .unwrap_or_else(|e| Err(format!("reading it failed: {e}")));
             let outcome = match input {
-                Ok(input) => ingest
-                    .upsert(id, input)
+                Ok(file) => ingest
+                    .load_file(id, file.input, file.fingerprint)
                     .await
-                    .map(|(_, what)| what)
                     .map_err(|e| e.to_string()),
                 Err(reason) => Err(reason),
             };
@@ -239,8 +251,9 @@ mod tests {
             "good.txt",
             b"Headline here\n\nBody text.\n\nSource: Reuters\n",
         );
-        let input = read_seed(&good, 1000).unwrap();
-        assert_eq!(input.source, "Reuters");
-        assert_eq!(input.body, "Body text.");
+        let file = read_seed(&good, 1000).unwrap();
+        assert_eq!(file.input.source, "Reuters");
+        assert_eq!(file.input.body, "Body text.");
+        assert_eq!(file.fingerprint.len(), 64);
     }
 }

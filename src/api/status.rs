@@ -24,6 +24,7 @@ pub fn code(error: &Error) -> Code {
         // AIP-154: a failed etag precondition is ABORTED, so clients re-read and retry.
         Error::EtagMismatch { .. } => Code::Aborted,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
+        Error::Conflict(_) => Code::Aborted,
         // The write itself succeeded; only its visibility in search is late.
         Error::IndexLagging(_) => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
@@ -58,7 +59,10 @@ impl From<Error> for Status {
                 metadata.insert("id".to_string(), id.clone());
                 metadata.insert("current_etag".to_string(), current.clone());
             }
-            Error::ResourceExhausted(_) | Error::IndexLagging(_) | Error::Internal(_) => {}
+            Error::ResourceExhausted(_)
+            | Error::Conflict(_)
+            | Error::IndexLagging(_)
+            | Error::Internal(_) => {}
         }
         details.set_error_info(error.reason(), ERROR_DOMAIN, metadata);
         Status::with_error_details(code(&error), message(&error), details)

@@ -34,7 +34,7 @@ use tantivy::{
 use tokio::sync::{Notify, watch};
 
 use crate::error::{Error, Invalid, Result};
-use crate::model::{Article, ArticleFilter, EntityKind, Timestamp};
+use crate::model::{Article, ArticleFilter, ChangeKind, EntityKind, Timestamp};
 use crate::store::Store;
 use compile::{Compiler, analyze};
 use facets::{FacetCollector, FacetCounts, FacetSelection};
@@ -155,6 +155,31 @@ pub struct SearchResults {
     pub index_seq: u64,
 }
 
+/// What every index commit records: the schema, the store and the last change applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Commit {
+    version: u32,
+    store: String,
+    seq: u64,
+}
+
+impl Commit {
+    fn parse(payload: &str) -> Option<Commit> {
+        let mut parts = payload.splitn(3, ':');
+        Some(Commit {
+            version: parts.next()?.parse().ok()?,
+            store: parts.next()?.to_string(),
+            seq: parts.next()?.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.version, self.store, self.seq)
+    }
+}
+
 /// A searcher and the change-log sequence it reflects.
 #[derive(Clone)]
 struct View {
@@ -194,6 +219,8 @@ impl Snapshots {
 
 pub struct SearchIndex {
     dir: PathBuf,
+    /// The store this index follows (recorded in every commit).
+    store_id: String,
     reader: IndexReader,
     fields: Fields,
     writer: Mutex<IndexWriter>,
@@ -213,7 +240,7 @@ impl SearchIndex {
         let fields = Fields::new();
         let opened = std::fs::create_dir_all(dir)
             .map_err(|e| Error::internal("creating the search index folder", e))
-            .and_then(|()| Self::open_existing(dir, &fields));
+            .and_then(|()| Self::open_existing(dir, &fields, store));
         let (index, applied, rebuild) = match opened {
             Ok(Some((index, applied))) => (index, applied, false),
             Ok(None) => {
@@ -240,6 +267,7 @@ impl SearchIndex {
         });
         let search = SearchIndex {
             dir: dir.to_path_buf(),
+            store_id: store.id().to_string(),
             reader,
             fields,
             writer: Mutex::new(writer),
@@ -256,7 +284,8 @@ impl SearchIndex {
     }
 
     /// Opens an existing index and reads its applied sequence; `None` when there is none.
-    fn open_existing(dir: &Path, fields: &Fields) -> Result<Option<(Index, u64)>> {
+    /// An index of another schema, of another store, or ahead of the store is refused.
+    fn open_existing(dir: &Path, fields: &Fields, store: &Store) -> Result<Option<(Index, u64)>> {
         if !dir.join("meta.json").exists() {
             return Ok(None);
         }
@@ -266,22 +295,30 @@ impl SearchIndex {
             .load_metas()
             .map_err(|e| Error::internal("reading the index metadata", e))?;
         let payload = metas.payload.unwrap_or_default();
-        let parsed = payload.split_once(':').and_then(|(version, seq)| {
-            Some((version.parse::<u32>().ok()?, seq.parse::<u64>().ok()?))
-        });
-        match parsed {
-            Some((version, seq))
-                if version == SCHEMA_VERSION && index.schema() == fields.schema =>
-            {
-                Ok(Some((index, seq)))
-            }
-            Some((version, _)) => Err(Error::Internal(format!(
-                "the index was built with schema version {version}, this build uses {SCHEMA_VERSION}"
-            ))),
-            None => Err(Error::Internal(format!(
-                "the index commit payload {payload:?} is not \"version:sequence\""
-            ))),
+        let Some(commit) = Commit::parse(&payload) else {
+            return Err(Error::Internal(format!(
+                "the index commit payload {payload:?} is not \"version:store:sequence\""
+            )));
+        };
+        if commit.version != SCHEMA_VERSION || index.schema() != fields.schema {
+            return Err(Error::Internal(format!(
+                "the index was built with schema version {}, this build uses {SCHEMA_VERSION}",
+                commit.version
+            )));
         }
+        if commit.store != store.id() {
+            return Err(Error::Internal(
+                "the index was built from another database".into(),
+            ));
+        }
+        if commit.seq > store.last_seq() {
+            return Err(Error::Internal(format!(
+                "the index has applied change {} but the database ends at {}",
+                commit.seq,
+                store.last_seq()
+            )));
+        }
+        Ok(Some((index, commit.seq)))
     }
 
     fn create(dir: &Path, fields: &Fields) -> Result<Index> {
@@ -366,7 +403,14 @@ impl SearchIndex {
         let mut prepared = writer
             .prepare_commit()
             .map_err(|e| Error::internal("preparing a search index commit", e))?;
-        prepared.set_payload(&format!("{SCHEMA_VERSION}:{seq}"));
+        prepared.set_payload(
+            &Commit {
+                version: SCHEMA_VERSION,
+                store: self.store_id.clone(),
+                seq,
+            }
+            .to_string(),
+        );
         prepared
             .commit()
             .map_err(|e| Error::internal("committing the search index", e))?;
@@ -384,6 +428,12 @@ impl SearchIndex {
 
     /// Applies durable change-log entries after the applied sequence, up to `limit` of
     /// them, and commits. Returns how many were applied.
+    ///
+    /// Articles are indexed as the store has them now, which may include a newer write that
+    /// is applied but not yet durable. Indexing that would let a crash leave the index ahead
+    /// of the store, so a change whose article has moved on is skipped when a later durable
+    /// change in this batch covers it, and otherwise ends the batch until the newer write is
+    /// durable.
     pub fn catch_up(&self, store: &Store, limit: usize) -> Result<usize> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let from = self.applied();
@@ -393,21 +443,37 @@ impl SearchIndex {
         }
         let mut changes = store.changes_after(from, limit)?;
         changes.retain(|change| change.seq <= durable);
-        let Some(last) = changes.last().map(|c| c.seq) else {
+        let mut last = None;
+        for (i, change) in changes.iter().enumerate() {
+            let article = store.get_article(&change.article_id)?;
+            let current = match (&article, change.kind) {
+                (None, ChangeKind::Deleted) => true,
+                (Some(article), ChangeKind::Created | ChangeKind::Updated) => {
+                    article.revision == change.revision
+                }
+                _ => false,
+            };
+            let covered_later = changes[i + 1..]
+                .iter()
+                .any(|later| later.article_id == change.article_id);
+            if !current && !covered_later {
+                break;
+            }
+            if current && !covered_later {
+                writer.delete_term(Term::from_field_text(self.fields.id, &change.article_id));
+                if let Some(article) = &article {
+                    writer
+                        .add_document(self.fields.document(article))
+                        .map_err(|e| Error::internal("indexing an article", e))?;
+                }
+            }
+            last = Some(change.seq);
+        }
+        let Some(last) = last else {
             return Ok(0);
         };
-        for change in &changes {
-            writer.delete_term(Term::from_field_text(self.fields.id, &change.article_id));
-            // Index the article as it is now: a later change to it only re-indexes the same
-            // content, and a deleted one stays deleted.
-            if let Some(article) = store.get_article(&change.article_id)? {
-                writer
-                    .add_document(self.fields.document(&article))
-                    .map_err(|e| Error::internal("indexing an article", e))?;
-            }
-        }
         self.commit(&mut writer, last)?;
-        Ok(changes.len())
+        Ok(usize::try_from(last - from).unwrap_or(usize::MAX))
     }
 
     /// The view a search runs on: its page's snapshot, or the current one (kept for later
@@ -491,6 +557,8 @@ impl SearchIndex {
                 )
             }
             SearchOrder::RelevanceRecency { half_life } => {
+                // Ranked by the logarithm of score × 0.5^(age / half life), which orders the
+                // same but cannot underflow to a tie for old articles.
                 let now = Timestamp::now().0;
                 let half_life = half_life.as_nanos().max(1) as f64;
                 let tweak = move |reader: &SegmentReader| {
@@ -498,13 +566,23 @@ impl SearchIndex {
                     move |doc, score| {
                         let (published, score) = time(doc, score);
                         let age = now.saturating_sub(published).max(0) as f64;
-                        score * (0.5f64.powf(age / half_life) as f32)
+                        f64::from(score.max(f32::MIN_POSITIVE)).ln()
+                            - age / half_life * std::f64::consts::LN_2
                     }
                 };
-                run(searcher, &*query, top.tweak_score(tweak), selection)?
+                let (top, total, counts) =
+                    run(searcher, &*query, top.tweak_score(tweak), selection)?;
+                (
+                    top.into_iter()
+                        .map(|(key, d)| (key.exp() as f32, d))
+                        .collect(),
+                    total,
+                    counts,
+                )
             }
         };
-        let more = top.len() > limit;
+        // The last page within the depth limit has no next page.
+        let more = top.len() > limit && offset + limit < MAX_SEARCH_DEPTH;
 
         let body_terms = highlights
             .get(&self.fields.body)

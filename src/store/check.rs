@@ -6,7 +6,9 @@
 //! - every article has exactly its time, source, entity and entity-list index entries, and
 //!   every index entry points at an article that has it;
 //! - every entity's article count equals its entries in the entity index, its mention count
-//!   the sum over its articles, and its ranking entries match that count;
+//!   the sum over its articles, its first and last seen times their oldest and newest, and
+//!   its ranking entries match its count;
+//! - every name-index entry points at an existing entity;
 //! - the change log is numbered 1, 2, 3, … without gaps.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::keys::{self, ArticleIndex};
 use super::{Store, codec};
 use crate::error::Result;
-use crate::model::{Article, Change, Entity, normalize_source};
+use crate::model::{Article, Change, Entity, Timestamp, normalize_source};
 
 impl Store {
     /// Every violated invariant, described; empty when the store is consistent.
@@ -22,6 +24,8 @@ impl Store {
         let mut problems = Vec::new();
         let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
         let mut entity_articles: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut entity_times: BTreeMap<String, (Timestamp, Timestamp)> = BTreeMap::new();
+        let mut article_ids: BTreeSet<String> = BTreeSet::new();
 
         for entry in self.tree.scan_prefix([keys::ARTICLE]) {
             let (key, value) = entry?;
@@ -32,6 +36,7 @@ impl Store {
                     article.id
                 ));
             }
+            article_ids.insert(article.id.clone());
             let time = article.sort_time();
             expected.insert(ArticleIndex::Time.key(time, &article.id));
             let source = normalize_source(&article.input.source);
@@ -46,6 +51,11 @@ impl Store {
                     .or_default();
                 counts.0 += 1;
                 counts.1 += u64::from(mention.count);
+                let times = entity_times
+                    .entry(mention.entity_id.clone())
+                    .or_insert((time, time));
+                times.0 = times.0.min(time);
+                times.1 = times.1.max(time);
             }
             let listed: Vec<String> = self
                 .get(&keys::article_entities(&article.id))?
@@ -58,6 +68,14 @@ impl Store {
                 .collect();
             if listed != mentioned {
                 problems.push(format!("article {:?}: entity list disagrees", article.id));
+            }
+        }
+
+        for entry in self.tree.scan_prefix([keys::ARTICLE_ENTITIES]) {
+            let (key, _) = entry?;
+            let id = String::from_utf8_lossy(&key[1..]).into_owned();
+            if !article_ids.contains(&id) {
+                problems.push(format!("entity list for missing article {id:?}"));
             }
         }
 
@@ -78,6 +96,7 @@ impl Store {
         }
 
         let mut ranks: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut entity_ids: BTreeSet<String> = BTreeSet::new();
         for entry in self.tree.scan_prefix([keys::ENTITY]) {
             let (_, value) = entry?;
             let entity: Entity = codec::decode(&value)?;
@@ -88,6 +107,14 @@ impl Store {
                     entity.id, entity.article_count, entity.mention_count
                 ));
             }
+            let seen = entity_times.get(&entity.id).copied();
+            if (entity.first_seen, entity.last_seen) != (seen.map(|t| t.0), seen.map(|t| t.1)) {
+                problems.push(format!(
+                    "entity {:?} has wrong first/last seen times",
+                    entity.id
+                ));
+            }
+            entity_ids.insert(entity.id.clone());
             if entity.article_count > 0 {
                 ranks.insert(keys::rank(
                     Some(entity.kind),
@@ -101,6 +128,14 @@ impl Store {
             problems.push(format!(
                 "articles mention entity {id:?}, which has no record"
             ));
+        }
+        for entry in self.tree.scan_prefix([keys::NAME]) {
+            let (key, _) = entry?;
+            if let Some(id) = keys::entity_of_name_key(&key)
+                && !entity_ids.contains(id)
+            {
+                problems.push(format!("a name points at missing entity {id:?}"));
+            }
         }
         let mut stored_ranks: BTreeSet<Vec<u8>> = BTreeSet::new();
         for entry in self.tree.scan_prefix([keys::RANK]) {

@@ -17,6 +17,7 @@
 //! | `x`    | article id                            | the article's entity ids    |
 //! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking       |
 //! | `c`    | sequence number                       | change-log entry            |
+//! | `o`    | article id                            | fingerprint of its file     |
 //! | `~`    | name                                  | store metadata              |
 
 use crate::model::{EntityKind, Timestamp};
@@ -37,6 +38,16 @@ pub const RANK_ALL: u8 = 0;
 
 /// The metadata key holding the layout version of the tree.
 pub const META_LAYOUT: &[u8] = b"~layout";
+/// The metadata key holding the store's random identity, which derived indexes record so
+/// they can tell another store's data from this one's.
+pub const META_STORE_ID: &[u8] = b"~store-id";
+
+/// Key space of source-file fingerprints: which file version an article was last loaded from.
+pub const ORIGIN: u8 = b'o';
+
+pub fn origin(id: &str) -> Vec<u8> {
+    with(ORIGIN, &[id.as_bytes()])
+}
 
 /// Length of the `newest-first time + id` suffix that every article index key ends with,
 /// minus the id.

@@ -71,6 +71,8 @@ pub struct RelatedPage {
 }
 
 pub struct Store {
+    /// Random, fixed at creation: derived indexes record it to recognise their store.
+    id: String,
     db: sled::Db,
     tree: sled::Tree,
     /// Serialises writers and holds the next sequence number.
@@ -112,6 +114,14 @@ impl Store {
                 )));
             }
         }
+        let id = match tree.get(keys::META_STORE_ID)? {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => {
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                tree.insert(keys::META_STORE_ID, id.as_bytes())?;
+                id
+            }
+        };
         let last = match tree.scan_prefix([keys::CHANGE]).next_back() {
             Some(entry) => keys::seq_of_change_key(&entry?.0).unwrap_or(0),
             None => 0,
@@ -119,6 +129,7 @@ impl Store {
         // Everything read back from disk is durable by definition.
         let (durable, _) = watch::channel(last);
         Ok(Store {
+            id,
             db,
             tree,
             writer: Mutex::new(last + 1),
@@ -126,6 +137,26 @@ impl Store {
             commit: GroupCommit::new(last),
             durable,
         })
+    }
+
+    /// The store's identity (random, fixed when it was created).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The fingerprint of the file article `id` was last loaded from, if any.
+    pub fn origin(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .tree
+            .get(keys::origin(id))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records the fingerprint of the file article `id` was loaded from. Durable with the
+    /// next flush; losing it only means the file is compared by content once more.
+    pub fn set_origin(&self, id: &str, fingerprint: &str) -> Result<()> {
+        self.tree.insert(keys::origin(id), fingerprint.as_bytes())?;
+        Ok(())
     }
 
     /// The highest sequence number written so far.
@@ -330,9 +361,12 @@ impl Store {
             }
             iterators[i].next();
             examined += 1;
-            let (_, id) = keys::split_suffix(&suffix)
+            let (time, id) = keys::split_suffix(&suffix)
                 .ok_or_else(|| Error::Internal("malformed article index key".into()))?;
+            // An entry read just before its article moved in time is stale: the article
+            // turns up again under its new entry.
             if let Some(article) = self.get_article(id)?
+                && article.sort_time() == time
                 && filter.matches(&article)
             {
                 items.push(article);
@@ -399,20 +433,19 @@ impl Store {
             None => prefix.clone(),
         };
         let mut items = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
         for entry in self.tree.range(low..keys::prefix_end(&prefix)) {
             let (key, _) = entry?;
             if items.len() == page_size {
-                let last: &Entity = &items[items.len() - 1];
-                return Ok(Page {
-                    next: Some(rank_cursor(last)),
-                    items,
-                });
+                return Ok(Page { items, next: last });
             }
             let id = keys::entity_of_rank_key(&key)
                 .ok_or_else(|| Error::Internal("malformed ranking key".into()))?;
             if let Some(entity) = self.get_entity(id)? {
                 items.push(entity);
             }
+            // The position is the key itself: the entity's count may change meanwhile.
+            last = Some(key[prefix.len()..].to_vec());
         }
         Ok(Page { items, next: None })
     }

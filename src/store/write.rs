@@ -352,7 +352,7 @@ impl<'s> Batch<'s> {
                     Ok(Some(id.clone()))
                 }
                 Some(entity) => Err(Error::invalid(
-                    "entity_tags",
+                    "article.entity_tags",
                     Invalid::Malformed,
                     format!(
                         "entity {id:?} is a {}, but the tag says {}",
@@ -361,7 +361,7 @@ impl<'s> Batch<'s> {
                     ),
                 )),
                 None => Err(Error::invalid(
-                    "entity_tags",
+                    "article.entity_tags",
                     Invalid::Malformed,
                     format!("entity_tags names entity {id:?}, which does not exist"),
                 )),
@@ -372,7 +372,7 @@ impl<'s> Batch<'s> {
             None if extracted.tentative => None,
             None => {
                 return Err(Error::invalid(
-                    "entity_tags",
+                    "article.entity_tags",
                     Invalid::Missing,
                     format!(
                         "entity tag {:?} needs a kind or an entity_id",
@@ -384,7 +384,7 @@ impl<'s> Batch<'s> {
         let canonical_key = name_key(&extracted.name);
         if canonical_key.is_empty() {
             return Err(Error::invalid(
-                "entity_tags",
+                "article.entity_tags",
                 Invalid::Malformed,
                 format!("entity name {:?} has no letters or digits", extracted.name),
             ));

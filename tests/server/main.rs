@@ -8,5 +8,6 @@ mod grpcurl;
 mod lifecycle;
 mod reflection;
 mod search;
+mod search_features;
 mod seeding;
 mod support;

@@ -146,3 +146,48 @@ async fn a_missing_seeds_folder_is_not_fatal() {
         .into_inner();
     assert!(listed.articles.is_empty());
 }
+
+#[tokio::test]
+async fn api_edits_and_deletes_of_seed_articles_survive_restarts() {
+    let seeds = TempDir::new().unwrap();
+    std::fs::write(
+        seeds.path().join("one.txt"),
+        "Headline one\n\nBody about Geneva.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        seeds.path().join("two.txt"),
+        "Headline two\n\nBody about Moscow.\n",
+    )
+    .unwrap();
+    let seed_dir = seeds.path().to_path_buf();
+    let configure = |config: &mut newsstore::app::Config| config.seeds = Some(seed_dir.clone());
+    let app = TestApp::spawn_with(TempDir::new().unwrap(), configure).await;
+    assert_eq!(app.seed_report.created, 2);
+    app.articles()
+        .update_article(proto::UpdateArticleRequest {
+            article: Some(proto::Article {
+                id: "one".into(),
+                tags: vec!["edited".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.articles()
+        .delete_article(proto::DeleteArticleRequest {
+            id: "two".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let data = app.stop().await;
+    let app = TestApp::spawn_with(data, configure).await;
+    assert_eq!(app.seed_report.unchanged, 2);
+    assert_eq!(app.get("one").await.unwrap().tags, ["edited"]);
+    assert_eq!(
+        app.get("two").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+}
