@@ -1,8 +1,8 @@
 //! Turning a parsed query into a tantivy query, and remembering which words to highlight.
 //!
 //! Words are analysed exactly as the index analysed the text (so "talks" finds "talk").
-//! An unscoped word is looked for in headline, lead, body and captions, the headline
-//! weighing three times the body. Typo tolerance and prefixes expand a word into the
+//! An unscoped word is looked for in headline, body and captions, the headline weighing
+//! three times the body. Typo tolerance and prefixes expand a word into the
 //! indexed words it could mean, by walking the term dictionary from the word's first
 //! letters; the expansions are bounded, and kept for highlighting.
 
@@ -27,11 +27,11 @@ const MAX_TYPO_EXPANSIONS: usize = 16;
 /// Typo-expanded words count this much of an exact match.
 const TYPO_WEIGHT: f32 = 0.5;
 
-/// The text fields an unscoped word is looked for in, with their weights.
-fn text_fields(fields: &Fields) -> [(Field, f32); 4] {
+/// The text fields an unscoped word is looked for in, with their weights. The lead is a
+/// body paragraph, so the body covers it; the headline counts three times.
+fn text_fields(fields: &Fields) -> [(Field, f32); 3] {
     [
         (fields.headline, 3.0),
-        (fields.lead, 1.5),
         (fields.body, 1.0),
         (fields.captions, 1.0),
     ]

@@ -102,20 +102,23 @@ impl Counter {
 
     fn harvest(self) -> HashMap<String, u64> {
         let mut out = HashMap::new();
-        let mut text = String::new();
-        for (ord, &count) in self.counts.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
-            text.clear();
-            if self
-                .column
-                .ord_to_str(ord as u64, &mut text)
-                .unwrap_or(false)
-            {
-                out.insert(text.clone(), count);
-            }
-        }
+        let wanted = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(ord, _)| ord as u64);
+        // One sequential pass over the dictionary, not one lookup per value.
+        let mut counts = self.counts.iter().filter(|c| **c > 0);
+        let _ = self
+            .column
+            .dictionary()
+            .sorted_ords_to_term_cb(wanted, |term| {
+                if let (Ok(text), Some(&count)) = (std::str::from_utf8(term), counts.next()) {
+                    out.insert(text.to_string(), count);
+                }
+                Ok(())
+            });
         out
     }
 }

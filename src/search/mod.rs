@@ -14,6 +14,7 @@
 mod compile;
 mod facets;
 mod follower;
+mod highlight;
 pub mod query;
 mod schema;
 
@@ -27,7 +28,6 @@ use tantivy::collector::{Collector, Count, TopDocs};
 use tantivy::columnar::StrColumn;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader, Term,
 };
@@ -38,6 +38,7 @@ use crate::model::{Article, ArticleFilter, ChangeKind, EntityKind, Timestamp};
 use crate::store::Store;
 use compile::{Compiler, analyze};
 use facets::{FacetCollector, FacetCounts, FacetSelection};
+use highlight::Highlighter;
 use schema::{Fields, SCHEMA_VERSION};
 
 pub use follower::spawn_follower;
@@ -584,20 +585,10 @@ impl SearchIndex {
         // The last page within the depth limit has no next page.
         let more = top.len() > limit && offset + limit < MAX_SEARCH_DEPTH;
 
-        let body_terms = highlights
-            .get(&self.fields.body)
-            .cloned()
-            .unwrap_or_default();
-        let headline_terms = highlights
-            .get(&self.fields.headline)
-            .cloned()
-            .unwrap_or_default();
-        let snippets = SnippetGenerator::new(
-            body_terms.iter().map(|t| (t.clone(), 1.0)).collect(),
-            schema::text_analyzer(),
-            self.fields.body,
-            request.highlight.snippet_chars,
-        );
+        let words = |field: Field| highlights.get(&field).cloned().unwrap_or_default();
+        let mut body_marker = Highlighter::new(words(self.fields.body), schema::text_analyzer());
+        let mut headline_marker =
+            Highlighter::new(words(self.fields.headline), schema::text_analyzer());
         let mut ids = IdReader::new(searcher, self.fields.id);
         let mut hits = Vec::with_capacity(limit);
         for (score, address) in top.into_iter().take(limit) {
@@ -611,8 +602,16 @@ impl SearchIndex {
             if !request.filter.matches(&article) {
                 continue;
             }
-            let snippet = body_snippet(&snippets, &article, &body_terms, &request.highlight);
-            let headline = mark_words(&article.input.headline, &headline_terms, &request.highlight);
+            let paragraphs: Vec<&str> = article
+                .derived
+                .paragraphs
+                .iter()
+                .map(|range| range.slice(&article.input.body))
+                .collect();
+            let snippet = body_marker
+                .snippet(&paragraphs, &request.highlight)
+                .unwrap_or_else(|| lead_snippet(&article, request.highlight.snippet_chars));
+            let headline = headline_marker.mark(&article.input.headline, &request.highlight);
             hits.push(Hit {
                 article,
                 score,
@@ -802,18 +801,14 @@ impl<'s> IdReader<'s> {
     }
 
     fn id(&mut self, address: DocAddress) -> Result<Option<String>> {
-        let name = self
-            .searcher
-            .schema()
-            .get_field_name(self.field)
-            .to_string();
+        let (searcher, field) = (self.searcher, self.field);
         let column = match self.columns.entry(address.segment_ord) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let reader = self.searcher.segment_reader(address.segment_ord);
+                let reader = searcher.segment_reader(address.segment_ord);
                 let column = reader
                     .fast_fields()
-                    .str(&name)
+                    .str(searcher.schema().get_field_name(field))
                     .map_err(|e| Error::internal("reading article ids", e))?;
                 entry.insert(column)
             }
@@ -832,103 +827,17 @@ impl<'s> IdReader<'s> {
     }
 }
 
-/// The body passage around the matched words, marked; the lead's start when nothing in the
-/// body matched.
-fn body_snippet(
-    generator: &SnippetGenerator,
-    article: &Article,
-    words: &std::collections::BTreeSet<String>,
-    highlight: &Highlight,
-) -> String {
-    let paragraphs: Vec<&str> = article
-        .derived
-        .paragraphs
-        .iter()
-        .map(|range| range.slice(&article.input.body))
-        .collect();
-    let text = paragraphs.join("\n\n");
-    if !words.is_empty() {
-        let snippet = generator.snippet(&text);
-        if !snippet.highlighted().is_empty() {
-            return mark_ranges(snippet.fragment(), snippet.highlighted(), highlight);
-        }
-    }
+/// The start of the lead, for hits whose body matched nothing (filter-only searches).
+fn lead_snippet(article: &Article, chars: usize) -> String {
     let lead = article.lead();
     let cut = lead
         .char_indices()
-        .nth(highlight.snippet_chars)
+        .nth(chars)
         .map_or(lead.len(), |(at, _)| at);
     lead[..cut].to_string()
-}
-
-/// `text` with every word whose analysed form is in `words` marked.
-fn mark_words(
-    text: &str,
-    words: &std::collections::BTreeSet<String>,
-    highlight: &Highlight,
-) -> String {
-    if words.is_empty() {
-        return text.to_string();
-    }
-    let mut analyzer = schema::text_analyzer();
-    let mut ranges = Vec::new();
-    let mut stream = analyzer.token_stream(text);
-    while stream.advance() {
-        let token = stream.token();
-        if words.contains(&token.text) {
-            ranges.push(token.offset_from..token.offset_to);
-        }
-    }
-    mark_ranges(text, &ranges, highlight)
-}
-
-/// `text` with the byte ranges wrapped in the highlight markers. The text is not escaped:
-/// the caller chose the markers and renders the result.
-fn mark_ranges(text: &str, ranges: &[std::ops::Range<usize>], highlight: &Highlight) -> String {
-    let mut out = String::with_capacity(text.len() + ranges.len() * 10);
-    let mut at = 0;
-    for range in ranges {
-        if range.start < at
-            || range.end > text.len()
-            || !text.is_char_boundary(range.start)
-            || !text.is_char_boundary(range.end)
-        {
-            continue;
-        }
-        out.push_str(&text[at..range.start]);
-        out.push_str(&highlight.pre);
-        out.push_str(&text[range.clone()]);
-        out.push_str(&highlight.post);
-        at = range.end;
-    }
-    out.push_str(&text[at..]);
-    out
 }
 
 /// The analysed words of `text`, for tests and tools that need the index's view of text.
 pub fn analyzed_words(text: &str) -> Vec<String> {
     analyze(&mut schema::text_analyzer(), text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn marks_ranges_without_escaping() {
-        let highlight = Highlight {
-            pre: "[".into(),
-            post: "]".into(),
-            snippet_chars: 100,
-        };
-        assert_eq!(
-            mark_ranges("a <b> c", &[0..1, 6..7], &highlight),
-            "[a] <b> [c]"
-        );
-        let words = ["talk".to_string()].into_iter().collect();
-        assert_eq!(
-            mark_words("Talks in Geneva", &words, &highlight),
-            "[Talks] in Geneva"
-        );
-    }
 }
