@@ -47,6 +47,10 @@ struct Args {
     /// Concurrent loaders.
     #[arg(long, default_value_t = 2)]
     loaders: usize,
+    /// Keep the newsstore data here; when it already holds a loaded corpus, reuse it and
+    /// skip loading (for profiling search at scale without reloading each time).
+    #[arg(long)]
+    data: Option<PathBuf>,
     // `cargo bench` passes --bench; accept and ignore it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -849,10 +853,17 @@ async fn run(args: Args) {
         raw_bytes as f64 / 1048576.0
     );
 
-    let data = tempfile::TempDir::new().expect("temp dir");
-    let server = start_server(data.path());
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let data_dir = args.data.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let reuse = data_dir.join("store").exists();
+    let server = start_server(&data_dir);
     let client = connect(server.port).await;
-    let (acknowledged, searchable) = ingest(&client, &docs, args.batch, args.loaders).await;
+    let (acknowledged, searchable) = if reuse {
+        println!("reusing the corpus loaded in {}", data_dir.display());
+        (f64::NAN, f64::NAN)
+    } else {
+        ingest(&client, &docs, args.batch, args.loaders).await
+    };
     let ingest_rate = docs.len() as f64 / acknowledged;
     println!(
         "newsstore ingest: {acknowledged:.1} s ({ingest_rate:.0} articles/s, extraction and durable writes), searchable after {searchable:.1} s"
@@ -866,11 +877,11 @@ async fn run(args: Args) {
     let (ours, our_totals) = run_ours(&client, &specs, args.repeat).await;
     let ours = summarise(&ours);
     let (peak, rss) = memory_mib(server.child.id());
-    let index_bytes = dir_size(&data.path().join("search"));
-    let segments = std::fs::read_to_string(data.path().join("search/meta.json"))
+    let index_bytes = dir_size(&data_dir.join("search"));
+    let segments = std::fs::read_to_string(data_dir.join("search/meta.json"))
         .map(|meta| meta.matches("\"segment_id\"").count())
         .unwrap_or(0);
-    let store_bytes = dir_size(&data.path().join("store"));
+    let store_bytes = dir_size(&data_dir.join("store"));
     println!(
         "newsstore search ({} queries × {}): p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms",
         specs.len(),

@@ -523,11 +523,19 @@ impl SearchIndex {
 
         let offset = request.page.map_or(0, |p| p.offset);
         let limit = request.limit.max(1);
+        let limit_of = |field: FacetField| {
+            request
+                .facets
+                .iter()
+                .filter(|f| f.field == field)
+                .map(|f| f.limit)
+                .max()
+        };
         let selection = FacetSelection {
-            entities: request.facets.iter().any(|f| f.field == FacetField::Entity),
-            sources: request.facets.iter().any(|f| f.field == FacetField::Source),
-            tags: request.facets.iter().any(|f| f.field == FacetField::Tag),
-            months: request.facets.iter().any(|f| f.field == FacetField::Month),
+            entities: limit_of(FacetField::Entity),
+            sources: limit_of(FacetField::Source),
+            tags: limit_of(FacetField::Tag),
+            months: limit_of(FacetField::Month).is_some(),
         };
         let top = TopDocs::with_limit(limit + 1).and_offset(offset);
         let (top, total, counts) = match request.order {
