@@ -854,7 +854,10 @@ async fn run(args: Args) {
     );
 
     let temp = tempfile::TempDir::new().expect("temp dir");
-    let data_dir = args.data.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
     let reuse = data_dir.join("store").exists();
     let server = start_server(&data_dir);
     let client = connect(server.port).await;

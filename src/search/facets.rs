@@ -107,10 +107,10 @@ impl Counter {
     fn prefix_range(&self, prefix: &str) -> std::ops::Range<usize> {
         let mut end = prefix.to_string();
         end.push(char::MAX);
-        let bounds = self
-            .column
-            .dictionary()
-            .term_bounds_to_ord(Bound::Included(prefix.as_bytes()), Bound::Excluded(end.as_bytes()));
+        let bounds = self.column.dictionary().term_bounds_to_ord(
+            Bound::Included(prefix.as_bytes()),
+            Bound::Excluded(end.as_bytes()),
+        );
         let Ok((low, high)) = bounds else {
             return 0..0;
         };
@@ -182,7 +182,12 @@ fn merge(counters: &[&Counter], limit: usize, by_kind: bool) -> HashMap<String, 
     let mut out = HashMap::new();
     for (_, mut values) in groups {
         values.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        out.extend(values.into_iter().take(limit).map(|(count, value)| (value, count)));
+        out.extend(
+            values
+                .into_iter()
+                .take(limit)
+                .map(|(count, value)| (value, count)),
+        );
     }
     out
 }
