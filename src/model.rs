@@ -141,6 +141,9 @@ pub struct Mention {
     pub origin: MentionOrigin,
     /// The distinct forms used in this article ("Kerry", "John Kerry").
     pub surface_forms: Vec<String>,
+    /// The entity's number (see [`Entity::code`]), so indexes need not look it up.
+    #[serde(default)]
+    pub entity_code: u64,
 }
 
 /// A direct quotation in an article body.
@@ -279,6 +282,10 @@ pub struct Entity {
     pub mention_count: u64,
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
+    /// A dense number from 1, assigned at creation and never reused: derived indexes count
+    /// entities in arrays indexed by it rather than by id strings.
+    #[serde(default)]
+    pub code: u64,
 }
 
 /// An entity and how many articles it shares with another.

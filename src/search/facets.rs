@@ -1,20 +1,21 @@
 //! Facet counts: how many matching articles have each entity, source, tag and month.
 //!
-//! A collector over fast (columnar) fields. Per segment it counts term ordinals in a plain
-//! vector (one increment per value of each matching article). Turning ordinals into strings
-//! is what costs, so it is done in two phases: each segment proposes its leading values
-//! (per entity kind for entities), and the proposals are then counted exactly in every
-//! segment by looking their ordinals up. The counts returned are exact; a value could only
-//! be missed if it led overall while leading in no single segment, which the generous
-//! proposal size makes practically impossible.
+//! A collector over fast (columnar) fields, with exact counts:
+//!
+//! - entities are counted in one array indexed by the entity's number (dense from 1), so a
+//!   matching article costs one increment per entity and choosing the leading entities of
+//!   each kind is one pass over the array; only those are then looked up in the store;
+//! - sources, tags and months are counted per segment by term ordinal, and each segment's
+//!   values with a count are named in one sequential pass over its dictionary. Each
+//!   segment's proposals are then counted exactly in every segment.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::collections::{BTreeSet, HashMap};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::StrColumn;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocId, Score, SegmentReader};
 
+use super::schema::split_entity_value;
 use crate::model::EntityKind;
 
 /// Which facets to count, and how many values of each to return.
@@ -31,8 +32,8 @@ pub struct FacetSelection {
 /// Exact counts of the leading values of each facet asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FacetCounts {
-    /// Keyed by "kind-tag:entity-id".
-    pub entities: HashMap<String, u64>,
+    /// The leading entities of each kind: (kind, entity number, count).
+    pub entities: Vec<(EntityKind, u64, u64)>,
     pub sources: HashMap<String, u64>,
     pub tags: HashMap<String, u64>,
     pub months: HashMap<String, u64>,
@@ -40,10 +41,12 @@ pub struct FacetCounts {
 
 pub struct FacetCollector {
     pub selection: FacetSelection,
+    /// One more than the highest entity number: the size of the entity count array.
+    pub entity_codes: u64,
 }
 
 /// The fast fields facets read.
-const ENTITY: &str = "entity_facet";
+const ENTITY: &str = "entity_code";
 const SOURCE: &str = "source";
 const TAG: &str = "tag";
 const MONTH: &str = "month";
@@ -103,41 +106,9 @@ impl Counter {
         ords
     }
 
-    /// The ordinal range of the values starting with `prefix`.
-    fn prefix_range(&self, prefix: &str) -> std::ops::Range<usize> {
-        let mut end = prefix.to_string();
-        end.push(char::MAX);
-        let bounds = self.column.dictionary().term_bounds_to_ord(
-            Bound::Included(prefix.as_bytes()),
-            Bound::Excluded(end.as_bytes()),
-        );
-        let Ok((low, high)) = bounds else {
-            return 0..0;
-        };
-        let low = match low {
-            Bound::Included(o) => o as usize,
-            Bound::Excluded(o) => o as usize + 1,
-            Bound::Unbounded => 0,
-        };
-        let high = match high {
-            Bound::Included(o) => o as usize + 1,
-            Bound::Excluded(o) => o as usize,
-            Bound::Unbounded => self.counts.len(),
-        };
-        low.min(self.counts.len())..high.min(self.counts.len()).max(low.min(self.counts.len()))
-    }
-
-    /// The values this segment proposes: its `n` leading ones, per kind for entities.
-    fn propose(&self, n: usize, by_kind: bool) -> Vec<String> {
-        if !by_kind {
-            return self.strings(&self.leading(0..self.counts.len(), n));
-        }
-        let mut out = Vec::new();
-        for kind in EntityKind::ALL {
-            let range = self.prefix_range(&format!("{}:", kind.tag()));
-            out.extend(self.strings(&self.leading(range, n)));
-        }
-        out
+    /// The values this segment proposes: its `n` leading ones.
+    fn propose(&self, n: usize) -> Vec<String> {
+        self.strings(&self.leading(0..self.counts.len(), n))
     }
 
     /// Every value with a count (for small facets).
@@ -162,31 +133,76 @@ impl Counter {
     }
 }
 
-/// Exact counts for the values any segment proposes, then the leading `limit` (per kind for
-/// entities).
-fn merge(counters: &[&Counter], limit: usize, by_kind: bool) -> HashMap<String, u64> {
+/// Exact counts for the values any segment proposes, then the leading `limit`.
+fn merge(counters: &[&Counter], limit: usize) -> HashMap<String, u64> {
     let candidates: BTreeSet<String> = counters
         .iter()
-        .flat_map(|c| c.propose(proposals(limit), by_kind))
+        .flat_map(|c| c.propose(proposals(limit)))
         .collect();
-    let mut groups: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
-    for value in candidates {
-        let count: u64 = counters.iter().map(|c| c.count_of(&value)).sum();
-        let group = if by_kind {
-            value.split(':').next().unwrap_or("").to_string()
-        } else {
-            String::new()
-        };
-        groups.entry(group).or_default().push((count, value));
+    let mut values: Vec<(u64, String)> = candidates
+        .into_iter()
+        .map(|value| (counters.iter().map(|c| c.count_of(&value)).sum(), value))
+        .collect();
+    values.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    values
+        .into_iter()
+        .take(limit)
+        .map(|(count, value)| (value, count))
+        .collect()
+}
+
+/// Entity counts of one segment, indexed by entity number, with each number's kind.
+pub struct EntityCounter {
+    column: Column<u64>,
+    counts: Vec<u32>,
+    kinds: Vec<u8>,
+}
+
+impl EntityCounter {
+    fn collect(&mut self, doc: DocId) {
+        for value in self.column.values_for_doc(doc) {
+            let (kind, code) = split_entity_value(value);
+            let Ok(code) = usize::try_from(code) else {
+                continue;
+            };
+            if code >= self.counts.len() {
+                // An entity newer than the count array (created during this search).
+                self.counts.resize(code + 1, 0);
+                self.kinds.resize(code + 1, 0);
+            }
+            self.counts[code] += 1;
+            self.kinds[code] = kind.map_or(0, |k| k as u8 + 1);
+        }
     }
-    let mut out = HashMap::new();
-    for (_, mut values) in groups {
-        values.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+}
+
+/// The leading `limit` entities of each kind over all segments.
+fn merge_entities(segments: &[&EntityCounter], limit: usize) -> Vec<(EntityKind, u64, u64)> {
+    let size = segments.iter().map(|s| s.counts.len()).max().unwrap_or(0);
+    let mut counts = vec![0u64; size];
+    let mut kinds = vec![0u8; size];
+    for segment in segments {
+        for (code, &count) in segment.counts.iter().enumerate() {
+            if count > 0 {
+                counts[code] += u64::from(count);
+                kinds[code] = segment.kinds[code];
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, kind) in EntityKind::ALL.into_iter().enumerate() {
+        let mut ranked: Vec<(u64, usize)> = counts
+            .iter()
+            .enumerate()
+            .filter(|(code, count)| **count > 0 && usize::from(kinds[*code]) == i + 1)
+            .map(|(code, &count)| (count, code))
+            .collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         out.extend(
-            values
+            ranked
                 .into_iter()
                 .take(limit)
-                .map(|(count, value)| (value, count)),
+                .map(|(count, code)| (kind, code as u64, count)),
         );
     }
     out
@@ -203,9 +219,20 @@ impl Collector for FacetCollector {
             }
             Ok(reader.fast_fields().str(name)?.map(Counter::new))
         };
+        let entities = match self.selection.entities {
+            Some(_) => {
+                let size = usize::try_from(self.entity_codes).unwrap_or(0);
+                Some(EntityCounter {
+                    column: reader.fast_fields().u64(ENTITY)?,
+                    counts: vec![0; size],
+                    kinds: vec![0; size],
+                })
+            }
+            None => None,
+        };
         Ok(FacetSegmentCollector {
             counters: SegmentCounters {
-                entities: column(self.selection.entities.is_some(), ENTITY)?,
+                entities,
                 sources: column(self.selection.sources.is_some(), SOURCE)?,
                 tags: column(self.selection.tags.is_some(), TAG)?,
                 months: column(self.selection.months, MONTH)?,
@@ -223,13 +250,17 @@ impl Collector for FacetCollector {
         };
         let mut counts = FacetCounts::default();
         if let Some(limit) = self.selection.entities {
-            counts.entities = merge(&pick(|s| s.entities.as_ref()), limit, true);
+            let entities: Vec<&EntityCounter> = segments
+                .iter()
+                .filter_map(|s| s.entities.as_ref())
+                .collect();
+            counts.entities = merge_entities(&entities, limit);
         }
         if let Some(limit) = self.selection.sources {
-            counts.sources = merge(&pick(|s| s.sources.as_ref()), limit, false);
+            counts.sources = merge(&pick(|s| s.sources.as_ref()), limit);
         }
         if let Some(limit) = self.selection.tags {
-            counts.tags = merge(&pick(|s| s.tags.as_ref()), limit, false);
+            counts.tags = merge(&pick(|s| s.tags.as_ref()), limit);
         }
         if self.selection.months {
             for counter in pick(|s| s.months.as_ref()) {
@@ -245,7 +276,7 @@ impl Collector for FacetCollector {
 /// One segment's counters, handed to the merge.
 #[derive(Default)]
 pub struct SegmentCounters {
-    entities: Option<Counter>,
+    entities: Option<EntityCounter>,
     sources: Option<Counter>,
     tags: Option<Counter>,
     months: Option<Counter>,
@@ -260,8 +291,10 @@ impl SegmentCollector for FacetSegmentCollector {
 
     fn collect(&mut self, doc: DocId, _: Score) {
         let counters = &mut self.counters;
+        if let Some(entities) = &mut counters.entities {
+            entities.collect(doc);
+        }
         for counter in [
-            &mut counters.entities,
             &mut counters.sources,
             &mut counters.tags,
             &mut counters.months,

@@ -537,12 +537,21 @@ impl SearchIndex {
             tags: limit_of(FacetField::Tag),
             months: limit_of(FacetField::Month).is_some(),
         };
+        let entity_codes = if selection.entities.is_some() {
+            store.next_entity_code()?
+        } else {
+            0
+        };
+        let facets = || FacetCollector {
+            selection,
+            entity_codes,
+        };
         let top = TopDocs::with_limit(limit + 1).and_offset(offset);
         let (top, total, counts) = match request.order {
-            SearchOrder::Relevance => run(searcher, &*query, top, selection)?,
+            SearchOrder::Relevance => run(searcher, &*query, top, facets())?,
             SearchOrder::PublishedDesc => {
                 let (top, total, counts) =
-                    run(searcher, &*query, top.tweak_score(by_time), selection)?;
+                    run(searcher, &*query, top.tweak_score(by_time), facets())?;
                 (
                     top.into_iter().map(|((_, s), d)| (s, d)).collect(),
                     total,
@@ -558,7 +567,7 @@ impl SearchIndex {
                     }
                 };
                 let (top, total, counts) =
-                    run(searcher, &*query, top.tweak_score(tweak), selection)?;
+                    run(searcher, &*query, top.tweak_score(tweak), facets())?;
                 (
                     top.into_iter().map(|((_, s), d)| (s, d)).collect(),
                     total,
@@ -580,7 +589,7 @@ impl SearchIndex {
                     }
                 };
                 let (top, total, counts) =
-                    run(searcher, &*query, top.tweak_score(tweak), selection)?;
+                    run(searcher, &*query, top.tweak_score(tweak), facets())?;
                 (
                     top.into_iter()
                         .map(|(key, d)| (key.exp() as f32, d))
@@ -719,35 +728,22 @@ impl SearchIndex {
                     buckets
                 }
                 FacetField::Entity => {
-                    let mut by_kind: BTreeMap<EntityKind, Vec<(u64, String)>> = BTreeMap::new();
-                    for (key, &count) in &counts.entities {
-                        let Some((tag, id)) = key.split_once(':') else {
-                            continue;
-                        };
-                        let Some(kind) = EntityKind::ALL.into_iter().find(|k| k.tag() == tag)
-                        else {
-                            continue;
-                        };
-                        by_kind
-                            .entry(kind)
-                            .or_default()
-                            .push((count, id.to_string()));
-                    }
                     let mut buckets = Vec::new();
-                    for (kind, mut entries) in by_kind {
-                        entries.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-                        for (count, id) in entries.into_iter().take(request.limit) {
-                            let label = store
-                                .get_entity(&id)?
-                                .map_or_else(|| id.clone(), |e| e.name);
-                            buckets.push(Bucket {
-                                value: id,
-                                label,
-                                count,
-                                kind: Some(kind),
-                            });
-                        }
+                    for &(kind, code, count) in &counts.entities {
+                        let Some(id) = store.entity_id_by_code(code)? else {
+                            continue;
+                        };
+                        let label = store
+                            .get_entity(&id)?
+                            .map_or_else(|| id.clone(), |e| e.name);
+                        buckets.push(Bucket {
+                            value: id,
+                            label,
+                            count,
+                            kind: Some(kind),
+                        });
                     }
+                    buckets.truncate(request.limit * EntityKind::ALL.len());
                     buckets
                 }
             };
@@ -765,13 +761,13 @@ fn run<C>(
     searcher: &Searcher,
     query: &dyn Query,
     top: C,
-    selection: FacetSelection,
+    facets: FacetCollector,
 ) -> Result<(C::Fruit, usize, FacetCounts)>
 where
     C: Collector,
 {
     searcher
-        .search(query, &(top, Count, FacetCollector { selection }))
+        .search(query, &(top, Count, facets))
         .map_err(|e| Error::internal("searching", e))
 }
 

@@ -12,7 +12,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, TantivyDocument};
 
-use crate::model::{Article, Timestamp, language_keys, normalize_source};
+use crate::model::{Article, EntityKind, Timestamp, language_keys, normalize_source};
 
 /// English text: split on non-alphanumerics, lower-case, drop absurdly long tokens, stem.
 pub const TEXT_ANALYZER: &str = "news_en";
@@ -21,7 +21,31 @@ pub const NAME_ANALYZER: &str = "news_name";
 
 /// Bumped whenever the schema or the analysers change; an index built with another version
 /// is rebuilt at startup.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Bits of an `entity_code` value above the entity number, holding its kind.
+pub const KIND_SHIFT: u32 = 56;
+
+/// The `entity_code` value of an entity: its kind above its number.
+pub fn entity_value(kind: EntityKind, code: u64) -> u64 {
+    (kind_number(kind) << KIND_SHIFT) | (code & ((1 << KIND_SHIFT) - 1))
+}
+
+fn kind_number(kind: EntityKind) -> u64 {
+    EntityKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .map_or(0, |i| i as u64 + 1)
+}
+
+/// The kind and number of an `entity_code` value.
+pub fn split_entity_value(value: u64) -> (Option<EntityKind>, u64) {
+    let kind = usize::try_from(value >> KIND_SHIFT)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| EntityKind::ALL.get(i).copied());
+    (kind, value & ((1 << KIND_SHIFT) - 1))
+}
 
 pub struct Fields {
     pub schema: Schema,
@@ -37,8 +61,8 @@ pub struct Fields {
     pub source: Field,
     /// Entity ids, for filters and `entity:`.
     pub entity: Field,
-    /// "kind-tag:entity-id", for entity facets by kind.
-    pub entity_facet: Field,
+    /// Kind and number of each entity (see `entity_value`), for entity facets.
+    pub entity_code: Field,
     /// Kind tags of the entities mentioned.
     pub kind: Field,
     /// Lower-cased tags.
@@ -69,7 +93,7 @@ impl Fields {
         let source_text = builder.add_text_field("source_text", text(NAME_ANALYZER));
         let source = builder.add_text_field("source", STRING | FAST);
         let entity = builder.add_text_field("entity", STRING);
-        let entity_facet = builder.add_text_field("entity_facet", FAST);
+        let entity_code = builder.add_u64_field("entity_code", FAST);
         let kind = builder.add_text_field("kind", STRING);
         let tag = builder.add_text_field("tag", STRING | FAST);
         let language = builder.add_text_field("language", STRING);
@@ -85,7 +109,7 @@ impl Fields {
             source_text,
             source,
             entity,
-            entity_facet,
+            entity_code,
             kind,
             tag,
             language,
@@ -117,10 +141,12 @@ impl Fields {
         let mut kinds = Vec::new();
         for mention in &article.derived.mentions {
             doc.add_text(self.entity, &mention.entity_id);
-            doc.add_text(
-                self.entity_facet,
-                format!("{}:{}", mention.kind.tag(), mention.entity_id),
-            );
+            if mention.entity_code > 0 {
+                doc.add_u64(
+                    self.entity_code,
+                    entity_value(mention.kind, mention.entity_code),
+                );
+            }
             if !kinds.contains(&mention.kind) {
                 kinds.push(mention.kind);
                 doc.add_text(self.kind, mention.kind.tag());

@@ -8,7 +8,8 @@
 //! - every entity's article count equals its entries in the entity index, its mention count
 //!   the sum over its articles, its first and last seen times their oldest and newest, and
 //!   its ranking entries match its count;
-//! - every name-index entry points at an existing entity;
+//! - every name-index entry points at an existing entity, and every entity is found by
+//!   its number;
 //! - the change log is numbered 1, 2, 3, … without gaps.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,6 +116,12 @@ impl Store {
                 ));
             }
             entity_ids.insert(entity.id.clone());
+            if self.entity_id_by_code(entity.code)?.as_deref() != Some(entity.id.as_str()) {
+                problems.push(format!(
+                    "entity {:?} is not found by its number {}",
+                    entity.id, entity.code
+                ));
+            }
             if entity.article_count > 0 {
                 ranks.insert(keys::rank(
                     Some(entity.kind),

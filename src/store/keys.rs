@@ -18,6 +18,7 @@
 //! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking       |
 //! | `c`    | sequence number                       | change-log entry            |
 //! | `o`    | article id                            | fingerprint of its file     |
+//! | `k`    | entity number                         | entity id                   |
 //! | `~`    | name                                  | store metadata              |
 
 use crate::model::{EntityKind, Timestamp};
@@ -44,6 +45,14 @@ pub const META_STORE_ID: &[u8] = b"~store-id";
 
 /// Key space of source-file fingerprints: which file version an article was last loaded from.
 pub const ORIGIN: u8 = b'o';
+/// Key space of entity numbers: code → entity id.
+pub const ENTITY_CODE: u8 = b'k';
+/// The metadata key holding the next entity number to assign.
+pub const META_NEXT_CODE: &[u8] = b"~next-entity-code";
+
+pub fn entity_code(code: u64) -> Vec<u8> {
+    with(ENTITY_CODE, &[&code.to_be_bytes()])
+}
 
 pub fn origin(id: &str) -> Vec<u8> {
     with(ORIGIN, &[id.as_bytes()])

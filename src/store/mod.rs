@@ -243,6 +243,26 @@ impl Store {
         Ok(ids)
     }
 
+    /// The id of the entity with number `code`.
+    pub fn entity_id_by_code(&self, code: u64) -> Result<Option<String>> {
+        Ok(self
+            .tree
+            .get(keys::entity_code(code))?
+            .map(|id| String::from_utf8_lossy(&id).into_owned()))
+    }
+
+    /// One more than the highest entity number assigned so far.
+    pub fn next_entity_code(&self) -> Result<u64> {
+        Ok(match self.tree.get(keys::META_NEXT_CODE)? {
+            Some(bytes) => bytes
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(1),
+            None => 1,
+        })
+    }
+
     /// Every stored article, in id order (for rebuilding derived indexes).
     pub fn articles(&self) -> impl Iterator<Item = Result<Article>> + '_ {
         self.tree

@@ -167,6 +167,8 @@ struct Batch<'s> {
     old_ranks: HashMap<String, (EntityKind, u64)>,
     /// Aliases the written article offers per entity.
     new_aliases: HashMap<String, Vec<String>>,
+    /// The next entity number, once this write has created an entity.
+    next_code: Option<u64>,
 }
 
 impl<'s> Batch<'s> {
@@ -179,6 +181,7 @@ impl<'s> Batch<'s> {
             mention_keys: HashMap::new(),
             old_ranks: HashMap::new(),
             new_aliases: HashMap::new(),
+            next_code: None,
         }
     }
 
@@ -190,8 +193,29 @@ impl<'s> Batch<'s> {
         self.batch.remove(key);
     }
 
-    fn finish(self) -> sled::Batch {
+    fn finish(mut self) -> sled::Batch {
+        if let Some(next) = self.next_code {
+            self.batch.insert(keys::META_NEXT_CODE, &next.to_be_bytes());
+        }
         self.batch
+    }
+
+    /// A fresh entity number.
+    fn new_code(&mut self) -> Result<u64> {
+        let next = match self.next_code {
+            Some(next) => next,
+            None => match self.store.tree.get(keys::META_NEXT_CODE)? {
+                Some(bytes) => u64::from_be_bytes(
+                    bytes
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| Error::Internal("malformed entity counter".into()))?,
+                ),
+                None => 1,
+            },
+        };
+        self.next_code = Some(next + 1);
+        Ok(next)
     }
 
     /// Loads an entity record into the working set.
@@ -267,6 +291,7 @@ impl<'s> Batch<'s> {
                     position.push(mentions.len());
                     mentions.push(Mention {
                         entity_id,
+                        entity_code: entity.code,
                         name: entity.name.clone(),
                         kind: entity.kind,
                         spans: extracted.spans.clone(),
@@ -429,9 +454,12 @@ impl<'s> Batch<'s> {
             return Ok(None);
         };
         let id = self.new_entity_id(&extracted.name, kind)?;
+        let code = self.new_code()?;
+        self.insert(keys::entity_code(code), id.as_bytes().to_vec());
         self.entities.insert(
             id.clone(),
             Entity {
+                code,
                 id: id.clone(),
                 name: extracted.name.clone(),
                 kind,
