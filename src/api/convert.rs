@@ -180,12 +180,13 @@ fn span_to_proto(span: Span) -> proto::TextSpan {
     }
 }
 
-fn mention_to_proto(mention: &Mention, with_spans: bool) -> proto::EntityMention {
+/// A mention; `full` adds where it occurs and the forms it took.
+fn mention_to_proto(mention: &Mention, full: bool) -> proto::EntityMention {
     proto::EntityMention {
         entity_id: mention.entity_id.clone(),
         name: mention.name.clone(),
         kind: kind_to_proto(mention.kind) as i32,
-        spans: if with_spans {
+        spans: if full {
             mention.spans.iter().copied().map(span_to_proto).collect()
         } else {
             Vec::new()
@@ -197,7 +198,11 @@ fn mention_to_proto(mention: &Mention, with_spans: bool) -> proto::EntityMention
             MentionOrigin::Client => proto::MentionOrigin::Client,
             MentionOrigin::ExtractedAndClient => proto::MentionOrigin::ExtractedAndClient,
         } as i32,
-        surface_forms: mention.surface_forms.clone(),
+        surface_forms: if full {
+            mention.surface_forms.clone()
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -88,7 +88,15 @@ async fn create_then_get_returns_every_derived_field() {
         .unwrap();
     assert!(basic.body.is_empty() && basic.paragraphs.is_empty());
     assert_eq!(basic.headline, "Cupcakes return");
-    assert!(basic.entities.iter().all(|e| e.spans.is_empty()));
+    // BASIC keeps who is mentioned and drops where and how.
+    assert!(!created.entities.is_empty());
+    assert_eq!(basic.entities.len(), created.entities.len());
+    assert!(
+        basic
+            .entities
+            .iter()
+            .all(|e| e.spans.is_empty() && e.surface_forms.is_empty() && e.count > 0)
+    );
 }
 
 #[tokio::test]
