@@ -41,6 +41,22 @@ pub struct Lexicon {
 
 static LEXICON: LazyLock<Lexicon> = LazyLock::new(Lexicon::load);
 
+/// Every spelling in the hand-curated name list (canonical names and aliases) with its kind.
+/// The trained tagger's gazetteer starts from these.
+pub fn curated_names() -> impl Iterator<Item = (EntityKind, &'static str)> {
+    text_lines_raw(include_str!("data/curated.tsv")).flat_map(|line| {
+        let mut fields = line.split('\t');
+        let kind = fields.next().and_then(EntityKind::from_conll);
+        let canonical = fields.next().unwrap_or("");
+        let aliases = fields.next().unwrap_or("");
+        std::iter::once(canonical)
+            .chain(aliases.split('|'))
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .filter_map(move |name| Some((kind?, name)))
+    })
+}
+
 /// The lexicon, parsed on first use.
 pub fn get() -> &'static Lexicon {
     &LEXICON

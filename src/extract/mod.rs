@@ -8,6 +8,7 @@
 pub mod document;
 mod entities;
 pub mod lexicon;
+pub mod ner;
 mod quotes;
 mod structure;
 pub mod tokens;

@@ -1,0 +1,10 @@
+//! Annotated news corpora and what is learnt from them: the extractor's word lists
+//! (`lexicon.rs`), the entity tagger's model (`tagger.rs`), and reading, writing and scoring
+//! CoNLL-format files (`conll.rs`). Everything here runs from the `ner` subcommands, never
+//! on a request path.
+
+pub mod conll;
+pub mod lexicon;
+pub mod tagger;
+
+pub use lexicon::build_lexicon;
