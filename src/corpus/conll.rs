@@ -271,6 +271,10 @@ mod tests {
         German JJ B-NP B-MISC\ncall NN I-NP O\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n\
         -DOCSTART- -X- -X- O\n\nBRUSSELS NNP B-NP B-LOC\n";
 
+    fn gold_tags(sentence: &Sentence) -> Vec<&'static str> {
+        sentence.gold.iter().flatten().map(|l| l.as_str()).collect()
+    }
+
     #[test]
     fn reads_documents_sentences_and_gold_tags() {
         let documents = documents(&lines(SAMPLE), &conll_tag);
@@ -278,14 +282,7 @@ mod tests {
         assert_eq!(documents[0].sentences.len(), 2);
         let first = &documents[0].sentences[0];
         assert_eq!(first.tokens, ["EU", "rejects", "German", "call"]);
-        let tags: Vec<_> = first
-            .gold
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str())
-            .collect();
-        assert_eq!(tags, ["B-ORG", "O", "B-MISC", "O"]);
+        assert_eq!(gold_tags(first), ["B-ORG", "O", "B-MISC", "O"]);
         assert_eq!(documents[1].sentences[0].tokens, ["BRUSSELS"]);
     }
 
@@ -293,14 +290,10 @@ mod tests {
     fn gmb_tags_map_to_conll_types() {
         let gmb = "# sent_id = 1\nIraqi JJ B-gpe\nofficials NNS O\nin IN O\nJanuary NNP B-tim\n\n";
         let documents = documents(&lines(gmb), &gmb_tag);
-        let tags: Vec<_> = documents[0].sentences[0]
-            .gold
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str())
-            .collect();
-        assert_eq!(tags, ["B-MISC", "O", "O", "O"]);
+        assert_eq!(
+            gold_tags(&documents[0].sentences[0]),
+            ["B-MISC", "O", "O", "O"]
+        );
     }
 
     #[test]

@@ -219,85 +219,70 @@ async fn filters_combine_with_queries_and_stand_alone() {
         page_size: 100,
         ..Default::default()
     };
-    let got = |request| {
-        let app = &app;
-        async move { ids(app, request).await.into_iter().collect::<BTreeSet<_>>() }
+    let window = |from_day: i64, to_day: i64| ArticleFilter {
+        published_start_time: Some(Timestamp {
+            seconds: AUGUST + from_day * DAY,
+            nanos: 0,
+        }),
+        published_end_time: Some(Timestamp {
+            seconds: AUGUST + to_day * DAY,
+            nanos: 0,
+        }),
+        ..Default::default()
     };
-    assert_eq!(
-        got(filtered(
+    // An empty query with a filter lists the filter's articles.
+    let cases: Vec<(&str, ArticleFilter, &[&str])> = vec![
+        (
             "ceasefire",
             ArticleFilter {
                 sources: vec!["AFP".into()],
                 ..Default::default()
-            }
-        ))
-        .await,
-        set(&["a5"])
-    );
-    // An empty query with a filter lists the filter's articles.
-    assert_eq!(
-        got(filtered(
+            },
+            &["a5"],
+        ),
+        (
             "",
             ArticleFilter {
                 tags: vec!["Diplomacy".into()],
                 ..Default::default()
-            }
-        ))
-        .await,
-        set(&["a1", "a3", "a5"])
-    );
-    assert_eq!(
-        got(filtered(
+            },
+            &["a1", "a3", "a5"],
+        ),
+        (
             "",
             ArticleFilter {
                 entity_ids: vec!["john-kerry".into(), "geneva".into()],
                 ..Default::default()
-            }
-        ))
-        .await,
-        set(&["a1", "a2"])
-    );
-    assert_eq!(
-        got(filtered(
-            "",
-            ArticleFilter {
-                published_start_time: Some(Timestamp {
-                    seconds: AUGUST + 3 * DAY,
-                    nanos: 0
-                }),
-                published_end_time: Some(Timestamp {
-                    seconds: AUGUST + 40 * DAY,
-                    nanos: 0
-                }),
-                ..Default::default()
-            }
-        ))
-        .await,
-        set(&["a2", "a3"])
-    );
-    assert_eq!(
-        got(filtered(
+            },
+            &["a1", "a2"],
+        ),
+        ("", window(3, 40), &["a2", "a3"]),
+        (
             "",
             ArticleFilter {
                 languages: vec!["fr".into()],
                 ..Default::default()
-            }
-        ))
-        .await,
-        set(&["a4"])
-    );
-    assert_eq!(
-        got(filtered(
+            },
+            &["a4"],
+        ),
+        (
             "",
             ArticleFilter {
                 kinds: vec![EntityKind::Person as i32],
                 sources: vec!["reuters".into()],
                 ..Default::default()
-            }
-        ))
-        .await,
-        set(&["a1", "a3"])
-    );
+            },
+            &["a1", "a3"],
+        ),
+    ];
+    for (text, filter, expected) in cases {
+        let described = format!("{text:?} with {filter:?}");
+        let found: BTreeSet<String> = ids(&app, filtered(text, filter))
+            .await
+            .into_iter()
+            .collect();
+        assert_eq!(found, set(expected), "{described}");
+    }
     // Neither query nor filter is refused.
     let err = app.articles().search_articles(query("")).await.unwrap_err();
     assert_eq!(reason(&err), "REQUIRED_FIELD_MISSING");

@@ -196,6 +196,19 @@ struct Atoms {
     cluster_mid: u64,
 }
 
+impl Atoms {
+    /// Stands for the space before or after a sentence.
+    fn marker(value: u64) -> Atoms {
+        Atoms {
+            word: value,
+            lower: value,
+            shape: value,
+            short_shape: value,
+            cluster_mid: value,
+        }
+    }
+}
+
 /// Template numbers. They are part of the model format: never renumber, only add.
 mod t {
     pub const BIAS: u64 = 0;
@@ -302,20 +315,8 @@ fn sentence(words: &[&str], resources: &Resources, facts: &DocumentFacts) -> Sen
         })
         .collect();
     let gazetteer = resources.gazetteer.marks(words);
-    let start_atom = Atoms {
-        word: 1,
-        lower: 1,
-        shape: 1,
-        short_shape: 1,
-        cluster_mid: 1,
-    };
-    let end_atom = Atoms {
-        word: 2,
-        lower: 2,
-        shape: 2,
-        short_shape: 2,
-        cluster_mid: 2,
-    };
+    let start_atom = Atoms::marker(1);
+    let end_atom = Atoms::marker(2);
     let at = |i: isize| -> &Atoms {
         if i < 0 {
             &start_atom
