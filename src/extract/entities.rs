@@ -15,11 +15,14 @@
 //!    acronym joins the name whose initials it spells or that defined it in parentheses).
 //!    Each entity's kind is decided by the lexicon or the votes of all its mentions.
 //!
-//! A trained statistical tagger will replace pass 1's kind decisions; passes 2 and 3 stay.
+//! The trained tagger (`ner/`) reads the whole article before pass 1: where it labels most of
+//! a piece's tokens with one type, that is a strong vote for the kind, and it confirms pieces
+//! whose capitals could merely start a sentence. The curated lists still win.
 
 use std::collections::HashMap;
 
 use super::lexicon::{self, Known, Lexicon};
+use super::ner::{self, Label};
 use super::tokens::{Token, TokenKind, is_all_caps, sentences, tokenize};
 use crate::model::{EntityKind, name_key};
 
@@ -134,14 +137,41 @@ impl FoundEntity {
 /// Finds the entities of an article given as segments.
 pub fn find_entities(segments: &[Segment<'_>]) -> Vec<FoundEntity> {
     let lex = lexicon::get();
+    let tokenized: Vec<(Vec<Token>, Vec<std::ops::Range<usize>>)> = segments
+        .iter()
+        .map(|segment| {
+            let tokens = tokenize(segment.text);
+            let sentences = sentences(segment.text, &tokens);
+            (tokens, sentences)
+        })
+        .collect();
+    // The tagger reads the whole article at once: what a word does in one sentence is
+    // evidence in another.
+    let words: Vec<Vec<&str>> = segments
+        .iter()
+        .zip(&tokenized)
+        .flat_map(|(segment, (tokens, sentences))| {
+            sentences.iter().map(move |range| {
+                tokens[range.clone()]
+                    .iter()
+                    .map(|t| t.text(segment.text))
+                    .collect()
+            })
+        })
+        .collect();
+    let labels = match ner::shipped() {
+        Ok(model) => model.tag_document(&words),
+        Err(_) => Vec::new(),
+    };
+    let mut labels = labels.iter();
     let mut occurrences = Vec::new();
-    for segment in segments {
-        let tokens = tokenize(segment.text);
-        for sentence in sentences(segment.text, &tokens) {
+    for (segment, (tokens, sentences)) in segments.iter().zip(&tokenized) {
+        for sentence in sentences {
             let mut scanner = Scanner {
                 lex,
                 segment,
                 tokens: &tokens[sentence.clone()],
+                labels: labels.next().map_or(&[], Vec::as_slice),
                 out: &mut occurrences,
             };
             scanner.scan();
@@ -261,6 +291,8 @@ struct Scanner<'s, 'a> {
     lex: &'static Lexicon,
     segment: &'s Segment<'a>,
     tokens: &'s [Token],
+    /// The trained tagger's label for each token (empty without a model).
+    labels: &'s [Label],
     out: &'s mut Vec<Occurrence>,
 }
 
@@ -608,12 +640,29 @@ impl Scanner<'_, '_> {
         votes
     }
 
+    /// The kind the tagger gives most of the tokens `[a, b)`, if it gives one to more than
+    /// half of them.
+    fn tagged_kind(&self, a: usize, b: usize) -> Option<EntityKind> {
+        let labels = self.labels.get(a..b)?;
+        let mut counts = [0usize; 4];
+        for label in labels {
+            if let Some(t) = label.type_index() {
+                counts[t] += 1;
+            }
+        }
+        let (best, &n) = counts
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, n)| (*n, 4 - i))?;
+        (n * 2 > labels.len()).then(|| Label::from_index(1 + 2 * best).kind())?
+    }
+
     fn emit(
         &mut self,
         a: usize,
         b: usize,
         known: Option<Known>,
-        votes: Votes,
+        mut votes: Votes,
         title: Option<String>,
         unconfirmed: bool,
     ) {
@@ -621,6 +670,14 @@ impl Scanner<'_, '_> {
         if self.lex.is_junk(&surface) {
             return;
         }
+        // The trained tagger's view counts as strong evidence of the kind, and confirms a
+        // name whose capitals could be sentence-initial (not in title-case headings, which
+        // it never saw in training).
+        let tagged = self.tagged_kind(a, b);
+        if let Some(kind) = tagged {
+            votes.strong(kind);
+        }
+        let confirmed_by_tagger = tagged.is_some() && !self.segment.title_like;
         // A sentence-initial single word that is common in lower case needs confirming
         // unless the lexicon knows it.
         let initial_common = a == self.sentence_start()
@@ -649,7 +706,8 @@ impl Scanner<'_, '_> {
             known,
             votes,
             title,
-            unconfirmed: unconfirmed || initial_common || self.segment.title_like,
+            unconfirmed: (unconfirmed || initial_common || self.segment.title_like)
+                && !confirmed_by_tagger,
             defines,
         });
     }

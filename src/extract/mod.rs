@@ -493,4 +493,32 @@ mod tests {
         let total: f32 = analysis.entities.iter().map(|e| e.salience).sum();
         assert!((total - 1.0).abs() < 1e-4);
     }
+
+    /// The trained tagger decides kinds the rules alone cannot, and confirms names that only
+    /// ever start a sentence.
+    #[test]
+    fn the_tagger_types_and_confirms_names_the_rules_cannot() {
+        let input = ArticleInput {
+            headline: "Late goal settles derby".into(),
+            body: "Barnsley won 2-1 on Saturday at Molineux.\n\n\
+                   Kowalczyk scored twice for the visitors, manager Tim Brook said."
+                .into(),
+            ..ArticleInput::default()
+        };
+        let analysis = analyze(&input);
+        let found: Vec<(&str, Option<EntityKind>)> = analysis
+            .entities
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind))
+            .collect();
+        for expected in [
+            ("Barnsley", Some(EntityKind::Organization)),
+            ("Molineux", Some(EntityKind::Location)),
+            // Sentence-initial and seen once: only the tagger says it is a name.
+            ("Kowalczyk", Some(EntityKind::Person)),
+            ("Tim Brook", Some(EntityKind::Person)),
+        ] {
+            assert!(found.contains(&expected), "{expected:?} not in {found:?}");
+        }
+    }
 }
