@@ -43,6 +43,15 @@ pub enum Invalid {
     Query,
 }
 
+/// Which state stood in the way; each becomes an ErrorInfo reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// The entity is blocked.
+    EntityBlocked,
+    /// The entity was merged into another one.
+    EntityMerged,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid {field}: {message}")]
@@ -70,6 +79,14 @@ pub enum Error {
 
     #[error("{0}")]
     ResourceExhausted(String),
+
+    /// The resource is in a state that does not allow the operation (merging a blocked
+    /// entity, for example); the caller must change that state first.
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: Precondition,
+        message: String,
+    },
 
     /// Concurrent writers kept invalidating this one's precondition.
     #[error("{0}")]
@@ -129,6 +146,10 @@ impl Error {
             },
             Error::EtagMismatch { .. } => "ETAG_MISMATCH",
             Error::ResourceExhausted(_) => "LIMIT_EXCEEDED",
+            Error::FailedPrecondition { reason, .. } => match reason {
+                Precondition::EntityBlocked => "ENTITY_BLOCKED",
+                Precondition::EntityMerged => "ENTITY_MERGED",
+            },
             Error::Conflict(_) => "CONCURRENT_MODIFICATION",
             Error::IndexLagging(_) => "INDEX_LAGGING",
             Error::Internal(_) => "INTERNAL",

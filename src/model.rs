@@ -5,6 +5,8 @@
 //! They derive serde because the store persists them; fields are only ever appended, each new
 //! one with `#[serde(default)]`, so records written by an older build still decode.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// A point in time: nanoseconds since the Unix epoch, UTC.
@@ -195,6 +197,8 @@ pub struct ExtractedEntity {
     pub origin: MentionOrigin,
     /// Titles written before its mentions, lower case ("secretary of state").
     pub titles: Vec<String>,
+    /// The first title as written, with what qualifies it ("US Secretary of State").
+    pub description: Option<String>,
 }
 
 /// A quotation, its speaker given as an index into [`Extraction::entities`].
@@ -257,6 +261,25 @@ pub enum ChangeKind {
     Created,
     Updated,
     Deleted,
+    /// Entities `merged_ids` were merged into `entity_id` (their articles follow as
+    /// `Updated` entries in the same atomic step).
+    EntitiesMerged,
+    /// An editor changed entity `entity_id`.
+    EntityUpdated,
+    /// Entity `entity_id` was blocked; its mentions were removed from every article.
+    EntityBlocked,
+    /// Entity `entity_id` may be extracted again.
+    EntityUnblocked,
+}
+
+impl ChangeKind {
+    /// Whether the entry is about an article (`article_id`) rather than an entity.
+    pub fn is_article(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::Created | ChangeKind::Updated | ChangeKind::Deleted
+        )
+    }
 }
 
 /// One entry of the change log: every write appends one, in the same atomic step as the
@@ -269,6 +292,12 @@ pub struct Change {
     pub article_id: String,
     /// The article's revision after the change (the deleted revision for deletes).
     pub revision: u64,
+    /// For entity entries: the entity changed (the survivor of a merge).
+    #[serde(default)]
+    pub entity_id: String,
+    /// For merges: the entities merged into `entity_id`.
+    #[serde(default)]
+    pub merged_ids: Vec<String>,
 }
 
 /// A person, organization, place or other named thing, one record per real-world entity.
@@ -286,6 +315,33 @@ pub struct Entity {
     /// entities in arrays indexed by it rather than by id strings.
     #[serde(default)]
     pub code: u64,
+    /// An editor's description ("US Secretary of State"); extraction also fills it from a
+    /// title written before the name.
+    #[serde(default)]
+    pub description: String,
+    /// Identifiers in other systems, by scheme ("wikidata" → "Q22316").
+    #[serde(default)]
+    pub external_ids: BTreeMap<String, String>,
+    /// Set when this entity was merged into another: its id resolves to that one.
+    #[serde(default)]
+    pub merged_into: Option<String>,
+    /// A false entity an editor blocked: its names are no longer tagged.
+    #[serde(default)]
+    pub blocked: bool,
+    /// An editor has set its name, kind or aliases: extraction links names to it whatever
+    /// kind the tagger guesses.
+    #[serde(default)]
+    pub edited: bool,
+}
+
+/// The fields of an entity an editor may set; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntityPatch {
+    pub name: Option<String>,
+    pub kind: Option<EntityKind>,
+    pub aliases: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub external_ids: Option<BTreeMap<String, String>>,
 }
 
 /// An entity and how many articles it shares with another.

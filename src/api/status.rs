@@ -24,6 +24,7 @@ pub fn code(error: &Error) -> Code {
         // AIP-154: a failed etag precondition is ABORTED, so clients re-read and retry.
         Error::EtagMismatch { .. } => Code::Aborted,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
+        Error::FailedPrecondition { .. } => Code::FailedPrecondition,
         Error::Conflict(_) => Code::Aborted,
         // The write itself succeeded; only its visibility in search is late.
         Error::IndexLagging(_) => Code::Unavailable,
@@ -60,6 +61,7 @@ impl From<Error> for Status {
                 metadata.insert("current_etag".to_string(), current.clone());
             }
             Error::ResourceExhausted(_)
+            | Error::FailedPrecondition { .. }
             | Error::Conflict(_)
             | Error::IndexLagging(_)
             | Error::Internal(_) => {}

@@ -103,6 +103,8 @@ pub struct Occurrence {
     votes: Votes,
     /// The title written before it, lower case ("foreign minister").
     pub title: Option<String>,
+    /// The title as written, with what qualifies it ("US Secretary of State").
+    pub description: Option<String>,
     /// Capitals here may be sentence-initial or title case, so the name needs confirming.
     unconfirmed: bool,
     /// An acronym defined right after it in parentheses: "… Red Cross (ICRC)".
@@ -119,6 +121,8 @@ pub struct FoundEntity {
     pub occurrences: Vec<Occurrence>,
     /// Titles written before its mentions ("secretary of state").
     pub titles: Vec<String>,
+    /// The first title as written ("US Secretary of State").
+    pub description: Option<String>,
 }
 
 impl FoundEntity {
@@ -172,6 +176,7 @@ pub fn find_entities(segments: &[Segment<'_>]) -> Vec<FoundEntity> {
                 segment,
                 tokens: &tokens[sentence.clone()],
                 labels: labels.next().map_or(&[], Vec::as_slice),
+                description: None,
                 out: &mut occurrences,
             };
             scanner.scan();
@@ -293,6 +298,8 @@ struct Scanner<'s, 'a> {
     tokens: &'s [Token],
     /// The trained tagger's label for each token (empty without a model).
     labels: &'s [Label],
+    /// The title as written before the piece being emitted, if any.
+    description: Option<String>,
     out: &'s mut Vec<Occurrence>,
 }
 
@@ -481,6 +488,9 @@ impl Scanner<'_, '_> {
             let words: Vec<&str> = (k..b).map(|i| self.word(i)).collect();
             let len = self.lex.title_len(&words);
             if len > 0 {
+                self.description = title
+                    .as_ref()
+                    .map(|_| self.span_text(a, piece_start).to_string());
                 self.piece(piece_start, k, title.take());
                 let this = self.span_text(k, k + len).to_lowercase();
                 title = Some(match title.take() {
@@ -493,7 +503,12 @@ impl Scanner<'_, '_> {
                 k += 1;
             }
         }
+        self.description = title
+            .as_ref()
+            .filter(|_| piece_start > a)
+            .map(|_| self.span_text(a, piece_start).to_string());
         self.piece(piece_start, b, title);
+        self.description = None;
     }
 
     /// Handles a piece `[a, b)` of a run, `title` being the title written before it.
@@ -696,6 +711,7 @@ impl Scanner<'_, '_> {
             && b - a >= 2
             && acronym.chars().next() == self.word(a).chars().next())
         .then(|| acronym.to_string());
+        let description = title.as_ref().and(self.description.take());
         let offset = self.segment.offset;
         self.out.push(Occurrence {
             field: self.segment.field,
@@ -706,6 +722,7 @@ impl Scanner<'_, '_> {
             known,
             votes,
             title,
+            description,
             unconfirmed: (unconfirmed || initial_common || self.segment.title_like)
                 && !confirmed_by_tagger,
             defines,
@@ -954,11 +971,13 @@ fn group(lex: &Lexicon, occurrences: Vec<Occurrence>) -> Vec<FoundEntity> {
             }
             let mut occurrences = c.occurrences;
             occurrences.sort_by_key(|o| (o.field == Field::Body, o.start));
+            let description = occurrences.iter().find_map(|o| o.description.clone());
             Some(FoundEntity {
                 name,
                 kind,
                 occurrences,
                 titles,
+                description,
             })
         })
         .collect();

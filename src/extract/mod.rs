@@ -156,6 +156,7 @@ fn to_extracted(entity: &FoundEntity, chars: &CharIndex) -> ExtractedEntity {
         salience: 0.0,
         origin: MentionOrigin::Extracted,
         titles: entity.titles.clone(),
+        description: entity.description.clone(),
     }
 }
 
@@ -207,6 +208,7 @@ fn apply_client_tag(
         salience: 0.0,
         origin: MentionOrigin::Client,
         titles: Vec::new(),
+        description: None,
     });
 }
 

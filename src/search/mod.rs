@@ -446,6 +446,11 @@ impl SearchIndex {
         changes.retain(|change| change.seq <= durable);
         let mut last = None;
         for (i, change) in changes.iter().enumerate() {
+            // Entity decisions reach the index through the article entries that follow them.
+            if !change.kind.is_article() {
+                last = Some(change.seq);
+                continue;
+            }
             let article = store.get_article(&change.article_id)?;
             let current = match (&article, change.kind) {
                 (None, ChangeKind::Deleted) => true,

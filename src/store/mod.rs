@@ -9,7 +9,10 @@
 mod check;
 mod codec;
 mod durability;
+mod editorial;
 pub mod keys;
+
+pub use editorial::Decision;
 #[cfg(test)]
 mod tests;
 mod write;

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use super::keys::{self, ArticleIndex};
 use super::{Store, codec};
-use crate::error::{Error, Invalid, Resource, Result};
+use crate::error::{Error, Invalid, Precondition, Resource, Result};
 use crate::model::{
     Article, ArticleInput, Change, ChangeKind, Derived, Entity, EntityKind, ExtractedEntity,
     Extraction, Mention, MentionOrigin, Quote, Timestamp, name_key, normalize_source,
@@ -122,6 +122,8 @@ impl Store {
             kind,
             article_id: id,
             revision: article.as_ref().or(old.as_ref()).map_or(0, |a| a.revision),
+            entity_id: String::new(),
+            merged_ids: Vec::new(),
         };
         batch.insert(keys::change(seq), codec::encode(&change)?);
         self.tree.apply_batch(batch.finish())?;
@@ -371,8 +373,20 @@ impl<'s> Batch<'s> {
     /// The id of the stored entity `extracted` refers to, creating it if needed; `None`
     /// for a tentative name the store does not know.
     fn resolve(&mut self, extracted: &ExtractedEntity) -> Result<Option<String>> {
-        if let Some(id) = &extracted.entity_id {
+        if let Some(given) = &extracted.entity_id {
+            // A merged id stands for the entity it was merged into.
+            let id = match self.store.resolve_entity(given)? {
+                Some(entity) => entity.id,
+                None => given.clone(),
+            };
+            let id = &id;
             return match self.entity(id)? {
+                Some(entity) if entity.blocked => Err(Error::FailedPrecondition {
+                    reason: Precondition::EntityBlocked,
+                    message: format!(
+                        "entity_tags names entity {id:?}, which an editor has blocked"
+                    ),
+                }),
                 Some(entity) if extracted.kind.is_none_or(|k| k == entity.kind) => {
                     Ok(Some(id.clone()))
                 }
@@ -438,8 +452,16 @@ impl<'s> Batch<'s> {
                 let Some(entity) = self.entity(&id)? else {
                     continue;
                 };
-                if kind.is_some_and(|k| entity.kind != k) {
+                if entity.merged_into.is_some() {
                     continue;
+                }
+                // An editor's kind wins over the tagger's guess.
+                if kind.is_some_and(|k| entity.kind != k) && !entity.edited {
+                    continue;
+                }
+                // A blocked name is not tagged, in any article from now on.
+                if entity.blocked {
+                    return Ok(None);
                 }
                 let rank = (name_key(&entity.name) == *key, entity.article_count, id);
                 if best.as_ref().is_none_or(|b| (rank.0, rank.1) > (b.0, b.1)) {
@@ -468,6 +490,11 @@ impl<'s> Batch<'s> {
                 mention_count: 0,
                 first_seen: None,
                 last_seen: None,
+                description: extracted.description.clone().unwrap_or_default(),
+                external_ids: Default::default(),
+                merged_into: None,
+                blocked: false,
+                edited: false,
             },
         );
         self.insert(keys::name(&canonical_key, &id), Vec::new());

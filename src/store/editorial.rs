@@ -1,0 +1,631 @@
+//! Editorial decisions on entities: edit, merge, block and unblock.
+//!
+//! Each decision is one atomic batch, like an article write: the entity records, the name
+//! index, the ranking, every affected article (its mentions, quotes and index entries) and
+//! the change-log entries, so a crash leaves all of it or none of it, and the search index
+//! follows the rewritten articles through the log as it follows any write. Article
+//! revisions do not change (their text did not), but each rewritten article gets an
+//! `Updated` change entry, and the decision itself an entity entry.
+//!
+//! Decisions also steer later extraction (see `write.rs`): a merged entity's names point at
+//! the survivor, a blocked entity's names are no longer tagged, and an edited entity takes
+//! every mention of its names whatever kind the tagger guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use super::keys::{self, ArticleIndex};
+use super::{Store, codec};
+use crate::error::{Error, Invalid, Precondition, Resource, Result};
+use crate::model::{Article, Change, ChangeKind, Entity, EntityPatch, Timestamp, name_key};
+
+/// One decision touches at most this many articles; more would make one batch too large.
+pub const MAX_ARTICLES_PER_DECISION: usize = 100_000;
+/// Aliases an editor may give one entity.
+pub const MAX_ALIASES: usize = 64;
+/// How many merge hops an id may be followed through.
+const MAX_REDIRECTS: usize = 16;
+
+/// The outcome of a decision.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The entity as it now is (the survivor, for a merge).
+    pub entity: Entity,
+    /// Articles whose mentions were rewritten.
+    pub articles_updated: u64,
+    /// The change-log sequence number of the decision.
+    pub seq: u64,
+}
+
+/// The articles a decision rewrites, read once and written once.
+struct Rewrite<'s> {
+    store: &'s Store,
+    /// Article id → (the entity ids it mentioned before, its time, the article as changed).
+    articles: BTreeMap<String, (BTreeSet<String>, Timestamp, Article)>,
+}
+
+impl<'s> Rewrite<'s> {
+    fn new(store: &'s Store) -> Self {
+        Rewrite {
+            store,
+            articles: BTreeMap::new(),
+        }
+    }
+
+    /// Applies `change` to every article that mentions `entity_id`.
+    fn each_article_of(
+        &mut self,
+        entity_id: &str,
+        mut change: impl FnMut(&mut Article),
+    ) -> Result<()> {
+        let prefix = ArticleIndex::Entity(entity_id.to_string()).prefix();
+        let mut ids = Vec::new();
+        for entry in self.store.tree.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            if let Some((_, id)) = keys::split_suffix(&key[prefix.len()..]) {
+                ids.push(id.to_string());
+            }
+            if ids.len() + self.articles.len() > MAX_ARTICLES_PER_DECISION {
+                return Err(Error::ResourceExhausted(format!(
+                    "entity {entity_id:?} is mentioned in more than \
+                     {MAX_ARTICLES_PER_DECISION} articles, more than one decision may rewrite"
+                )));
+            }
+        }
+        for id in ids {
+            if !self.articles.contains_key(&id) {
+                let Some(article) = self.store.get_article(&id)? else {
+                    continue;
+                };
+                let before = article
+                    .derived
+                    .mentions
+                    .iter()
+                    .map(|m| m.entity_id.clone())
+                    .collect();
+                let time = article.sort_time();
+                self.articles.insert(id.clone(), (before, time, article));
+            }
+            if let Some((_, _, article)) = self.articles.get_mut(&id) {
+                change(article);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the articles and their index entries into `batch`, with one change entry
+    /// each; returns how many there were.
+    fn finish(self, batch: &mut sled::Batch, next_seq: &mut u64) -> Result<u64> {
+        let count = self.articles.len() as u64;
+        for (id, (before, time, mut article)) in self.articles {
+            renormalize(&mut article);
+            let after: BTreeSet<String> = article
+                .derived
+                .mentions
+                .iter()
+                .map(|m| m.entity_id.clone())
+                .collect();
+            for gone in before.difference(&after) {
+                batch.remove(ArticleIndex::Entity(gone.clone()).key(time, &id));
+            }
+            for new in after.difference(&before) {
+                batch.insert(ArticleIndex::Entity(new.clone()).key(time, &id), Vec::new());
+            }
+            let entity_ids: Vec<String> = article
+                .derived
+                .mentions
+                .iter()
+                .map(|m| m.entity_id.clone())
+                .collect();
+            batch.insert(keys::article_entities(&id), codec::encode(&entity_ids)?);
+            batch.insert(keys::article(&id), codec::encode(&article)?);
+            let change = Change {
+                seq: *next_seq,
+                time: Timestamp::now(),
+                kind: ChangeKind::Updated,
+                article_id: id,
+                revision: article.revision,
+                entity_id: String::new(),
+                merged_ids: Vec::new(),
+            };
+            batch.insert(keys::change(change.seq), codec::encode(&change)?);
+            *next_seq += 1;
+        }
+        Ok(count)
+    }
+}
+
+/// Mentions most salient first, salience summing to one, after mentions were dropped or
+/// folded together.
+fn renormalize(article: &mut Article) {
+    let mentions = &mut article.derived.mentions;
+    let total: f32 = mentions.iter().map(|m| m.salience).sum();
+    if total > 0.0 {
+        for mention in mentions.iter_mut() {
+            mention.salience /= total;
+        }
+    }
+    mentions.sort_by(|a, b| b.salience.total_cmp(&a.salience));
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound {
+        resource: Resource::Entity,
+        id: id.to_string(),
+    }
+}
+
+/// Removes the entity's ranking entries (taken before its counts change).
+fn unrank(batch: &mut sled::Batch, entity: &Entity) {
+    if entity.article_count > 0 {
+        batch.remove(keys::rank(
+            Some(entity.kind),
+            entity.article_count,
+            &entity.id,
+        ));
+        batch.remove(keys::rank(None, entity.article_count, &entity.id));
+    }
+}
+
+fn rank(batch: &mut sled::Batch, entity: &Entity) {
+    if entity.article_count > 0 && !entity.blocked && entity.merged_into.is_none() {
+        batch.insert(
+            keys::rank(Some(entity.kind), entity.article_count, &entity.id),
+            Vec::new(),
+        );
+        batch.insert(
+            keys::rank(None, entity.article_count, &entity.id),
+            Vec::new(),
+        );
+    }
+}
+
+/// Every name key an entity is found by: its name's and its aliases'.
+fn name_keys(entity: &Entity) -> BTreeSet<String> {
+    std::iter::once(&entity.name)
+        .chain(&entity.aliases)
+        .map(|n| name_key(n))
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+fn validate_name(field: &str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name_key(name).is_empty() {
+        return Err(Error::invalid(
+            field,
+            Invalid::Malformed,
+            format!("{field} {name:?} must contain a letter or digit"),
+        ));
+    }
+    if name.chars().count() > 200 {
+        return Err(Error::invalid(
+            field,
+            Invalid::TooLarge,
+            format!("{field} is longer than 200 characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_external_ids(ids: &BTreeMap<String, String>) -> Result<()> {
+    for (scheme, value) in ids {
+        let scheme_ok = !scheme.is_empty()
+            && scheme.len() <= 40
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !scheme_ok {
+            return Err(Error::invalid(
+                "entity.external_ids",
+                Invalid::Malformed,
+                format!(
+                    "external id scheme {scheme:?} must be 1 to 40 lower-case letters, digits, \
+                     '_' or '-' (for example \"wikidata\")"
+                ),
+            ));
+        }
+        let value_ok = !value.trim().is_empty() && value.len() <= 200;
+        let wikidata_ok = scheme != "wikidata"
+            || (value.len() > 1
+                && value.starts_with('Q')
+                && value[1..].chars().all(|c| c.is_ascii_digit()));
+        if !value_ok || !wikidata_ok {
+            return Err(Error::invalid(
+                "entity.external_ids",
+                Invalid::Malformed,
+                format!(
+                    "external id {value:?} for {scheme:?} is not valid (a Wikidata id looks \
+                     like \"Q22316\")"
+                ),
+            ));
+        }
+    }
+    if ids.len() > 32 {
+        return Err(Error::invalid(
+            "entity.external_ids",
+            Invalid::TooLarge,
+            "an entity takes at most 32 external ids",
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The entity `id`, following merges to the entity it now lives on.
+    pub fn resolve_entity(&self, id: &str) -> Result<Option<Entity>> {
+        let mut current = id.to_string();
+        for _ in 0..MAX_REDIRECTS {
+            let Some(entity) = self.get_entity(&current)? else {
+                return Ok(None);
+            };
+            match &entity.merged_into {
+                Some(next) => current.clone_from(next),
+                None => return Ok(Some(entity)),
+            }
+        }
+        Err(Error::Internal(format!(
+            "entity {id:?} redirects more than {MAX_REDIRECTS} times"
+        )))
+    }
+
+    /// A live entity (not merged away) for a decision.
+    fn live_entity(&self, id: &str) -> Result<Entity> {
+        let entity = self.get_entity(id)?.ok_or_else(|| not_found(id))?;
+        if let Some(into) = &entity.merged_into {
+            return Err(Error::FailedPrecondition {
+                reason: Precondition::EntityMerged,
+                message: format!(
+                    "entity {id:?} was merged into {into:?}; make the change there instead"
+                ),
+            });
+        }
+        Ok(entity)
+    }
+
+    /// Applies a decision's batch under the writer lock, then waits until it is durable.
+    fn decide(
+        &self,
+        build: impl FnOnce(&mut sled::Batch, &mut u64) -> Result<(Entity, u64, Change)>,
+    ) -> Result<Decision> {
+        let seq = {
+            let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut seq = *next_seq;
+            let mut batch = sled::Batch::default();
+            let (entity, articles_updated, mut change) = build(&mut batch, &mut seq)?;
+            change.seq = seq;
+            batch.insert(keys::change(seq), codec::encode(&change)?);
+            self.tree.apply_batch(batch)?;
+            *next_seq = seq + 1;
+            self.applied.store(seq, Ordering::Release);
+            (entity, articles_updated, seq)
+        };
+        let (entity, articles_updated, seq) = seq;
+        self.wait_durable(seq)?;
+        Ok(Decision {
+            entity,
+            articles_updated,
+            seq,
+        })
+    }
+
+    /// Sets an entity's name, kind, aliases, description or external ids. A changed name
+    /// keeps the old one as an alias, so articles that use it still find the entity.
+    pub fn update_entity(&self, id: &str, patch: EntityPatch) -> Result<Decision> {
+        if let Some(ids) = &patch.external_ids {
+            validate_external_ids(ids)?;
+        }
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| validate_name("entity.name", n))
+            .transpose()?;
+        let aliases = match &patch.aliases {
+            Some(aliases) => {
+                if aliases.len() > MAX_ALIASES {
+                    return Err(Error::invalid(
+                        "entity.aliases",
+                        Invalid::TooLarge,
+                        format!("an entity takes at most {MAX_ALIASES} aliases"),
+                    ));
+                }
+                let mut clean: Vec<String> = Vec::new();
+                for alias in aliases {
+                    let alias = validate_name("entity.aliases", alias)?;
+                    if !clean.contains(&alias) {
+                        clean.push(alias);
+                    }
+                }
+                Some(clean)
+            }
+            None => None,
+        };
+        if patch
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 500)
+        {
+            return Err(Error::invalid(
+                "entity.description",
+                Invalid::TooLarge,
+                "entity.description is longer than 500 characters",
+            ));
+        }
+        self.decide(|batch, seq| {
+            let old = self.live_entity(id)?;
+            let mut entity = old.clone();
+            if let Some(aliases) = aliases {
+                entity.aliases = aliases;
+            }
+            if let Some(name) = name
+                && name != entity.name
+            {
+                let previous = std::mem::replace(&mut entity.name, name);
+                if !entity.aliases.contains(&previous) {
+                    entity.aliases.push(previous);
+                }
+            }
+            entity.aliases.retain(|a| *a != entity.name);
+            entity.aliases.truncate(MAX_ALIASES);
+            if let Some(kind) = patch.kind {
+                entity.kind = kind;
+            }
+            if let Some(description) = patch.description {
+                entity.description = description.trim().to_string();
+            }
+            if let Some(ids) = patch.external_ids {
+                entity.external_ids = ids;
+            }
+            if patch.name.is_some() || patch.kind.is_some() || patch.aliases.is_some() {
+                entity.edited = true;
+            }
+            // The name index: keys the entity lost and gained.
+            let (before, after) = (name_keys(&old), name_keys(&entity));
+            for key in before.difference(&after) {
+                batch.remove(keys::name(key, id));
+            }
+            for key in after.difference(&before) {
+                batch.insert(keys::name(key, id), Vec::new());
+            }
+            unrank(batch, &old);
+            rank(batch, &entity);
+            // Articles show the entity's current name and kind.
+            let mut rewrite = Rewrite::new(self);
+            if entity.name != old.name || entity.kind != old.kind {
+                rewrite.each_article_of(id, |article| {
+                    for mention in &mut article.derived.mentions {
+                        if mention.entity_id == id {
+                            mention.name.clone_from(&entity.name);
+                            mention.kind = entity.kind;
+                        }
+                    }
+                    for quote in &mut article.derived.quotes {
+                        if let Some((speaker, name)) = &mut quote.speaker
+                            && speaker == id
+                        {
+                            name.clone_from(&entity.name);
+                        }
+                    }
+                })?;
+            }
+            let updated = rewrite.finish(batch, seq)?;
+            batch.insert(keys::entity(id), codec::encode(&entity)?);
+            Ok((
+                entity,
+                updated,
+                entity_change(ChangeKind::EntityUpdated, id, Vec::new()),
+            ))
+        })
+    }
+
+    /// Merges `merged` into `survivor`: every mention, alias and name moves over, and the
+    /// merged ids keep resolving to the survivor.
+    pub fn merge_entities(&self, survivor: &str, merged: &[String]) -> Result<Decision> {
+        if merged.is_empty() {
+            return Err(Error::missing("merged_ids"));
+        }
+        if merged.iter().any(|m| m == survivor) {
+            return Err(Error::invalid(
+                "merged_ids",
+                Invalid::Malformed,
+                format!("entity {survivor:?} cannot be merged into itself"),
+            ));
+        }
+        self.decide(|batch, seq| {
+            let old_survivor = self.live_entity(survivor)?;
+            if old_survivor.blocked {
+                return Err(Error::FailedPrecondition {
+                    reason: Precondition::EntityBlocked,
+                    message: format!(
+                        "entity {survivor:?} is blocked; unblock it before merging into it"
+                    ),
+                });
+            }
+            let mut entity = old_survivor.clone();
+            let mut rewrite = Rewrite::new(self);
+            let mut gone = Vec::new();
+            for id in merged.iter().collect::<BTreeSet<_>>() {
+                let old = self.live_entity(id)?;
+                // Articles: the merged entity's mentions become the survivor's.
+                rewrite.each_article_of(id, |article| merge_in_article(article, id, &entity))?;
+                // Names: the merged entity's name and aliases find the survivor now.
+                for key in name_keys(&old) {
+                    batch.remove(keys::name(&key, id));
+                    batch.insert(keys::name(&key, survivor), Vec::new());
+                }
+                for alias in std::iter::once(&old.name).chain(&old.aliases) {
+                    if *alias != entity.name
+                        && !entity.aliases.contains(alias)
+                        && entity.aliases.len() < MAX_ALIASES
+                    {
+                        entity.aliases.push(alias.clone());
+                    }
+                }
+                for (scheme, value) in &old.external_ids {
+                    entity
+                        .external_ids
+                        .entry(scheme.clone())
+                        .or_insert_with(|| value.clone());
+                }
+                if entity.description.is_empty() {
+                    entity.description.clone_from(&old.description);
+                }
+                unrank(batch, &old);
+                let mut redirect = old;
+                redirect.merged_into = Some(survivor.to_string());
+                redirect.article_count = 0;
+                redirect.mention_count = 0;
+                redirect.first_seen = None;
+                redirect.last_seen = None;
+                batch.insert(keys::entity(id), codec::encode(&redirect)?);
+                gone.push(id.clone());
+            }
+            // Counts and first/last seen over the survivor's articles as they now are.
+            let mut articles = BTreeSet::new();
+            let (mut mentions, mut first, mut last) = (0u64, None, None);
+            let survivor_articles = {
+                let prefix = ArticleIndex::Entity(survivor.to_string()).prefix();
+                let mut ids = Vec::new();
+                for entry in self.tree.scan_prefix(&prefix) {
+                    let (key, _) = entry?;
+                    if let Some((time, id)) = keys::split_suffix(&key[prefix.len()..]) {
+                        ids.push((time, id.to_string()));
+                    }
+                }
+                ids
+            };
+            for (time, id) in survivor_articles {
+                if rewrite.articles.contains_key(&id) {
+                    continue;
+                }
+                if let Some(article) = self.get_article(&id)?
+                    && let Some(m) = article
+                        .derived
+                        .mentions
+                        .iter()
+                        .find(|m| m.entity_id == survivor)
+                {
+                    mentions += u64::from(m.count);
+                    articles.insert(id);
+                    first = Some(first.map_or(time, |f: Timestamp| f.min(time)));
+                    last = Some(last.map_or(time, |l: Timestamp| l.max(time)));
+                }
+            }
+            for (id, (_, time, article)) in &rewrite.articles {
+                if let Some(m) = article
+                    .derived
+                    .mentions
+                    .iter()
+                    .find(|m| m.entity_id == survivor)
+                {
+                    mentions += u64::from(m.count);
+                    articles.insert(id.clone());
+                    first = Some(first.map_or(*time, |f: Timestamp| f.min(*time)));
+                    last = Some(last.map_or(*time, |l: Timestamp| l.max(*time)));
+                }
+            }
+            unrank(batch, &old_survivor);
+            entity.article_count = articles.len() as u64;
+            entity.mention_count = mentions;
+            entity.first_seen = first;
+            entity.last_seen = last;
+            rank(batch, &entity);
+            let updated = rewrite.finish(batch, seq)?;
+            batch.insert(keys::entity(survivor), codec::encode(&entity)?);
+            Ok((
+                entity,
+                updated,
+                entity_change(ChangeKind::EntitiesMerged, survivor, gone),
+            ))
+        })
+    }
+
+    /// Blocks a false entity: its mentions leave every article and its names are no longer
+    /// tagged in new ones. Unblocking lets extraction find it again in new articles.
+    pub fn set_blocked(&self, id: &str, blocked: bool) -> Result<Decision> {
+        self.decide(|batch, seq| {
+            let old = self.live_entity(id)?;
+            let mut entity = old.clone();
+            entity.blocked = blocked;
+            let mut rewrite = Rewrite::new(self);
+            if blocked && !old.blocked {
+                rewrite.each_article_of(id, |article| {
+                    article.derived.mentions.retain(|m| m.entity_id != id);
+                    for quote in &mut article.derived.quotes {
+                        if quote.speaker.as_ref().is_some_and(|(s, _)| s == id) {
+                            quote.speaker = None;
+                        }
+                    }
+                })?;
+                entity.article_count = 0;
+                entity.mention_count = 0;
+                entity.first_seen = None;
+                entity.last_seen = None;
+            }
+            unrank(batch, &old);
+            rank(batch, &entity);
+            let updated = rewrite.finish(batch, seq)?;
+            batch.insert(keys::entity(id), codec::encode(&entity)?);
+            let kind = if blocked {
+                ChangeKind::EntityBlocked
+            } else {
+                ChangeKind::EntityUnblocked
+            };
+            Ok((entity, updated, entity_change(kind, id, Vec::new())))
+        })
+    }
+}
+
+/// The change entry of a decision (its sequence number is set when it is applied).
+fn entity_change(kind: ChangeKind, entity_id: &str, merged_ids: Vec<String>) -> Change {
+    Change {
+        seq: 0,
+        time: Timestamp::now(),
+        kind,
+        article_id: String::new(),
+        revision: 0,
+        entity_id: entity_id.to_string(),
+        merged_ids,
+    }
+}
+
+/// Moves an article's mention of `merged` onto `survivor`, folding it into the survivor's
+/// own mention when the article has one.
+fn merge_in_article(article: &mut Article, merged: &str, survivor: &Entity) {
+    let mentions = &mut article.derived.mentions;
+    let Some(from) = mentions.iter().position(|m| m.entity_id == merged) else {
+        return;
+    };
+    let moved = mentions.remove(from);
+    match mentions.iter_mut().find(|m| m.entity_id == survivor.id) {
+        Some(into) => {
+            into.spans.extend(moved.spans);
+            into.spans.sort();
+            into.spans.dedup();
+            into.count += moved.count;
+            into.salience += moved.salience;
+            for form in moved.surface_forms {
+                if !into.surface_forms.contains(&form) {
+                    into.surface_forms.push(form);
+                }
+            }
+        }
+        None => {
+            let mut mention = moved;
+            mention.entity_id.clone_from(&survivor.id);
+            mention.entity_code = survivor.code;
+            mention.name.clone_from(&survivor.name);
+            mention.kind = survivor.kind;
+            mentions.push(mention);
+        }
+    }
+    for quote in &mut article.derived.quotes {
+        if let Some((speaker, name)) = &mut quote.speaker
+            && speaker == merged
+        {
+            speaker.clone_from(&survivor.id);
+            name.clone_from(&survivor.name);
+        }
+    }
+}
