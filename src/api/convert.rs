@@ -7,8 +7,8 @@
 use super::proto;
 use crate::error::{Error, Invalid, Result};
 use crate::model::{
-    Article, ArticleFilter, ArticleInput, Entity, EntityKind, EntityTag, Mention, MentionOrigin,
-    Quote, Span, Timestamp, normalize_source,
+    Article, ArticleFilter, ArticleInput, Entity, EntityKind, EntityPatch, EntityTag, Mention,
+    MentionOrigin, Quote, Span, Timestamp, normalize_source,
 };
 
 /// Seconds of 1678-01-01 and 2262-04-11, the range an `i64` of nanoseconds covers.
@@ -226,7 +226,118 @@ pub fn entity_to_proto(entity: &Entity) -> proto::Entity {
         mention_count: i64::try_from(entity.mention_count).unwrap_or(i64::MAX),
         first_seen_time: entity.first_seen.map(timestamp_to_proto),
         last_seen_time: entity.last_seen.map(timestamp_to_proto),
+        description: entity.description.clone(),
+        external_ids: entity
+            .external_ids
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        blocked: entity.blocked,
+        edited: entity.edited,
     }
+}
+
+/// The entity fields an editor may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EntityField {
+    Name,
+    Kind,
+    Aliases,
+    Description,
+    ExternalIds,
+}
+
+impl EntityField {
+    pub const ALL: [EntityField; 5] = [
+        EntityField::Name,
+        EntityField::Kind,
+        EntityField::Aliases,
+        EntityField::Description,
+        EntityField::ExternalIds,
+    ];
+
+    /// The field an update-mask path names.
+    pub fn from_path(path: &str) -> Result<Vec<EntityField>> {
+        Ok(vec![match path {
+            "*" => return Ok(EntityField::ALL.to_vec()),
+            "name" => EntityField::Name,
+            "kind" => EntityField::Kind,
+            "aliases" => EntityField::Aliases,
+            "description" => EntityField::Description,
+            "external_ids" => EntityField::ExternalIds,
+            "id" | "article_count" | "mention_count" | "first_seen_time" | "last_seen_time"
+            | "blocked" | "edited" => {
+                return Err(Error::invalid(
+                    "update_mask",
+                    Invalid::UpdateMask,
+                    format!(
+                        "update_mask path {path:?} cannot be updated (use BlockEntity and \
+                         UnblockEntity for `blocked`)"
+                    ),
+                ));
+            }
+            other => {
+                return Err(Error::invalid(
+                    "update_mask",
+                    Invalid::UpdateMask,
+                    format!(
+                        "update_mask path {other:?} is not a field of Entity; updatable fields \
+                         are name, kind, aliases, description, external_ids (or \"*\")"
+                    ),
+                ));
+            }
+        }])
+    }
+
+    /// The fields set in `entity`: what an update without a mask changes (AIP-134).
+    pub fn set_in(entity: &proto::Entity) -> Vec<EntityField> {
+        [
+            (!entity.name.is_empty(), EntityField::Name),
+            (entity.kind != 0, EntityField::Kind),
+            (!entity.aliases.is_empty(), EntityField::Aliases),
+            (!entity.description.is_empty(), EntityField::Description),
+            (!entity.external_ids.is_empty(), EntityField::ExternalIds),
+        ]
+        .into_iter()
+        .filter_map(|(set, field)| set.then_some(field))
+        .collect()
+    }
+}
+
+/// The patch that sets `fields` of `entity`.
+pub fn entity_patch_from_proto(
+    entity: &proto::Entity,
+    fields: &[EntityField],
+) -> Result<EntityPatch> {
+    let mut patch = EntityPatch::default();
+    for field in fields {
+        match field {
+            EntityField::Name => {
+                if entity.name.trim().is_empty() {
+                    return Err(Error::missing("entity.name"));
+                }
+                patch.name = Some(entity.name.clone());
+            }
+            EntityField::Kind => {
+                patch.kind = Some(
+                    kind_from_proto("entity.kind", entity.kind)?
+                        .ok_or_else(|| Error::missing("entity.kind"))?,
+                );
+            }
+            EntityField::Aliases => patch.aliases = Some(entity.aliases.clone()),
+            EntityField::Description => patch.description = Some(entity.description.clone()),
+            EntityField::ExternalIds => {
+                patch.external_ids = Some(
+                    entity
+                        .external_ids
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                );
+            }
+        }
+    }
+    Ok(patch)
 }
 
 pub fn filter_from_proto(filter: Option<&proto::ArticleFilter>) -> Result<ArticleFilter> {

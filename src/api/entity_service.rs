@@ -1,15 +1,16 @@
-//! `newsstore.v1.EntityService`: reads over the entity records the store keeps.
+//! `newsstore.v1.EntityService`: the entity records the store keeps, and the editorial
+//! decisions on them (edit, merge, block).
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::convert::{self, EntityField};
 use super::page_token::{self, Listing};
 use super::proto::{self, entity_service_server::EntityService};
 use super::{page_size, require_id};
-use crate::error::{Error, Resource};
-use crate::store::Store;
+use crate::error::{Error, Invalid, Resource, Result};
+use crate::store::{Decision, Store};
 
 const LIST_DEFAULT: usize = 50;
 const LIST_MAX: usize = 1000;
@@ -29,6 +30,24 @@ impl EntityApi {
     }
 }
 
+impl EntityApi {
+    /// Runs a decision off the async threads: it writes and waits for durability.
+    async fn decide(
+        &self,
+        what: &'static str,
+        decision: impl FnOnce(&Store) -> Result<Decision> + Send + 'static,
+    ) -> Result<Decision> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || decision(&store))
+            .await
+            .map_err(|e| Error::internal(what, e))?
+    }
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 #[tonic::async_trait]
 impl EntityService for EntityApi {
     async fn get_entity(
@@ -37,9 +56,10 @@ impl EntityService for EntityApi {
     ) -> Result<Response<proto::GetEntityResponse>, Status> {
         let request = request.into_inner();
         require_id("id", &request.id)?;
+        // A merged id answers with the entity it was merged into.
         let entity = self
             .store
-            .get_entity(&request.id)?
+            .resolve_entity(&request.id)?
             .ok_or_else(|| Error::NotFound {
                 resource: Resource::Entity,
                 id: request.id.clone(),
@@ -100,6 +120,107 @@ impl EntityService for EntityApi {
                 .collect(),
             articles_examined: i64::try_from(page.articles_examined).unwrap_or(i64::MAX),
             complete: page.complete,
+        }))
+    }
+
+    async fn update_entity(
+        &self,
+        request: Request<proto::UpdateEntityRequest>,
+    ) -> Result<Response<proto::UpdateEntityResponse>, Status> {
+        let request = request.into_inner();
+        let entity = request.entity.ok_or_else(|| Error::missing("entity"))?;
+        require_id("entity.id", &entity.id)?;
+        let mut fields = match &request.update_mask {
+            Some(mask) if !mask.paths.is_empty() => {
+                let mut fields = Vec::new();
+                for path in &mask.paths {
+                    fields.extend(EntityField::from_path(path)?);
+                }
+                fields
+            }
+            _ => EntityField::set_in(&entity),
+        };
+        fields.sort();
+        fields.dedup();
+        if fields.is_empty() {
+            return Err(Error::invalid(
+                "update_mask",
+                Invalid::UpdateMask,
+                "nothing to update: name fields in update_mask or set them in entity",
+            )
+            .into());
+        }
+        let patch = convert::entity_patch_from_proto(&entity, &fields)?;
+        let id = entity.id;
+        let decision = self
+            .decide("updating an entity", move |store| {
+                store.update_entity(&id, patch)
+            })
+            .await?;
+        Ok(Response::new(proto::UpdateEntityResponse {
+            entity: Some(convert::entity_to_proto(&decision.entity)),
+            articles_updated: count(decision.articles_updated),
+        }))
+    }
+
+    async fn merge_entities(
+        &self,
+        request: Request<proto::MergeEntitiesRequest>,
+    ) -> Result<Response<proto::MergeEntitiesResponse>, Status> {
+        let request = request.into_inner();
+        require_id("survivor_id", &request.survivor_id)?;
+        if request.merged_ids.len() > 100 {
+            return Err(Error::invalid(
+                "merged_ids",
+                Invalid::TooLarge,
+                "at most 100 entities can be merged in one call",
+            )
+            .into());
+        }
+        for id in &request.merged_ids {
+            require_id("merged_ids", id)?;
+        }
+        let decision = self
+            .decide("merging entities", move |store| {
+                store.merge_entities(&request.survivor_id, &request.merged_ids)
+            })
+            .await?;
+        Ok(Response::new(proto::MergeEntitiesResponse {
+            entity: Some(convert::entity_to_proto(&decision.entity)),
+            articles_updated: count(decision.articles_updated),
+        }))
+    }
+
+    async fn block_entity(
+        &self,
+        request: Request<proto::BlockEntityRequest>,
+    ) -> Result<Response<proto::BlockEntityResponse>, Status> {
+        let id = request.into_inner().id;
+        require_id("id", &id)?;
+        let decision = self
+            .decide("blocking an entity", move |store| {
+                store.set_blocked(&id, true)
+            })
+            .await?;
+        Ok(Response::new(proto::BlockEntityResponse {
+            entity: Some(convert::entity_to_proto(&decision.entity)),
+            articles_updated: count(decision.articles_updated),
+        }))
+    }
+
+    async fn unblock_entity(
+        &self,
+        request: Request<proto::UnblockEntityRequest>,
+    ) -> Result<Response<proto::UnblockEntityResponse>, Status> {
+        let id = request.into_inner().id;
+        require_id("id", &id)?;
+        let decision = self
+            .decide("unblocking an entity", move |store| {
+                store.set_blocked(&id, false)
+            })
+            .await?;
+        Ok(Response::new(proto::UnblockEntityResponse {
+            entity: Some(convert::entity_to_proto(&decision.entity)),
         }))
     }
 }

@@ -3,6 +3,7 @@
 
 mod articles;
 mod crash;
+mod editorial;
 mod entities;
 mod errors;
 mod grpcurl;

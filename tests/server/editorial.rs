@@ -1,0 +1,302 @@
+//! Editorial decisions through EntityService: update, merge, block and unblock, and how
+//! articles, lists, search and later extraction follow them.
+
+use newsstore::api::proto::{self, Entity, EntityKind};
+use prost_types::FieldMask;
+use tonic::Code;
+
+use super::support::{TestApp, reason, search};
+
+fn ids_of(article: &proto::Article) -> Vec<String> {
+    article
+        .entities
+        .iter()
+        .map(|e| e.entity_id.clone())
+        .collect()
+}
+
+async fn list_by_entity(app: &TestApp, entity: &str) -> Vec<String> {
+    let response = app
+        .articles()
+        .list_articles(proto::ListArticlesRequest {
+            filter: Some(proto::ArticleFilter {
+                entity_ids: vec![entity.into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids: Vec<String> = response.articles.into_iter().map(|a| a.id).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn merging_moves_articles_names_and_search_to_the_survivor() {
+    let app = TestApp::spawn().await;
+    app.create("a1", "Talks", "John Kerry met officials in Geneva.")
+        .await;
+    app.create("a2", "Talks", "Secretary Jon Kerry spoke in Geneva.")
+        .await;
+    assert_eq!(list_by_entity(&app, "jon-kerry").await, ["a2"]);
+
+    let merged = app
+        .entities()
+        .merge_entities(proto::MergeEntitiesRequest {
+            survivor_id: "john-kerry".into(),
+            merged_ids: vec!["jon-kerry".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(merged.articles_updated, 1);
+    let survivor = merged.entity.unwrap();
+    assert_eq!(survivor.article_count, 2);
+    assert!(survivor.aliases.contains(&"Jon Kerry".to_string()));
+
+    // The merged id resolves to the survivor; articles and lists follow.
+    assert_eq!(app.entity("jon-kerry").await.unwrap().id, "john-kerry");
+    assert_eq!(list_by_entity(&app, "john-kerry").await, ["a1", "a2"]);
+    assert!(list_by_entity(&app, "jon-kerry").await.is_empty());
+    let a2 = app.get("a2").await.unwrap();
+    assert!(ids_of(&a2).contains(&"john-kerry".to_string()));
+    let kerry = a2
+        .entities
+        .iter()
+        .find(|e| e.entity_id == "john-kerry")
+        .unwrap();
+    assert_eq!(kerry.name, "John Kerry");
+    // Search follows through the change log.
+    let found = app
+        .search_until(search("entity:john-kerry"), |r| r.total_size == 2)
+        .await;
+    assert_eq!(found.total_size, 2);
+    // A new article naming the merged entity links to the survivor.
+    let a3 = app
+        .create("a3", "Later", "Jon Kerry returned to Geneva.")
+        .await;
+    assert!(ids_of(&a3).contains(&"john-kerry".to_string()));
+
+    // Bad merges get clear errors.
+    let mut entities = app.entities();
+    let again = entities
+        .merge_entities(proto::MergeEntitiesRequest {
+            survivor_id: "jon-kerry".into(),
+            merged_ids: vec!["geneva".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&again), "ENTITY_MERGED");
+    let missing = entities
+        .merge_entities(proto::MergeEntitiesRequest {
+            survivor_id: "john-kerry".into(),
+            merged_ids: vec!["nobody".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let itself = entities
+        .merge_entities(proto::MergeEntitiesRequest {
+            survivor_id: "john-kerry".into(),
+            merged_ids: vec!["john-kerry".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(itself.code(), Code::InvalidArgument);
+    let empty = entities
+        .merge_entities(proto::MergeEntitiesRequest {
+            survivor_id: "john-kerry".into(),
+            merged_ids: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&empty), "REQUIRED_FIELD_MISSING");
+}
+
+#[tokio::test]
+async fn blocked_entities_leave_articles_lists_and_new_extraction() {
+    let app = TestApp::spawn().await;
+    app.create("a1", "Talks", "John Kerry met officials in Geneva.")
+        .await;
+    let blocked = app
+        .entities()
+        .block_entity(proto::BlockEntityRequest {
+            id: "geneva".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(blocked.articles_updated, 1);
+    assert!(blocked.entity.unwrap().blocked);
+    assert!(!ids_of(&app.get("a1").await.unwrap()).contains(&"geneva".to_string()));
+    let listed = app
+        .entities()
+        .list_entities(proto::ListEntitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.entities.iter().all(|e| e.id != "geneva"));
+    let a2 = app
+        .create("a2", "Again", "Delegates returned to Geneva.")
+        .await;
+    assert!(!ids_of(&a2).contains(&"geneva".to_string()));
+    // Naming a blocked entity explicitly is refused.
+    let err = app
+        .articles()
+        .create_article(proto::CreateArticleRequest {
+            article: Some(proto::Article {
+                headline: "Tagged".into(),
+                body: "A body.".into(),
+                entity_tags: vec![proto::EntityTag {
+                    entity_id: "geneva".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "ENTITY_BLOCKED");
+
+    let unblocked = app
+        .entities()
+        .unblock_entity(proto::UnblockEntityRequest {
+            id: "geneva".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!unblocked.entity.unwrap().blocked);
+    let a3 = app
+        .create("a3", "Again", "Delegates returned to Geneva.")
+        .await;
+    assert!(ids_of(&a3).contains(&"geneva".to_string()));
+    let err = app
+        .entities()
+        .block_entity(proto::BlockEntityRequest {
+            id: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn editors_update_names_kinds_descriptions_and_external_ids() {
+    let app = TestApp::spawn().await;
+    app.create("a1", "Talks", "John Kerry met officials in Geneva.")
+        .await;
+    let updated = app
+        .entities()
+        .update_entity(proto::UpdateEntityRequest {
+            entity: Some(Entity {
+                id: "john-kerry".into(),
+                name: "John Forbes Kerry".into(),
+                description: "US Secretary of State".into(),
+                external_ids: [("wikidata".to_string(), "Q22316".to_string())].into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["name".into(), "description".into(), "external_ids".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.articles_updated, 1);
+    let entity = updated.entity.unwrap();
+    assert_eq!(entity.name, "John Forbes Kerry");
+    assert!(entity.aliases.contains(&"John Kerry".to_string()));
+    assert_eq!(entity.external_ids["wikidata"], "Q22316");
+    assert!(entity.edited);
+    let a1 = app.get("a1").await.unwrap();
+    assert!(a1.entities.iter().any(|e| e.name == "John Forbes Kerry"));
+    assert_eq!(
+        app.entity("john-kerry").await.unwrap().description,
+        "US Secretary of State"
+    );
+
+    // Without a mask, the fields set are changed.
+    let retyped = app
+        .entities()
+        .update_entity(proto::UpdateEntityRequest {
+            entity: Some(Entity {
+                id: "geneva".into(),
+                kind: EntityKind::Organization as i32,
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        retyped.entity.unwrap().kind,
+        EntityKind::Organization as i32
+    );
+
+    let bad = |entity: Entity, paths: &[&str]| proto::UpdateEntityRequest {
+        entity: Some(entity),
+        update_mask: Some(FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        }),
+    };
+    let kerry = || Entity {
+        id: "john-kerry".into(),
+        ..Default::default()
+    };
+    for (request, code, expected) in [
+        (
+            bad(kerry(), &["article_count"]),
+            Code::InvalidArgument,
+            "INVALID_UPDATE_MASK",
+        ),
+        (
+            bad(kerry(), &["colour"]),
+            Code::InvalidArgument,
+            "INVALID_UPDATE_MASK",
+        ),
+        (
+            bad(kerry(), &["name"]),
+            Code::InvalidArgument,
+            "REQUIRED_FIELD_MISSING",
+        ),
+        (
+            bad(
+                Entity {
+                    external_ids: [("wikidata".to_string(), "22316".to_string())].into(),
+                    ..kerry()
+                },
+                &["external_ids"],
+            ),
+            Code::InvalidArgument,
+            "INVALID_FIELD_VALUE",
+        ),
+        (
+            bad(
+                Entity {
+                    id: "nobody".into(),
+                    description: "x".into(),
+                    ..Default::default()
+                },
+                &["description"],
+            ),
+            Code::NotFound,
+            "ENTITY_NOT_FOUND",
+        ),
+        (
+            bad(kerry(), &[]),
+            Code::InvalidArgument,
+            "INVALID_UPDATE_MASK",
+        ),
+    ] {
+        let err = app.entities().update_entity(request).await.unwrap_err();
+        assert_eq!(err.code(), code, "{}", err.message());
+        assert_eq!(reason(&err), expected, "{}", err.message());
+    }
+}
