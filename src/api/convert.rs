@@ -206,7 +206,7 @@ fn mention_to_proto(mention: &Mention, full: bool) -> proto::EntityMention {
     }
 }
 
-fn quote_to_proto(quote: &Quote) -> proto::Quote {
+pub fn quote_to_proto(quote: &Quote) -> proto::Quote {
     let (speaker_entity_id, speaker_name) = quote.speaker.clone().unwrap_or_default();
     proto::Quote {
         text: quote.text.clone(),

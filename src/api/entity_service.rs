@@ -223,4 +223,38 @@ impl EntityService for EntityApi {
             entity: Some(convert::entity_to_proto(&decision.entity)),
         }))
     }
+
+    async fn list_quotes(
+        &self,
+        request: Request<proto::ListQuotesRequest>,
+    ) -> Result<Response<proto::ListQuotesResponse>, Status> {
+        let request = request.into_inner();
+        require_id("speaker_id", &request.speaker_id)?;
+        let size = page_size(request.page_size, LIST_DEFAULT, LIST_MAX)?;
+        let fingerprint = page_token::fingerprint(&[request.speaker_id.as_bytes()]);
+        let cursor = page_token::decode(&request.page_token, Listing::Quotes, fingerprint)?;
+        let store = self.store.clone();
+        let page = tokio::task::spawn_blocking(move || {
+            store.list_quotes(&request.speaker_id, size, cursor.as_deref())
+        })
+        .await
+        .map_err(|e| Error::internal("listing quotes", e))??;
+        Ok(Response::new(proto::ListQuotesResponse {
+            quotes: page
+                .quotes
+                .iter()
+                .map(|hit| proto::SpokenQuote {
+                    quote: Some(convert::quote_to_proto(&hit.quote)),
+                    article_id: hit.article_id.clone(),
+                    headline: hit.headline.clone(),
+                    published_time: hit.published.map(convert::timestamp_to_proto),
+                })
+                .collect(),
+            next_page_token: page
+                .next
+                .map(|next| page_token::encode(Listing::Quotes, fingerprint, &next))
+                .unwrap_or_default(),
+            speaker_id: page.speaker_id,
+        }))
+    }
 }

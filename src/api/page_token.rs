@@ -19,6 +19,7 @@ pub enum Listing {
     Articles = 1,
     Search = 2,
     Entities = 3,
+    Quotes = 4,
 }
 
 /// A fingerprint of the parts of a request that must not change between pages.

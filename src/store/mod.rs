@@ -11,8 +11,10 @@ mod codec;
 mod durability;
 mod editorial;
 pub mod keys;
+mod quotes;
 
 pub use editorial::Decision;
+pub use quotes::{QuoteHit, QuotePage};
 #[cfg(test)]
 mod tests;
 mod write;

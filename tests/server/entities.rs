@@ -411,3 +411,98 @@ async fn get_entity_errors() {
     let err = app.entity("nobody").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn quotes_are_listed_by_speaker_newest_first_across_pages() {
+    let app = TestApp::spawn_seeded().await;
+    let seed = seed_article(&app).await;
+    let kerry_in_seed = seed
+        .quotes
+        .iter()
+        .filter(|q| q.speaker_entity_id == "john-kerry")
+        .count();
+    assert!(kerry_in_seed >= 9);
+    // A newer article with one more Kerry quote: it comes first.
+    app.articles()
+        .create_article(proto::CreateArticleRequest {
+            article: Some(Article {
+                headline: "Kerry in Oslo".into(),
+                body: "John Kerry arrived in Oslo.\n\n\"The talks go on,\" Kerry said.".into(),
+                published_time: Some(prost_types::Timestamp {
+                    seconds: 4_000_000_000,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            article_id: "oslo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = app
+            .entities()
+            .list_quotes(proto::ListQuotesRequest {
+                speaker_id: "john-kerry".into(),
+                page_size: 4,
+                page_token: token.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(page.quotes.len() <= 4);
+        for quote in &page.quotes {
+            assert_eq!(
+                quote.quote.as_ref().unwrap().speaker_entity_id,
+                "john-kerry"
+            );
+            texts.push((
+                quote.article_id.clone(),
+                quote.quote.as_ref().unwrap().text.clone(),
+            ));
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(texts.len(), kerry_in_seed + 1, "{texts:?}");
+    assert_eq!(
+        texts[0],
+        ("oslo".to_string(), "The talks go on".to_string())
+    );
+    assert!(texts[1..].iter().all(|(article, _)| article == SEED_ID));
+    assert!(pages >= 3);
+
+    let mut entities = app.entities();
+    let unknown = entities
+        .list_quotes(proto::ListQuotesRequest {
+            speaker_id: "nobody".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let bad_token = entities
+        .list_quotes(proto::ListQuotesRequest {
+            speaker_id: "john-kerry".into(),
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&bad_token), "INVALID_PAGE_TOKEN");
+    let other_speaker = entities
+        .list_quotes(proto::ListQuotesRequest {
+            speaker_id: "sergei-lavrov".into(),
+            page_token: token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&other_speaker), "INVALID_PAGE_TOKEN");
+}
