@@ -78,8 +78,7 @@ impl Store {
             low.extend_from_slice(suffix);
         }
         let mut quotes = Vec::new();
-        let mut read = 0;
-        for entry in self.tree.range(low..keys::prefix_end(&prefix)) {
+        for (read, entry) in self.tree.range(low..keys::prefix_end(&prefix)).enumerate() {
             let (key, _) = entry?;
             let suffix = &key[prefix.len()..];
             if read == MAX_ARTICLES_PER_PAGE {
@@ -89,7 +88,6 @@ impl Store {
                     next: Some(position(suffix, 0)),
                 });
             }
-            read += 1;
             let Some((_, article_id)) = keys::split_suffix(suffix) else {
                 continue;
             };
