@@ -349,6 +349,8 @@ pub struct EntityPatch {
 pub struct Related {
     pub entity: Entity,
     pub shared_articles: u64,
+    /// Over the shared articles, the sum of the product of both entities' salience.
+    pub strength: f64,
 }
 
 /// Conditions on which articles a list or search returns.

@@ -116,6 +116,7 @@ impl EntityService for EntityApi {
                 .map(|r| proto::RelatedEntity {
                     entity: Some(convert::entity_to_proto(&r.entity)),
                     shared_article_count: i64::try_from(r.shared_articles).unwrap_or(i64::MAX),
+                    strength: r.strength,
                 })
                 .collect(),
             articles_examined: i64::try_from(page.articles_examined).unwrap_or(i64::MAX),

@@ -59,8 +59,10 @@ impl Store {
                 times.1 = times.1.max(time);
             }
             let listed: Vec<String> = self
-                .get(&keys::article_entities(&article.id))?
-                .unwrap_or_default();
+                .article_entities(&article.id)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
             let mentioned: Vec<String> = article
                 .derived
                 .mentions

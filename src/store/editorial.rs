@@ -112,13 +112,10 @@ impl<'s> Rewrite<'s> {
             for new in after.difference(&before) {
                 batch.insert(ArticleIndex::Entity(new.clone()).key(time, &id), Vec::new());
             }
-            let entity_ids: Vec<String> = article
-                .derived
-                .mentions
-                .iter()
-                .map(|m| m.entity_id.clone())
-                .collect();
-            batch.insert(keys::article_entities(&id), codec::encode(&entity_ids)?);
+            batch.insert(
+                keys::article_entities(&id),
+                super::article_entities_record(&article)?,
+            );
             batch.insert(keys::article(&id), codec::encode(&article)?);
             let change = Change {
                 seq: *next_seq,

@@ -14,7 +14,7 @@
 //! | `t`    | newest-first time, article id         | empty: all articles by time |
 //! | `s`    | source, 0, newest-first time, id      | empty: articles by source   |
 //! | `m`    | entity id, 0, newest-first time, id   | empty: articles by entity   |
-//! | `x`    | article id                            | the article's entity ids    |
+//! | `x`    | article id                            | its entities and saliences  |
 //! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking       |
 //! | `c`    | sequence number                       | change-log entry            |
 //! | `o`    | article id                            | fingerprint of its file     |

@@ -216,6 +216,19 @@ impl Store {
             .transpose()
     }
 
+    /// The entities an article mentions with their salience there (the `x` record).
+    fn article_entities(&self, article_id: &str) -> Result<Vec<(String, f32)>> {
+        let record: Option<ArticleEntities> = self.get(&keys::article_entities(article_id))?;
+        Ok(match record {
+            None => Vec::new(),
+            Some(ArticleEntities::Weighted(entities)) => entities,
+            Some(ArticleEntities::Plain(ids)) => {
+                let share = 1.0 / ids.len().max(1) as f32;
+                ids.into_iter().map(|id| (id, share)).collect()
+            }
+        })
+    }
+
     pub fn get_article(&self, id: &str) -> Result<Option<Article>> {
         self.get(&keys::article(id))
     }
@@ -551,7 +564,9 @@ impl Store {
             });
         }
         let prefix = ArticleIndex::Entity(id.to_string()).prefix();
-        let mut shared: HashMap<String, u64> = HashMap::new();
+        // Per other entity: shared articles, and the sum over them of both saliences'
+        // product, which ranks a name central to the same stories above a passing mention.
+        let mut shared: HashMap<String, (u64, f64)> = HashMap::new();
         let mut examined = 0u64;
         let mut complete = true;
         for entry in self.tree.scan_prefix(&prefix) {
@@ -564,19 +579,28 @@ impl Store {
                 continue;
             };
             examined += 1;
-            let others: Vec<String> = self
-                .get(&keys::article_entities(article_id))?
-                .unwrap_or_default();
-            for other in others {
+            let entities = self.article_entities(article_id)?;
+            let own = entities
+                .iter()
+                .find(|(other, _)| other == id)
+                .map_or(0.0, |(_, s)| f64::from(*s));
+            for (other, salience) in entities {
                 if other != id {
-                    *shared.entry(other).or_default() += 1;
+                    let entry = shared.entry(other).or_default();
+                    entry.0 += 1;
+                    entry.1 += own * f64::from(salience);
                 }
             }
         }
-        let mut ranked: Vec<(String, u64)> = shared.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut ranked: Vec<(String, (u64, f64))> = shared.into_iter().collect();
+        ranked.sort_by(|a, b| {
+            b.1.1
+                .total_cmp(&a.1.1)
+                .then_with(|| b.1.0.cmp(&a.1.0))
+                .then_with(|| a.0.cmp(&b.0))
+        });
         let mut related = Vec::new();
-        for (other, count) in ranked {
+        for (other, (count, strength)) in ranked {
             if related.len() == limit {
                 break;
             }
@@ -586,6 +610,7 @@ impl Store {
                 related.push(Related {
                     entity,
                     shared_articles: count,
+                    strength,
                 });
             }
         }
@@ -602,6 +627,26 @@ fn rank_cursor(entity: &Entity) -> Vec<u8> {
     let mut cursor = (u64::MAX - entity.article_count).to_be_bytes().to_vec();
     cursor.extend_from_slice(entity.id.as_bytes());
     cursor
+}
+
+/// The `x` record of an article. Records written before salience was kept hold the ids
+/// alone; they still read, with equal shares.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum ArticleEntities {
+    Weighted(Vec<(String, f32)>),
+    Plain(Vec<String>),
+}
+
+/// The `x` record for `article`.
+fn article_entities_record(article: &Article) -> Result<Vec<u8>> {
+    let entities: Vec<(String, f32)> = article
+        .derived
+        .mentions
+        .iter()
+        .map(|m| (m.entity_id.clone(), m.salience))
+        .collect();
+    codec::encode(&ArticleEntities::Weighted(entities))
 }
 
 fn bad_cursor() -> Error {

@@ -424,3 +424,50 @@ fn editors_rename_retype_and_describe_entities() {
         "ENTITY_NOT_FOUND"
     );
 }
+
+#[test]
+fn related_entities_rank_by_shared_salience_not_just_shared_articles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    create(
+        &store,
+        "a1",
+        "Kerry and Lavrov agree",
+        "John Kerry and Sergei Lavrov met. Kerry and Lavrov agreed on a plan. Lavrov said \
+         Kerry was right, and Kerry thanked Lavrov. The meeting was in Geneva.",
+        1_000,
+    );
+    create(
+        &store,
+        "a2",
+        "Officials meet",
+        "Officials from France, Germany, Italy, Spain, Poland and Austria met in Geneva. \
+         John Kerry sent a message.",
+        2_000,
+    );
+    let page = store.related_entities("john-kerry", None, 10, 100).unwrap();
+    let order: Vec<(&str, u64)> = page
+        .related
+        .iter()
+        .map(|r| (r.entity.id.as_str(), r.shared_articles))
+        .collect();
+    // Geneva shares more articles, Lavrov the same story's centre.
+    assert_eq!(order[0], ("sergei-lavrov", 1), "{order:?}");
+    assert!(order.contains(&("geneva", 2)), "{order:?}");
+    assert!(
+        page.related
+            .windows(2)
+            .all(|w| w[0].strength >= w[1].strength)
+    );
+}
+
+#[test]
+fn entity_lists_written_before_salience_was_kept_still_read() {
+    let old = super::codec::encode(&vec!["a".to_string(), "b".to_string()]).unwrap();
+    let record: super::ArticleEntities = super::codec::decode(&old).unwrap();
+    assert!(matches!(record, super::ArticleEntities::Plain(ref ids) if ids.len() == 2));
+    let new =
+        super::codec::encode(&super::ArticleEntities::Weighted(vec![("a".into(), 0.5)])).unwrap();
+    let record: super::ArticleEntities = super::codec::decode(&new).unwrap();
+    assert!(matches!(record, super::ArticleEntities::Weighted(ref e) if e[0].1 == 0.5));
+}

@@ -352,13 +352,10 @@ impl<'s> Batch<'s> {
         if !source.is_empty() {
             self.insert(ArticleIndex::Source(source).key(time, id), Vec::new());
         }
-        let entity_ids: Vec<String> = article
-            .derived
-            .mentions
-            .iter()
-            .map(|m| m.entity_id.clone())
-            .collect();
-        self.insert(keys::article_entities(id), codec::encode(&entity_ids)?);
+        self.insert(
+            keys::article_entities(id),
+            super::article_entities_record(&article)?,
+        );
         for mention in &article.derived.mentions {
             let key = ArticleIndex::Entity(mention.entity_id.clone()).key(time, id);
             self.insert(key.clone(), Vec::new());
