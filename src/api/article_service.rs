@@ -212,11 +212,43 @@ impl ArticleService for ArticleApi {
         let size = page_size(request.page_size, LIST_DEFAULT, LIST_MAX)?;
         let view = convert::view_from_proto(request.view, View::Basic)?;
         let filter = convert::filter_from_proto(request.filter.as_ref())?;
-        let fingerprint = page_token::fingerprint(&[&convert::filter_fingerprint_parts(&filter)]);
+        let by_salience = match proto::ListArticlesOrder::try_from(request.order) {
+            Ok(proto::ListArticlesOrder::Unspecified | proto::ListArticlesOrder::PublishedDesc) => {
+                false
+            }
+            Ok(proto::ListArticlesOrder::Salience) => {
+                if filter.entity_ids.is_empty() {
+                    return Err(Error::invalid(
+                        "filter.entity_ids",
+                        Invalid::Missing,
+                        "order LIST_ARTICLES_ORDER_SALIENCE needs an entity in \
+                         filter.entity_ids: the articles are ordered by how central it is",
+                    )
+                    .into());
+                }
+                true
+            }
+            Err(_) => {
+                return Err(Error::invalid(
+                    "order",
+                    Invalid::Malformed,
+                    format!("{} is not a ListArticlesOrder", request.order),
+                )
+                .into());
+            }
+        };
+        let fingerprint = page_token::fingerprint(&[
+            &convert::filter_fingerprint_parts(&filter),
+            &[u8::from(by_salience)],
+        ]);
         let cursor = page_token::decode(&request.page_token, Listing::Articles, fingerprint)?;
         let store = self.store.clone();
         let page = tokio::task::spawn_blocking(move || {
-            store.list_articles(&filter, size, cursor.as_deref())
+            if by_salience {
+                store.list_articles_by_salience(&filter, size, cursor.as_deref())
+            } else {
+                store.list_articles(&filter, size, cursor.as_deref())
+            }
         })
         .await
         .map_err(|e| Error::internal("listing articles", e))??;

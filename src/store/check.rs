@@ -47,6 +47,12 @@ impl Store {
             for mention in &article.derived.mentions {
                 expected
                     .insert(ArticleIndex::Entity(mention.entity_id.clone()).key(time, &article.id));
+                expected.insert(keys::salience(
+                    &mention.entity_id,
+                    mention.salience,
+                    time,
+                    &article.id,
+                ));
                 let counts = entity_articles
                     .entry(mention.entity_id.clone())
                     .or_default();
@@ -83,7 +89,7 @@ impl Store {
         }
 
         let mut found: BTreeSet<Vec<u8>> = BTreeSet::new();
-        for prefix in [keys::TIME, keys::SOURCE, keys::MENTION] {
+        for prefix in [keys::TIME, keys::SOURCE, keys::MENTION, keys::SALIENCE] {
             for entry in self.tree.scan_prefix([prefix]) {
                 found.insert(entry?.0.to_vec());
             }

@@ -38,11 +38,18 @@ pub struct Decision {
     pub seq: u64,
 }
 
+/// An article a decision rewrites: its mentions before (entity id and salience), its time,
+/// and the article as changed.
+struct Rewritten {
+    before: Vec<(String, f32)>,
+    time: Timestamp,
+    article: Article,
+}
+
 /// The articles a decision rewrites, read once and written once.
 struct Rewrite<'s> {
     store: &'s Store,
-    /// Article id → (the entity ids it mentioned before, its time, the article as changed).
-    articles: BTreeMap<String, (BTreeSet<String>, Timestamp, Article)>,
+    articles: BTreeMap<String, Rewritten>,
 }
 
 impl<'s> Rewrite<'s> {
@@ -82,13 +89,20 @@ impl<'s> Rewrite<'s> {
                     .derived
                     .mentions
                     .iter()
-                    .map(|m| m.entity_id.clone())
+                    .map(|m| (m.entity_id.clone(), m.salience))
                     .collect();
                 let time = article.sort_time();
-                self.articles.insert(id.clone(), (before, time, article));
+                self.articles.insert(
+                    id.clone(),
+                    Rewritten {
+                        before,
+                        time,
+                        article,
+                    },
+                );
             }
-            if let Some((_, _, article)) = self.articles.get_mut(&id) {
-                change(article);
+            if let Some(rewritten) = self.articles.get_mut(&id) {
+                change(&mut rewritten.article);
             }
         }
         Ok(())
@@ -98,8 +112,25 @@ impl<'s> Rewrite<'s> {
     /// each; returns how many there were.
     fn finish(self, batch: &mut sled::Batch, next_seq: &mut u64) -> Result<u64> {
         let count = self.articles.len() as u64;
-        for (id, (before, time, mut article)) in self.articles {
+        for (id, rewritten) in self.articles {
+            let Rewritten {
+                before,
+                time,
+                mut article,
+            } = rewritten;
             renormalize(&mut article);
+            // Saliences shift when mentions go or fold together: the salience index is
+            // rewritten whole for the article.
+            for (entity_id, salience) in &before {
+                batch.remove(keys::salience(entity_id, *salience, time, &id));
+            }
+            for mention in &article.derived.mentions {
+                batch.insert(
+                    keys::salience(&mention.entity_id, mention.salience, time, &id),
+                    Vec::new(),
+                );
+            }
+            let before: BTreeSet<String> = before.into_iter().map(|(id, _)| id).collect();
             let after: BTreeSet<String> = article
                 .derived
                 .mentions
@@ -509,7 +540,8 @@ impl Store {
                     last = Some(last.map_or(time, |l: Timestamp| l.max(time)));
                 }
             }
-            for (id, (_, time, article)) in &rewrite.articles {
+            for (id, rewritten) in &rewrite.articles {
+                let (time, article) = (&rewritten.time, &rewritten.article);
                 if let Some(m) = article
                     .derived
                     .mentions

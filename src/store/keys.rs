@@ -14,6 +14,7 @@
 //! | `t`    | newest-first time, article id         | empty: all articles by time |
 //! | `s`    | source, 0, newest-first time, id      | empty: articles by source   |
 //! | `m`    | entity id, 0, newest-first time, id   | empty: articles by entity   |
+//! | `l`    | entity id, 0, salience desc, time, id | empty: by salience there    |
 //! | `x`    | article id                            | its entities and saliences  |
 //! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking       |
 //! | `c`    | sequence number                       | change-log entry            |
@@ -29,6 +30,7 @@ pub const NAME: u8 = b'n';
 pub const TIME: u8 = b't';
 pub const SOURCE: u8 = b's';
 pub const MENTION: u8 = b'm';
+pub const SALIENCE: u8 = b'l';
 pub const ARTICLE_ENTITIES: u8 = b'x';
 pub const RANK: u8 = b'r';
 pub const CHANGE: u8 = b'c';
@@ -142,6 +144,39 @@ pub fn split_suffix(suffix: &[u8]) -> Option<(Timestamp, &str)> {
     Some((time_from_newest_first(time), id))
 }
 
+/// Length of the salience part of a salience-index key.
+pub const SALIENCE_LEN: usize = 4;
+
+/// A salience in [0, 1] encoded so that higher saliences sort first.
+pub fn salience_desc(salience: f32) -> [u8; 4] {
+    // NaN clamps to nothing; treat it as no salience at all.
+    let s = if salience.is_nan() {
+        0.0
+    } else {
+        f64::from(salience).clamp(0.0, 1.0)
+    };
+    (((1.0 - s) * f64::from(u32::MAX)).round() as u32).to_be_bytes()
+}
+
+/// Prefix of an entity's articles by salience.
+pub fn salience_prefix(entity_id: &str) -> Vec<u8> {
+    with(SALIENCE, &[entity_id.as_bytes(), &[0]])
+}
+
+/// An article in an entity's salience index: most salient first, then newest first.
+pub fn salience(entity_id: &str, salience: f32, time: Timestamp, article_id: &str) -> Vec<u8> {
+    let mut key = salience_prefix(entity_id);
+    key.extend_from_slice(&salience_desc(salience));
+    key.extend_from_slice(&newest_first(time));
+    key.extend_from_slice(article_id.as_bytes());
+    key
+}
+
+/// Splits the `salience + time + id` suffix of a salience-index key.
+pub fn split_salience_suffix(suffix: &[u8]) -> Option<(Timestamp, &str)> {
+    split_suffix(suffix.get(SALIENCE_LEN..)?)
+}
+
 pub fn kind_byte(kind: EntityKind) -> u8 {
     match kind {
         EntityKind::Person => 1,
@@ -225,6 +260,20 @@ mod tests {
         let key = index.key(Timestamp(42), "art-1");
         let suffix = &key[index.prefix().len()..];
         assert_eq!(split_suffix(suffix), Some((Timestamp(42), "art-1")));
+    }
+
+    #[test]
+    fn salience_keys_put_the_most_salient_first_then_the_newest() {
+        let high = salience("syria", 0.9, Timestamp(1), "a");
+        let low_new = salience("syria", 0.1, Timestamp(5), "b");
+        let low_old = salience("syria", 0.1, Timestamp(2), "c");
+        assert!(high < low_new && low_new < low_old);
+        assert!(salience("syria", f32::NAN, Timestamp(1), "d") > low_old);
+        let prefix = salience_prefix("syria");
+        assert_eq!(
+            split_salience_suffix(&high[prefix.len()..]),
+            Some((Timestamp(1), "a"))
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod durability;
 mod editorial;
 pub mod keys;
 mod quotes;
+mod salience;
 
 pub use editorial::Decision;
 pub use quotes::{QuoteHit, QuotePage};
@@ -37,10 +38,11 @@ pub use write::{Content, Write, Written};
 
 /// The tree's key layout version, checked at open so an incompatible build refuses the data
 /// instead of misreading it.
-const LAYOUT_VERSION: u64 = 1;
+/// Layout 2 added the salience index (`l`); a layout-1 database is upgraded at open.
+const LAYOUT_VERSION: u64 = 2;
 /// A list page examines at most this many index entries, so a filter that matches rarely
 /// cannot make one request scan the whole store; the page then ends early with a token.
-const MAX_EXAMINED_PER_PAGE: usize = 10_000;
+pub(crate) const MAX_EXAMINED_PER_PAGE: usize = 10_000;
 /// A name prefix may match at most this many names.
 const MAX_PREFIX_MATCHES: usize = 50_000;
 
@@ -110,6 +112,7 @@ impl Store {
                 tree.insert(keys::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
             }
             Some(v) if v.as_ref() == LAYOUT_VERSION.to_be_bytes() => {}
+            Some(v) if v.as_ref() == 1u64.to_be_bytes() => upgrade_from_layout_1(&tree)?,
             Some(v) => {
                 return Err(Error::Internal(format!(
                     "the database in {} has key layout {:?}, this build reads layout \
@@ -627,6 +630,36 @@ fn rank_cursor(entity: &Entity) -> Vec<u8> {
     let mut cursor = (u64::MAX - entity.article_count).to_be_bytes().to_vec();
     cursor.extend_from_slice(entity.id.as_bytes());
     cursor
+}
+
+/// Builds the salience index that layout 2 added, from the articles, then records the new
+/// layout. Interrupted, it simply runs again at the next open.
+fn upgrade_from_layout_1(tree: &sled::Tree) -> Result<()> {
+    tracing::info!("upgrading the database to key layout 2: building the salience index");
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    let mut articles = 0u64;
+    for entry in tree.scan_prefix([keys::ARTICLE]) {
+        let article: Article = codec::decode(&entry?.1)?;
+        let time = article.sort_time();
+        for mention in &article.derived.mentions {
+            batch.insert(
+                keys::salience(&mention.entity_id, mention.salience, time, &article.id),
+                Vec::new(),
+            );
+            pending += 1;
+        }
+        articles += 1;
+        if pending >= 10_000 {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    batch.insert(keys::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes());
+    tree.apply_batch(batch)?;
+    tree.flush()?;
+    tracing::info!(articles, "database upgraded to key layout 2");
+    Ok(())
 }
 
 /// The `x` record of an article. Records written before salience was kept hold the ids

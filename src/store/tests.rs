@@ -471,3 +471,50 @@ fn entity_lists_written_before_salience_was_kept_still_read() {
     let record: super::ArticleEntities = super::codec::decode(&new).unwrap();
     assert!(matches!(record, super::ArticleEntities::Weighted(ref e) if e[0].1 == 0.5));
 }
+
+#[test]
+fn a_layout_1_database_gains_the_salience_index_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        create(
+            &store,
+            "a1",
+            "Talks",
+            "John Kerry met officials in Geneva.",
+            1_000,
+        );
+        create(
+            &store,
+            "a2",
+            "Talks",
+            "Sergei Lavrov flew to Moscow.",
+            2_000,
+        );
+        // Make it look like a database written before the salience index existed.
+        let keys: Vec<_> = store
+            .tree
+            .scan_prefix([super::keys::SALIENCE])
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert!(!keys.is_empty());
+        for key in keys {
+            store.tree.remove(key).unwrap();
+        }
+        store
+            .tree
+            .insert(super::keys::META_LAYOUT, &1u64.to_be_bytes())
+            .unwrap();
+        assert!(!store.check().unwrap().is_empty());
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    let filter = ArticleFilter {
+        entity_ids: vec!["john-kerry".into()],
+        ..ArticleFilter::default()
+    };
+    let page = store.list_articles_by_salience(&filter, 10, None).unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, "a1");
+}

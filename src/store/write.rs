@@ -244,6 +244,12 @@ impl<'s> Batch<'s> {
         }
         self.remove(keys::article_entities(&old.id));
         for mention in &old.derived.mentions {
+            self.remove(keys::salience(
+                &mention.entity_id,
+                mention.salience,
+                time,
+                &old.id,
+            ));
             let key = ArticleIndex::Entity(mention.entity_id.clone()).key(time, &old.id);
             self.remove(key.clone());
             self.mention_keys
@@ -357,6 +363,10 @@ impl<'s> Batch<'s> {
             super::article_entities_record(&article)?,
         );
         for mention in &article.derived.mentions {
+            self.insert(
+                keys::salience(&mention.entity_id, mention.salience, time, id),
+                Vec::new(),
+            );
             let key = ArticleIndex::Entity(mention.entity_id.clone()).key(time, id);
             self.insert(key.clone(), Vec::new());
             self.mention_keys

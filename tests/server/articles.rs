@@ -480,3 +480,117 @@ async fn batch_create_reports_each_item() {
     let paris = app.entity("paris").await.unwrap();
     assert_eq!(paris.article_count, 2);
 }
+
+#[tokio::test]
+async fn articles_about_an_entity_list_most_salient_first() {
+    let app = TestApp::spawn().await;
+    let publish = |id: &'static str, headline: &'static str, body: &'static str, day: i64| {
+        let app = &app;
+        async move {
+            app.articles()
+                .create_article(proto::CreateArticleRequest {
+                    article: Some(Article {
+                        headline: headline.into(),
+                        body: body.into(),
+                        published_time: Some(prost_types::Timestamp {
+                            seconds: 1_700_000_000 + day * 86_400,
+                            nanos: 0,
+                        }),
+                        ..Article::default()
+                    }),
+                    article_id: id.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+    };
+    publish(
+        "central",
+        "Kerry sets out his plan",
+        "John Kerry set out his plan on Monday. Kerry said the plan would work, and Kerry \
+         answered questions about it for an hour.",
+        1,
+    )
+    .await;
+    publish(
+        "passing",
+        "Markets rise in Tokyo",
+        "Shares rose in Tokyo, Seoul, Sydney and Mumbai as traders in London, Frankfurt and \
+         Paris looked on. John Kerry was also in the news.",
+        3,
+    )
+    .await;
+    publish(
+        "middle",
+        "Talks in Geneva",
+        "Officials met in Geneva. John Kerry and Sergei Lavrov attended.",
+        2,
+    )
+    .await;
+    let list = |order: proto::ListArticlesOrder, page_size: i32, token: String| {
+        let app = &app;
+        async move {
+            app.articles()
+                .list_articles(proto::ListArticlesRequest {
+                    filter: Some(proto::ArticleFilter {
+                        entity_ids: vec!["john-kerry".into()],
+                        ..Default::default()
+                    }),
+                    order: order as i32,
+                    page_size,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let newest: Vec<String> = list(proto::ListArticlesOrder::Unspecified, 10, String::new())
+        .await
+        .articles
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(newest, ["passing", "middle", "central"]);
+    // By salience, one article per page: the central story first, the passing mention last,
+    // and every article exactly once.
+    let mut by_salience = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = list(proto::ListArticlesOrder::Salience, 1, token).await;
+        by_salience.extend(page.articles.into_iter().map(|a| a.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(by_salience, ["central", "middle", "passing"]);
+
+    // Salience order needs an entity, and a token stays with its order.
+    let err = app
+        .articles()
+        .list_articles(proto::ListArticlesRequest {
+            order: proto::ListArticlesOrder::Salience as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(reason(&err), "REQUIRED_FIELD_MISSING");
+    let first = list(proto::ListArticlesOrder::Salience, 1, String::new()).await;
+    let err = app
+        .articles()
+        .list_articles(proto::ListArticlesRequest {
+            filter: Some(proto::ArticleFilter {
+                entity_ids: vec!["john-kerry".into()],
+                ..Default::default()
+            }),
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "INVALID_PAGE_TOKEN");
+}
