@@ -20,9 +20,10 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
-use crate::api::{self, ArticleApi, EntityApi};
+use crate::api::{self, AdminApi, ArticleApi, EntityApi};
 use crate::ingest::{Ingest, Limits};
 use crate::search::{self, SearchIndex};
 use crate::seed::{self, SeedReport};
@@ -158,6 +159,7 @@ impl Application {
             .set_serving::<ArticleServiceServer<ArticleApi>>()
             .await;
         health.set_serving::<EntityServiceServer<EntityApi>>().await;
+        health.set_serving::<AdminServiceServer<AdminApi>>().await;
         health.set_service_status("", ServingStatus::Serving).await;
 
         // Both reflection versions describe everything served, each other included, so
@@ -175,6 +177,7 @@ impl Application {
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
         let limit = config.max_message_bytes;
+        let admin = AdminServiceServer::new(AdminApi::new(ingest.clone()));
         let articles = ArticleServiceServer::new(ArticleApi::new(ingest, store.clone(), search))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
@@ -193,6 +196,7 @@ impl Application {
                 "",
                 "newsstore.v1.ArticleService",
                 "newsstore.v1.EntityService",
+                "newsstore.v1.AdminService",
             ] {
                 shutdown_health
                     .set_service_status(service, ServingStatus::NotServing)
@@ -209,6 +213,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(articles)
             .add_service(entities)
+            .add_service(admin)
             .serve_with_incoming_shutdown(incoming, shutdown);
         // Streams never finish on their own, so draining is bounded by the grace period;
         // dropping the server then closes what is left.

@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `seed`, `reindex` and the `ner` tools.
+//! The command line: `serve` (the default), `seed`, `reindex`, `reextract` and the `ner`
+//! tools.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +40,11 @@ enum Command {
     Seed(SeedArgs),
     /// Rebuild the full-text search index from the database.
     Reindex(DataArgs),
+    /// Run entity and quote extraction again over every stored article, after the tagger
+    /// model or editorial decisions changed. With --server it runs inside a running server,
+    /// which keeps serving; without, it opens the data folder itself (the server must be
+    /// stopped, and the search index catches up when it next starts).
+    Reextract(ReextractArgs),
     /// Tools for the entity extractor.
     #[command(subcommand)]
     Ner(NerCommand),
@@ -126,6 +132,30 @@ struct DataArgs {
     /// Database page cache, in MiB.
     #[arg(long, env = "NEWSSTORE_CACHE_MB", default_value_t = 128)]
     cache_mb: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ReextractArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Address of a running server to re-extract through (for example 127.0.0.1:50051).
+    #[arg(long)]
+    server: Option<String>,
+}
+
+/// One progress line, rewritten in place on a terminal.
+fn show_progress(total: i64, done: i64, changed: i64, skipped: i64, started: std::time::Instant) {
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = done as f64 / seconds.max(1e-9);
+    let eta = if rate > 0.0 {
+        (total - done).max(0) as f64 / rate
+    } else {
+        0.0
+    };
+    eprint!(
+        "\rre-extracted {done}/{total} articles ({changed} changed, {skipped} skipped), \
+         {rate:.0}/s, about {eta:.0} s left   "
+    );
 }
 
 #[derive(Debug, Clone, Args)]
@@ -245,6 +275,75 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for (path, reason) in &report.skipped {
                 println!("skipped {}: {reason}", path.display());
             }
+            Ok(())
+        }
+        Command::Reextract(args) => {
+            let started = std::time::Instant::now();
+            let (total, changed, skipped) = match &args.server {
+                Some(server) => {
+                    let url = if server.contains("://") {
+                        server.clone()
+                    } else {
+                        format!("http://{server}")
+                    };
+                    let mut client =
+                        crate::api::proto::admin_service_client::AdminServiceClient::connect(
+                            url.clone(),
+                        )
+                        .await
+                        .with_context(|| format!("cannot reach a newsstore server at {url}"))?;
+                    let mut stream = client
+                        .reextract_articles(crate::api::proto::ReextractArticlesRequest {})
+                        .await?
+                        .into_inner();
+                    let mut last = None;
+                    while let Some(update) = stream.message().await? {
+                        show_progress(
+                            update.articles_total,
+                            update.articles_done,
+                            update.articles_changed,
+                            update.articles_skipped,
+                            started,
+                        );
+                        last = Some(update);
+                    }
+                    let last = last.context("the server sent no progress")?;
+                    (
+                        last.articles_done,
+                        last.articles_changed,
+                        last.articles_skipped,
+                    )
+                }
+                None => {
+                    let config = args.data.config();
+                    let store = app::open_store(&config)?;
+                    let ingest = Ingest::new(store.clone(), Limits::default());
+                    let state = ingest
+                        .reextract_all(|s| {
+                            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                            show_progress(
+                                n(s.total),
+                                n(s.done),
+                                n(s.changed),
+                                n(s.skipped),
+                                started,
+                            );
+                            true
+                        })
+                        .await?;
+                    tokio::task::spawn_blocking(move || store.flush()).await??;
+                    (
+                        i64::try_from(state.done).unwrap_or(i64::MAX),
+                        i64::try_from(state.changed).unwrap_or(i64::MAX),
+                        i64::try_from(state.skipped).unwrap_or(i64::MAX),
+                    )
+                }
+            };
+            eprintln!();
+            println!(
+                "re-extracted {total} articles in {:.1} s: {changed} changed, {skipped} skipped",
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Reindex(args) => {

@@ -4,6 +4,7 @@
 //! layer below and map errors with [`status`]. Everything else (rules on articles,
 //! extraction, storage) lives below and is shared with the seeder and the CLI.
 
+mod admin_service;
 mod article_service;
 mod convert;
 mod entity_service;
@@ -11,6 +12,7 @@ mod page_token;
 mod search;
 pub mod status;
 
+pub use admin_service::AdminApi;
 pub use article_service::ArticleApi;
 pub use entity_service::EntityApi;
 

@@ -291,6 +291,33 @@ impl Store {
             .map(|entry| codec::decode(&entry?.1))
     }
 
+    /// Up to `limit` articles in id order, after article `after`.
+    pub fn articles_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Article>> {
+        let low = match after {
+            Some(id) => {
+                let mut key = keys::article(id);
+                key.push(0);
+                key
+            }
+            None => vec![keys::ARTICLE],
+        };
+        self.tree
+            .range(low..keys::prefix_end(&[keys::ARTICLE]))
+            .take(limit)
+            .map(|entry| codec::decode(&entry?.1))
+            .collect()
+    }
+
+    /// How many articles are stored (counts keys: for progress reports, not request paths).
+    pub fn article_count(&self) -> Result<u64> {
+        let mut count = 0;
+        for entry in self.tree.scan_prefix([keys::ARTICLE]) {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// Change-log entries after `seq`, oldest first, at most `limit`.
     pub fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<Change>> {
         let start = keys::change(seq.saturating_add(1));

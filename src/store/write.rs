@@ -45,6 +45,14 @@ pub enum Write {
     },
     /// Fails with NotFound if missing, EtagMismatch if its etag is not `etag`.
     Delete { id: String, etag: Option<String> },
+    /// The same article analysed again (after the model or an editorial decision changed).
+    /// Fails like `Replace`; writes nothing, and returns sequence 0, when the derived data
+    /// comes out the same.
+    Reextract {
+        id: String,
+        etag: String,
+        content: Content,
+    },
 }
 
 /// A write that was applied and made durable.
@@ -52,7 +60,7 @@ pub enum Write {
 pub struct Written {
     /// The stored article; `None` for a delete.
     pub article: Option<Article>,
-    /// The change-log sequence number of the write.
+    /// The change-log sequence number of the write; 0 when nothing had to be written.
     pub seq: u64,
 }
 
@@ -66,7 +74,9 @@ impl Store {
             let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             for write in writes {
                 let outcome = self.apply_one(&mut next_seq, write);
-                if let Ok((_, seq)) = &outcome {
+                if let Ok((_, seq)) = &outcome
+                    && *seq > 0
+                {
                     last_seq = Some(*seq);
                 }
                 outcomes.push(outcome.map(|(article, seq)| Written { article, seq }));
@@ -87,6 +97,7 @@ impl Store {
     }
 
     fn apply_one(&self, next_seq: &mut u64, write: Write) -> Result<(Option<Article>, u64)> {
+        let reextract = matches!(write, Write::Reextract { .. });
         let (id, old, content, kind) = match write {
             Write::Create { id, content } => {
                 if self.tree.contains_key(keys::article(&id))? {
@@ -105,6 +116,10 @@ impl Store {
                 let old = self.current(&id, etag.as_deref())?;
                 (id, Some(old), None, ChangeKind::Deleted)
             }
+            Write::Reextract { id, etag, content } => {
+                let old = self.current(&id, Some(&etag))?;
+                (id, Some(old), Some(content), ChangeKind::Updated)
+            }
         };
         let mut batch = Batch::new(self);
         if let Some(old) = &old {
@@ -114,6 +129,13 @@ impl Store {
             Some(content) => Some(batch.put_article(&id, old.as_ref(), content)?),
             None => None,
         };
+        if reextract
+            && let (Some(old), Some(new)) = (&old, &article)
+            && old.derived == new.derived
+        {
+            // Nothing changed: drop the batch, keep the revision and etag callers hold.
+            return Ok((Some(old.clone()), 0));
+        }
         batch.update_entities(old.as_ref(), article.as_ref())?;
         let seq = *next_seq;
         let change = Change {

@@ -300,3 +300,81 @@ async fn editors_update_names_kinds_descriptions_and_external_ids() {
         assert_eq!(reason(&err), expected, "{}", err.message());
     }
 }
+
+#[tokio::test]
+async fn reextraction_applies_decisions_to_stored_articles_while_serving() {
+    use newsstore::api::proto::admin_service_client::AdminServiceClient;
+
+    let app = TestApp::spawn().await;
+    app.create("a1", "Talks", "Delegates met in Geneva on Monday.")
+        .await;
+    app.create("a2", "Markets", "Shares rose in Tokyo on Monday.")
+        .await;
+    // Blocking removed Geneva from a1; unblocking does not bring it back by itself.
+    app.entities()
+        .block_entity(proto::BlockEntityRequest {
+            id: "geneva".into(),
+        })
+        .await
+        .unwrap();
+    app.entities()
+        .unblock_entity(proto::UnblockEntityRequest {
+            id: "geneva".into(),
+        })
+        .await
+        .unwrap();
+    assert!(!ids_of(&app.get("a1").await.unwrap()).contains(&"geneva".to_string()));
+    let a2_before = app.get("a2").await.unwrap();
+
+    let mut stream = AdminServiceClient::new(app.channel.clone())
+        .reextract_articles(proto::ReextractArticlesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut updates = Vec::new();
+    while let Some(update) = stream.message().await.unwrap() {
+        updates.push(update);
+    }
+    let last = updates.last().expect("progress arrives");
+    assert!(last.done);
+    assert_eq!(
+        (
+            last.articles_total,
+            last.articles_done,
+            last.articles_changed
+        ),
+        (2, 2, 1)
+    );
+    // a1 mentions Geneva again, in a new revision; a2 did not change at all.
+    let a1 = app.get("a1").await.unwrap();
+    assert!(ids_of(&a1).contains(&"geneva".to_string()));
+    assert_eq!(a1.revision, 2);
+    assert_eq!(app.get("a2").await.unwrap().etag, a2_before.etag);
+    // Search follows through the change log.
+    let found = app
+        .search_until(search("entity:geneva"), |r| r.total_size == 1)
+        .await;
+    assert_eq!(found.hits[0].article.as_ref().unwrap().id, "a1");
+
+    // The command line does the same through a running server.
+    // (Off the test's runtime thread, which also runs the server.)
+    let addr = app.addr.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_newsstore"))
+            .args(["reextract", "--server", &addr])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("re-extracted 2 articles") && stdout.contains("0 changed"),
+        "{stdout}"
+    );
+}
