@@ -1074,6 +1074,25 @@ mod tests {
     }
 
     #[test]
+    fn short_forms_of_countries_join_the_full_name_and_titles_become_descriptions() {
+        let text = "The United States said talks would go on. Officials from the US added \
+                    that U.S. envoys and US Secretary of State John Kerry would attend.";
+        let segment = Segment {
+            field: Field::Body,
+            offset: 0,
+            text,
+            title_like: false,
+        };
+        let found = find_entities(&[segment]);
+        let us: Vec<&FoundEntity> = found.iter().filter(|e| e.name == "United States").collect();
+        assert_eq!(us.len(), 1, "{found:?}");
+        assert_eq!(us[0].occurrences.len(), 4, "{:?}", us[0].occurrences);
+        let kerry = found.iter().find(|e| e.name == "John Kerry").unwrap();
+        assert_eq!(kerry.description.as_deref(), Some("US Secretary of State"));
+        assert_eq!(kerry.titles, ["secretary of state"]);
+    }
+
+    #[test]
     fn ignores_sentence_initial_words_weekdays_and_pronouns() {
         let found = entities("Residents fled on Friday. He said They left. Teams met in Geneva.");
         let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();

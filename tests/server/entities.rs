@@ -109,6 +109,11 @@ async fn the_seed_article_has_every_entity_a_careful_reader_would_tag_and_no_jun
         .unwrap();
     assert!(kerry.surface_forms.contains(&"Kerry".to_string()));
     assert_eq!(kerry.count, 14);
+    // Titles are kept as descriptions of the entity.
+    let record = app.entity("john-kerry").await.unwrap();
+    assert_eq!(record.description, "US Secretary of State");
+    let lavrov = app.entity("sergei-lavrov").await.unwrap();
+    assert_eq!(lavrov.description, "Russian Foreign Minister");
     assert_eq!(kerry.origin, MentionOrigin::Extracted as i32);
     let nusra = article
         .entities
