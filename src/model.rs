@@ -146,6 +146,10 @@ pub struct Mention {
     /// The entity's number (see [`Entity::code`]), so indexes need not look it up.
     #[serde(default)]
     pub entity_code: u64,
+    /// The kind extraction (or the caller's tag) gave the name in this article: one vote
+    /// towards the entity's kind.
+    #[serde(default)]
+    pub extracted_kind: Option<EntityKind>,
 }
 
 /// A direct quotation in an article body.
@@ -332,6 +336,10 @@ pub struct Entity {
     /// kind the tagger guesses.
     #[serde(default)]
     pub edited: bool,
+    /// How many of its articles' extractions gave each kind, in [`EntityKind::ALL`] order.
+    /// Unless an editor set the kind, the entity takes the majority's.
+    #[serde(default)]
+    pub kind_votes: [u64; 4],
 }
 
 /// The fields of an entity an editor may set; `None` leaves a field as it is.

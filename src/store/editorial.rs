@@ -490,6 +490,9 @@ impl Store {
                         entity.aliases.push(alias.clone());
                     }
                 }
+                for (votes, more) in entity.kind_votes.iter_mut().zip(old.kind_votes) {
+                    *votes += more;
+                }
                 for (scheme, value) in &old.external_ids {
                     entity
                         .external_ids
@@ -506,6 +509,7 @@ impl Store {
                 redirect.mention_count = 0;
                 redirect.first_seen = None;
                 redirect.last_seen = None;
+                redirect.kind_votes = [0; 4];
                 batch.insert(keys::entity(id), codec::encode(&redirect)?);
                 gone.push(id.clone());
             }
@@ -591,6 +595,7 @@ impl Store {
                 entity.mention_count = 0;
                 entity.first_seen = None;
                 entity.last_seen = None;
+                entity.kind_votes = [0; 4];
             }
             unrank(batch, &old);
             rank(batch, &entity);

@@ -518,3 +518,82 @@ fn a_layout_1_database_gains_the_salience_index_at_open() {
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].id, "a1");
 }
+
+/// An article whose extraction found exactly one entity, `name`, as `kind`.
+fn tagged(name: &str, kind: crate::model::EntityKind, published: i64) -> Content {
+    let mut content = content("Report", &format!("{name} was in the news."), published);
+    content.extraction.entities = vec![crate::model::ExtractedEntity {
+        name: name.into(),
+        kind: Some(kind),
+        tentative: false,
+        entity_id: None,
+        surface_forms: vec![name.into()],
+        aliases: Vec::new(),
+        spans: Vec::new(),
+        count: 1,
+        salience: 1.0,
+        origin: crate::model::MentionOrigin::Extracted,
+        titles: Vec::new(),
+        description: None,
+    }];
+    content.extraction.quotes.clear();
+    content
+}
+
+#[test]
+fn a_name_is_one_entity_whose_kind_follows_the_majority_of_its_articles() {
+    use crate::model::EntityKind::{Location, Organization, Person};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    let write = |id: &str, content: Content| {
+        store
+            .write(vec![Write::Create {
+                id: id.into(),
+                content,
+            }])
+            .pop()
+            .unwrap()
+            .unwrap()
+    };
+    write("a1", tagged("Bank of Atlantis", Location, 1));
+    write("a2", tagged("Bank of Atlantis", Organization, 2));
+    let entity = store.get_entity("bank-of-atlantis").unwrap().unwrap();
+    assert_eq!(
+        (entity.article_count, entity.kind),
+        (2, Location),
+        "a tie keeps the kind"
+    );
+    write("a3", tagged("Bank of Atlantis", Organization, 3));
+    let entity = store.get_entity("bank-of-atlantis").unwrap().unwrap();
+    assert_eq!((entity.article_count, entity.kind), (3, Organization));
+    assert_eq!(entity.kind_votes, [0, 2, 1, 0]);
+    // The ranking follows the kind.
+    let orgs = store
+        .list_entities(Some(Organization), "", 10, None)
+        .unwrap();
+    assert!(orgs.items.iter().any(|e| e.id == "bank-of-atlantis"));
+    let places = store.list_entities(Some(Location), "", 10, None).unwrap();
+    assert!(places.items.iter().all(|e| e.id != "bank-of-atlantis"));
+    // Deleting an article takes its vote back.
+    for id in ["a2", "a3"] {
+        store
+            .write(vec![Write::Delete {
+                id: id.into(),
+                etag: None,
+            }])
+            .pop()
+            .unwrap()
+            .unwrap();
+    }
+    let entity = store.get_entity("bank-of-atlantis").unwrap().unwrap();
+    assert_eq!((entity.article_count, entity.kind), (1, Location));
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    // A single word may name different things: those stay apart by kind.
+    write("b1", tagged("Jordan", Location, 4));
+    write("b2", tagged("Jordan", Person, 5));
+    assert_eq!(store.get_entity("jordan").unwrap().unwrap().kind, Location);
+    assert_eq!(
+        store.get_entity("jordan-person").unwrap().unwrap().kind,
+        Person
+    );
+}

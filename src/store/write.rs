@@ -329,6 +329,7 @@ impl<'s> Batch<'s> {
                         salience: extracted.salience,
                         origin: extracted.origin,
                         surface_forms: extracted.surface_forms.clone(),
+                        extracted_kind: extracted.kind,
                     });
                 }
             }
@@ -464,9 +465,10 @@ impl<'s> Batch<'s> {
         }
         // By the canonical name, which the name index knows as a name or an alias of an
         // entity seen before ("Kerry" finds John Kerry once an article has said both).
+        let several_words = extracted.name.split_whitespace().count() >= 2;
         let lookup_keys = [canonical_key.clone()];
         for key in &lookup_keys {
-            let mut best: Option<(bool, u64, String)> = None;
+            let mut best: Option<((bool, bool), u64, String)> = None;
             let prefix = keys::name_prefix(key);
             for entry in self.store.tree.scan_prefix(&prefix) {
                 let (k, _) = entry?;
@@ -484,15 +486,19 @@ impl<'s> Batch<'s> {
                 if entity.merged_into.is_some() {
                     continue;
                 }
-                // An editor's kind wins over the tagger's guess.
-                if kind.is_some_and(|k| entity.kind != k) && !entity.edited {
+                // An editor's kind wins over the tagger's guess. A name of several words is
+                // one entity whatever the tagger called it in this article (its kind follows
+                // the majority of its articles); a single word may name different things.
+                let same_kind = kind.is_none_or(|k| entity.kind == k) || entity.edited;
+                let exact_name = name_key(&entity.name) == *key;
+                if !(same_kind || (exact_name && several_words)) {
                     continue;
                 }
                 // A blocked name is not tagged, in any article from now on.
                 if entity.blocked {
                     return Ok(None);
                 }
-                let rank = (name_key(&entity.name) == *key, entity.article_count, id);
+                let rank = ((same_kind, exact_name), entity.article_count, id);
                 if best.as_ref().is_none_or(|b| (rank.0, rank.1) > (b.0, b.1)) {
                     best = Some(rank);
                 }
@@ -524,6 +530,7 @@ impl<'s> Batch<'s> {
                 merged_into: None,
                 blocked: false,
                 edited: false,
+                kind_votes: [0; 4],
             },
         );
         self.insert(keys::name(&canonical_key, &id), Vec::new());
@@ -561,6 +568,11 @@ impl<'s> Batch<'s> {
                 .and_then(|a| a.derived.mentions.iter().find(|m| m.entity_id == id))
                 .map(|m| u64::from(m.count))
         };
+        let vote_of = |article: Option<&Article>, id: &str| {
+            article
+                .and_then(|a| a.derived.mentions.iter().find(|m| m.entity_id == id))
+                .and_then(|m| m.extracted_kind)
+        };
         for article in [old, new].into_iter().flatten() {
             ids.extend(article.derived.mentions.iter().map(|m| m.entity_id.clone()));
         }
@@ -577,6 +589,32 @@ impl<'s> Batch<'s> {
                 tracing::warn!(entity = %id, "an article mentions a missing entity");
                 continue;
             };
+            let kind_index = |kind: EntityKind| EntityKind::ALL.iter().position(|k| *k == kind);
+            if entity.kind_votes == [0; 4]
+                && let Some(i) = kind_index(entity.kind)
+            {
+                // Recorded before votes were kept: its articles all count for its kind.
+                entity.kind_votes[i] = entity.article_count;
+            }
+            if let Some(i) = vote_of(old, &id).and_then(kind_index) {
+                entity.kind_votes[i] = entity.kind_votes[i].saturating_sub(1);
+            }
+            if let Some(i) = vote_of(new, &id).and_then(kind_index) {
+                entity.kind_votes[i] += 1;
+            }
+            if !entity.edited
+                && let Some(current) = kind_index(entity.kind)
+            {
+                let (best, votes) = entity
+                    .kind_votes
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|&(i, v)| (*v, i == current))
+                    .map_or((current, 0), |(i, v)| (i, *v));
+                if votes > entity.kind_votes[current] {
+                    entity.kind = EntityKind::ALL[best];
+                }
+            }
             entity.article_count = (entity.article_count + u64::from(after.is_some()))
                 .saturating_sub(u64::from(before.is_some()));
             entity.mention_count =
