@@ -244,6 +244,8 @@ impl ArticleService for ArticleApi {
         let cursor = page_token::decode(&request.page_token, Listing::Articles, fingerprint)?;
         let store = self.store.clone();
         let page = tokio::task::spawn_blocking(move || {
+            let mut filter = filter;
+            store.follow_merges(&mut filter.entity_ids)?;
             if by_salience {
                 store.list_articles_by_salience(&filter, size, cursor.as_deref())
             } else {
@@ -279,9 +281,13 @@ impl ArticleService for ArticleApi {
             Some(position) => Some(super::search::decode_position(&position)?),
         };
         let (index, store) = (self.search.clone(), self.store.clone());
-        let results = tokio::task::spawn_blocking(move || index.search(&store, &search))
-            .await
-            .map_err(|e| Error::internal("searching", e))??;
+        let results = tokio::task::spawn_blocking(move || {
+            let mut search = search;
+            store.follow_merges(&mut search.filter.entity_ids)?;
+            index.search(&store, &search)
+        })
+        .await
+        .map_err(|e| Error::internal("searching", e))??;
         Ok(Response::new(output.response(results, fingerprint)))
     }
 

@@ -298,6 +298,19 @@ impl Store {
         )))
     }
 
+    /// Replaces merged entity ids by the ids of the entities they were merged into, so
+    /// filters written before a merge keep finding the same articles.
+    pub fn follow_merges(&self, ids: &mut [String]) -> Result<()> {
+        for id in ids.iter_mut() {
+            if let Some(entity) = self.resolve_entity(id)?
+                && entity.id != *id
+            {
+                *id = entity.id;
+            }
+        }
+        Ok(())
+    }
+
     /// A live entity (not merged away) for a decision.
     fn live_entity(&self, id: &str) -> Result<Entity> {
         let entity = self.get_entity(id)?.ok_or_else(|| not_found(id))?;

@@ -244,8 +244,10 @@ impl Store {
     /// with that canonical name or alias (compared by name key).
     pub fn entities_named(&self, name: &str) -> Result<Vec<String>> {
         let mut ids = Vec::new();
-        if !name.is_empty() && self.tree.contains_key(keys::entity(name))? {
-            ids.push(name.to_string());
+        if !name.is_empty()
+            && let Some(entity) = self.resolve_entity(name)?
+        {
+            ids.push(entity.id);
         }
         let key = name_key(name);
         if key.is_empty() {
