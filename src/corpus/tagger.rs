@@ -221,7 +221,7 @@ pub fn train(options: &Options, progress: &dyn Fn(&str)) -> std::io::Result<(Mod
         options.epochs,
         model.resources.clusters.len(),
         model.resources.gazetteer.names().len(),
-        model.weights.index.len(),
+        model.weights.table.len(),
         scores.f1()
     );
     Ok((model, scores))

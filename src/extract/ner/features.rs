@@ -14,7 +14,7 @@
 //! capitalised in mid-sentence probably is, even at the start of a sentence or in a
 //! headline set in capitals).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::label::LABELS;
 
@@ -42,20 +42,21 @@ fn template(t: u64) -> u64 {
 }
 
 /// Words a cluster table maps to three cluster numbers, coarse to fine.
-pub type Clusters = HashMap<String, [u16; 3]>;
+pub type Clusters = FxHashMap<String, [u16; 3]>;
 
 /// Names by their words joined with single spaces, each with the entity types it has been
 /// seen as (bit `t` for type index `t`).
 #[derive(Debug, Clone, Default)]
 pub struct Gazetteer {
-    names: HashMap<String, u8>,
+    names: FxHashMap<String, u8>,
     /// First words of names, to skip most starting points without building a key.
-    first_words: HashSet<String>,
+    first_words: FxHashSet<String>,
     longest: usize,
 }
 
 impl Gazetteer {
-    pub fn new(names: HashMap<String, u8>) -> Gazetteer {
+    pub fn new(names: impl IntoIterator<Item = (String, u8)>) -> Gazetteer {
+        let names: FxHashMap<String, u8> = names.into_iter().collect();
         let first_words = names
             .keys()
             .filter_map(|n| n.split(' ').next())
@@ -73,7 +74,7 @@ impl Gazetteer {
         }
     }
 
-    pub fn names(&self) -> &HashMap<String, u8> {
+    pub fn names(&self) -> &FxHashMap<String, u8> {
         &self.names
     }
 
@@ -248,9 +249,9 @@ mod t {
 #[derive(Default)]
 struct DocumentFacts {
     /// Lower-case forms of words written in lower case somewhere.
-    seen_lower: HashSet<u64>,
+    seen_lower: FxHashSet<u64>,
     /// Lower-case forms of words written capitalised in mid-sentence somewhere.
-    seen_capitalized_mid: HashSet<u64>,
+    seen_capitalized_mid: FxHashSet<u64>,
 }
 
 impl DocumentFacts {
@@ -436,7 +437,7 @@ pub fn score(features: &[u64], weights: &super::model::Weights) -> [f32; LABELS]
     let mut scores = [0f32; LABELS];
     for &feature in features {
         if let Some(row) = weights.row(feature) {
-            for (s, w) in scores.iter_mut().zip(row) {
+            for (s, w) in scores.iter_mut().zip(row.iter()) {
                 *s += *w;
             }
         }
@@ -446,6 +447,8 @@ pub fn score(features: &[u64], weights: &super::model::Weights) -> [f32; LABELS]
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]

@@ -33,6 +33,7 @@ impl Model {
     /// once because what a word does elsewhere in it is evidence (see `features.rs`).
     pub fn tag_document(&self, sentences: &[Vec<&str>]) -> Vec<Vec<Label>> {
         let features = features::document(sentences, &self.resources);
+        let transitions = self.weights.transition_matrix();
         let mut emissions = Vec::new();
         features
             .iter()
@@ -41,7 +42,7 @@ impl Model {
                 emissions.extend(
                     (0..sentence.len()).map(|i| features::score(sentence.token(i), &self.weights)),
                 );
-                model::viterbi(&emissions, |p, l| self.weights.transition(p, l))
+                model::viterbi(&emissions, &transitions)
             })
             .collect()
     }

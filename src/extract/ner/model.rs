@@ -39,38 +39,54 @@ impl Hasher for IdentityHasher {
 
 pub type FeatureIndex = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
 
-/// Weight rows by feature, and label-to-label transition scores.
+/// Feature rows by feature hash, stored inline so a lookup costs one memory access.
+pub type FeatureTable = HashMap<u64, [f32; LABELS], BuildHasherDefault<IdentityHasher>>;
+
+/// Label-to-label scores: row `p` is the label before (`LABELS` for the start of a
+/// sentence), column the label after. Forbidden IOB2 steps are negative infinity.
+pub type Transitions = [[f32; LABELS]; LABELS + 1];
+
+/// Feature weights and transition scores.
 #[derive(Debug, Clone, Default)]
 pub struct Weights {
-    pub index: FeatureIndex,
-    /// `LABELS` weights per row.
-    pub rows: Vec<f32>,
+    pub table: FeatureTable,
     /// `transitions[p * LABELS + l]`: the score of label `l` after `p`; `p == LABELS` is the
     /// start of a sentence.
     pub transitions: Vec<f32>,
 }
 
 impl Weights {
-    pub fn row(&self, feature: u64) -> Option<&[f32]> {
-        let row = *self.index.get(&feature)? as usize;
-        Some(&self.rows[row * LABELS..(row + 1) * LABELS])
+    pub fn row(&self, feature: u64) -> Option<&[f32; LABELS]> {
+        self.table.get(&feature)
     }
 
-    pub fn transition(&self, previous: Option<Label>, label: Label) -> f32 {
-        let p = previous.map_or(LABELS, Label::index);
-        // An empty table (a default model) scores every transition alike.
-        self.transitions
-            .get(p * LABELS + label.index())
-            .copied()
-            .unwrap_or(0.0)
+    /// The transition scores with IOB2's forbidden steps ruled out.
+    pub fn transition_matrix(&self) -> Transitions {
+        transition_matrix(&self.transitions)
     }
 }
 
-/// The best label sequence for per-token label scores, allowing only valid IOB2 sequences.
-pub fn viterbi(
-    emissions: &[[f32; LABELS]],
-    transition: impl Fn(Option<Label>, Label) -> f32,
-) -> Vec<Label> {
+/// `scores` (laid out as in [`Weights::transitions`]; empty means all zero) as a matrix with
+/// IOB2's forbidden steps set to negative infinity.
+pub fn transition_matrix(scores: &[f32]) -> Transitions {
+    let mut matrix = [[0f32; LABELS]; LABELS + 1];
+    for (p, row) in matrix.iter_mut().enumerate() {
+        let previous = (p < LABELS).then(|| Label::from_index(p));
+        for (l, cell) in row.iter_mut().enumerate() {
+            let label = Label::from_index(l);
+            *cell = if label.may_follow(previous) {
+                scores.get(p * LABELS + l).copied().unwrap_or(0.0)
+            } else {
+                f32::NEG_INFINITY
+            };
+        }
+    }
+    matrix
+}
+
+/// The best label sequence for per-token label scores under `transitions` (which rule out
+/// invalid IOB2 sequences with negative infinity).
+pub fn viterbi(emissions: &[[f32; LABELS]], transitions: &Transitions) -> Vec<Label> {
     let n = emissions.len();
     if n == 0 {
         return Vec::new();
@@ -78,23 +94,15 @@ pub fn viterbi(
     let mut best = vec![[f32::NEG_INFINITY; LABELS]; n];
     let mut back = vec![[0u8; LABELS]; n];
     for l in 0..LABELS {
-        let label = Label::from_index(l);
-        if label.may_follow(None) {
-            best[0][l] = emissions[0][l] + transition(None, label);
-        }
+        best[0][l] = emissions[0][l] + transitions[LABELS][l];
     }
     for i in 1..n {
         let before = best[i - 1];
         for l in 0..LABELS {
-            let label = Label::from_index(l);
             let mut top = f32::NEG_INFINITY;
             let mut arg = 0;
             for (p, &score_before) in before.iter().enumerate() {
-                let previous = Label::from_index(p);
-                if score_before == f32::NEG_INFINITY || !label.may_follow(Some(previous)) {
-                    continue;
-                }
-                let score = score_before + transition(Some(previous), label);
+                let score = score_before + transitions[p][l];
                 if score > top {
                     top = score;
                     arg = p;
@@ -157,20 +165,18 @@ pub enum ModelError {
 impl Model {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Rows in feature order, so the same model always gives the same bytes.
-        let mut features: Vec<(u64, u32)> =
-            self.weights.index.iter().map(|(&f, &r)| (f, r)).collect();
-        features.sort_unstable();
-        let max = self
-            .weights
-            .rows
+        let mut features: Vec<(u64, &[f32; LABELS])> =
+            self.weights.table.iter().map(|(&f, r)| (f, r)).collect();
+        features.sort_unstable_by_key(|&(f, _)| f);
+        let max = features
             .iter()
+            .flat_map(|(_, row)| row.iter())
             .fold(0f32, |m, w| m.max(w.abs()))
             .max(f32::MIN_POSITIVE);
         let scale = max / f32::from(i16::MAX);
         let mut weights = Vec::with_capacity(features.len() * LABELS);
-        for &(_, row) in &features {
-            let row = row as usize;
-            for w in &self.weights.rows[row * LABELS..(row + 1) * LABELS] {
+        for (_, row) in &features {
+            for w in row.iter() {
                 weights.push((w / scale).round() as i16);
             }
         }
@@ -226,22 +232,20 @@ impl Model {
         if file.transitions.len() != (LABELS + 1) * LABELS {
             return Err(ModelError::Inconsistent("transition table size"));
         }
-        let mut index = FeatureIndex::default();
-        index.reserve(file.features.len());
-        for (row, feature) in file.features.iter().enumerate() {
-            index.insert(*feature, row as u32);
+        let mut table = FeatureTable::default();
+        table.reserve(file.features.len());
+        for (feature, weights) in file.features.iter().zip(file.weights.chunks_exact(LABELS)) {
+            let mut row = [0f32; LABELS];
+            for (r, &w) in row.iter_mut().zip(weights) {
+                *r = f32::from(w) * file.scale;
+            }
+            table.insert(*feature, row);
         }
-        let rows = file
-            .weights
-            .iter()
-            .map(|&w| f32::from(w) * file.scale)
-            .collect();
         let clusters: Clusters = file.clusters.into_iter().collect();
-        let gazetteer = Gazetteer::new(file.gazetteer.into_iter().collect());
+        let gazetteer = Gazetteer::new(file.gazetteer);
         Ok(Model {
             weights: Weights {
-                index,
-                rows,
+                table,
                 transitions: file.transitions,
             },
             resources: Resources {
@@ -266,28 +270,27 @@ mod tests {
         emissions[0][i_per] = 5.0;
         emissions[0][b_per] = 1.0;
         emissions[1][i_per] = 5.0;
-        let labels = viterbi(&emissions, |_, _| 0.0);
+        let labels = viterbi(&emissions, &transition_matrix(&[]));
         let tags: Vec<_> = labels.iter().map(|l| l.as_str()).collect();
         assert_eq!(tags, ["B-PER", "I-PER"]);
     }
 
     #[test]
     fn models_survive_the_file_format() {
-        let mut index = FeatureIndex::default();
-        index.insert(42, 0);
-        index.insert(7, 1);
-        let mut rows = vec![0f32; 2 * LABELS];
-        rows[1] = 2.5;
-        rows[LABELS + 3] = -1.25;
+        let mut table = FeatureTable::default();
+        let (mut a, mut b) = ([0f32; LABELS], [0f32; LABELS]);
+        a[1] = 2.5;
+        b[3] = -1.25;
+        table.insert(42, a);
+        table.insert(7, b);
         let model = Model {
             weights: Weights {
-                index,
-                rows,
+                table,
                 transitions: vec![0.5; (LABELS + 1) * LABELS],
             },
             resources: Resources {
-                clusters: HashMap::from([("Kerry".to_string(), [1, 2, 3])]),
-                gazetteer: Gazetteer::new(HashMap::from([("John Kerry".to_string(), 1)])),
+                clusters: [("Kerry".to_string(), [1, 2, 3])].into_iter().collect(),
+                gazetteer: Gazetteer::new([("John Kerry".to_string(), 1)]),
             },
             description: "test".into(),
         };

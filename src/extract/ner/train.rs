@@ -8,7 +8,7 @@
 
 use super::features::SentenceFeatures;
 use super::label::{LABELS, Label};
-use super::model::{FeatureIndex, Weights, viterbi};
+use super::model::{FeatureIndex, FeatureTable, Weights, transition_matrix, viterbi};
 
 /// A training sentence: its features and its gold labels.
 pub struct Example {
@@ -111,10 +111,7 @@ impl Trainer {
                 }
                 emissions.push(scores);
             }
-            let transitions = &self.transitions;
-            let predicted = viterbi(&emissions, |p, l| {
-                transitions[p.map_or(LABELS, Label::index) * LABELS + l.index()]
-            });
+            let predicted = viterbi(&emissions, &transition_matrix(&self.transitions));
             tokens += gold.len();
             let step = self.step;
             for i in 0..gold.len() {
@@ -154,18 +151,17 @@ impl Trainer {
                 .collect()
         };
         let all = average(&self.weights, &self.totals);
-        let mut index = FeatureIndex::default();
-        let mut rows = Vec::new();
+        let mut table = FeatureTable::default();
         for (&feature, &row) in &self.index {
             let weights = &all[row as usize * LABELS..(row as usize + 1) * LABELS];
             if weights.iter().any(|w| w.abs() > 1e-3) {
-                index.insert(feature, (rows.len() / LABELS) as u32);
-                rows.extend_from_slice(weights);
+                let mut copy = [0f32; LABELS];
+                copy.copy_from_slice(weights);
+                table.insert(feature, copy);
             }
         }
         Weights {
-            index,
-            rows,
+            table,
             transitions: average(&self.transitions, &self.transition_totals),
         }
     }
@@ -215,7 +211,7 @@ mod tests {
             let emissions: Vec<_> = (0..features.len())
                 .map(|i| features::score(features.token(i), &weights))
                 .collect();
-            viterbi(&emissions, |p, l| weights.transition(p, l))
+            viterbi(&emissions, &weights.transition_matrix())
                 .into_iter()
                 .map(Label::as_str)
                 .collect()
