@@ -8,6 +8,7 @@ mod entities;
 mod errors;
 mod grpcurl;
 mod lifecycle;
+mod ner_cli;
 mod reflection;
 mod search;
 mod search_features;
