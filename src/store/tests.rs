@@ -188,6 +188,16 @@ fn create(store: &Store, id: &str, headline: &str, body: &str, published: i64) {
     outcome.into_iter().next().unwrap().unwrap();
 }
 
+/// A store in a fresh folder holding `articles` (id, headline, body, publication time).
+fn store_with(articles: &[(&str, &str, &str, i64)]) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    for (id, headline, body, published) in articles {
+        create(&store, id, headline, body, *published);
+    }
+    (dir, store)
+}
+
 fn mentioned(store: &Store, article: &str) -> Vec<String> {
     let article = store.get_article(article).unwrap().unwrap();
     let mut ids: Vec<String> = article
@@ -202,29 +212,16 @@ fn mentioned(store: &Store, article: &str) -> Vec<String> {
 
 #[test]
 fn merging_moves_mentions_names_and_counts_to_the_survivor() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), 16 << 20).unwrap();
-    create(
-        &store,
-        "a1",
-        "Talks",
-        "John Kerry met officials in Geneva.",
-        1_000,
-    );
-    create(
-        &store,
-        "a2",
-        "Talks",
-        "Secretary Jon Kerry spoke in Geneva.",
-        2_000,
-    );
-    create(
-        &store,
-        "a3",
-        "More",
-        "John Kerry and Jon Kerry were both there.",
-        3_000,
-    );
+    let (_dir, store) = store_with(&[
+        ("a1", "Talks", "John Kerry met officials in Geneva.", 1_000),
+        ("a2", "Talks", "Secretary Jon Kerry spoke in Geneva.", 2_000),
+        (
+            "a3",
+            "More",
+            "John Kerry and Jon Kerry were both there.",
+            3_000,
+        ),
+    ]);
     let survivor = store.get_entity("john-kerry").unwrap().unwrap();
     let merged = store.get_entity("jon-kerry").unwrap().unwrap();
     assert_eq!((survivor.article_count, merged.article_count), (2, 2));
@@ -296,22 +293,15 @@ fn merging_moves_mentions_names_and_counts_to_the_survivor() {
 
 #[test]
 fn blocking_removes_an_entity_everywhere_and_from_new_articles() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), 16 << 20).unwrap();
-    create(
-        &store,
-        "a1",
-        "Talks",
-        "John Kerry met officials in Geneva.",
-        1_000,
-    );
-    create(
-        &store,
-        "a2",
-        "Talks",
-        "Officials gathered in Geneva on Monday.",
-        2_000,
-    );
+    let (_dir, store) = store_with(&[
+        ("a1", "Talks", "John Kerry met officials in Geneva.", 1_000),
+        (
+            "a2",
+            "Talks",
+            "Officials gathered in Geneva on Monday.",
+            2_000,
+        ),
+    ]);
     let decision = store.set_blocked("geneva", true).unwrap();
     assert_eq!(decision.articles_updated, 2);
     assert!(decision.entity.blocked);
@@ -355,15 +345,8 @@ fn blocking_removes_an_entity_everywhere_and_from_new_articles() {
 
 #[test]
 fn editors_rename_retype_and_describe_entities() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), 16 << 20).unwrap();
-    create(
-        &store,
-        "a1",
-        "Talks",
-        "John Kerry met officials in Geneva.",
-        1_000,
-    );
+    let (_dir, store) =
+        store_with(&[("a1", "Talks", "John Kerry met officials in Geneva.", 1_000)]);
     let patch = crate::model::EntityPatch {
         name: Some("John Forbes Kerry".into()),
         description: Some("US Secretary of State".into()),
@@ -508,7 +491,14 @@ fn a_layout_1_database_gains_the_salience_index_at_open() {
         assert!(!store.check().unwrap().is_empty());
         store.flush().unwrap();
     }
-    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    // sled's background flusher may hold the folder's lock a moment after the drop.
+    let store = (0..100)
+        .find_map(|_| {
+            Store::open(dir.path(), 16 << 20)
+                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                .ok()
+        })
+        .expect("the store reopens");
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     let filter = ArticleFilter {
         entity_ids: vec!["john-kerry".into()],
