@@ -331,7 +331,7 @@ pub struct Reextraction {
     /// Of those, articles whose entities or quotes changed (each written as a new revision).
     pub changed: u64,
     /// Of those, articles changed or deleted by someone else meanwhile (their own write
-    /// already used the current extractor).
+    /// already used the current extractor), or refused by the store (logged).
     pub skipped: u64,
 }
 
@@ -391,6 +391,14 @@ impl Ingest {
                     Ok(written) if written.seq > 0 => state.changed += 1,
                     Ok(_) => {}
                     Err(Error::EtagMismatch { .. } | Error::NotFound { .. }) => state.skipped += 1,
+                    // One article the store refuses (a tag naming an entity since blocked,
+                    // say) must not stop the run: it is reported and left as it is.
+                    Err(
+                        err @ (Error::InvalidArgument { .. } | Error::FailedPrecondition { .. }),
+                    ) => {
+                        tracing::warn!(error = %err, "re-extraction left an article unchanged");
+                        state.skipped += 1;
+                    }
                     Err(err) => return Err(err),
                 }
             }

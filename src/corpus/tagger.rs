@@ -235,7 +235,7 @@ mod tests {
     /// The development-set F1 the shipped model was measured at (`newsstore ner eval
     /// ../shared/data/ner-train/valid.txt`). The model and the scoring are deterministic, so
     /// any drop means the model, the features or the scoring changed.
-    const SHIPPED_DEV_F1: f64 = 0.9175;
+    const SHIPPED_DEV_F1: f64 = 0.9159;
 
     #[test]
     fn the_shipped_model_keeps_its_development_f1() {

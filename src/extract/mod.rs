@@ -176,7 +176,13 @@ fn apply_client_tag(
     });
     if let Some(entity) = existing {
         entity.origin = MentionOrigin::ExtractedAndClient;
-        entity.kind = entity.kind.or(tag.kind);
+        // A tag that names its entity by id decides the kind too: the tagger's guess must
+        // not contradict a choice the caller (or an editor) already made.
+        entity.kind = if tag.entity_id.is_some() {
+            tag.kind
+        } else {
+            entity.kind.or(tag.kind)
+        };
         entity.tentative = entity.kind.is_none() && tag.entity_id.is_none();
         if tag.entity_id.is_some() {
             entity.entity_id.clone_from(&tag.entity_id);

@@ -3,9 +3,9 @@
 //! Each decision is one atomic batch, like an article write: the entity records, the name
 //! index, the ranking, every affected article (its mentions, quotes and index entries) and
 //! the change-log entries, so a crash leaves all of it or none of it, and the search index
-//! follows the rewritten articles through the log as it follows any write. Article
-//! revisions do not change (their text did not), but each rewritten article gets an
-//! `Updated` change entry, and the decision itself an entity entry.
+//! follows the rewritten articles through the log as it follows any write. Each rewritten
+//! article gets a new revision (its entities changed, so etags held by clients go stale)
+//! and an `Updated` change entry; the decision itself gets an entity entry.
 //!
 //! Decisions also steer later extraction (see `write.rs`): a merged entity's names point at
 //! the survivor, a blocked entity's names are no longer tagged, and an edited entity takes
@@ -24,8 +24,9 @@ use crate::model::{Article, Change, ChangeKind, Entity, EntityPatch, Timestamp, 
 pub const MAX_ARTICLES_PER_DECISION: usize = 100_000;
 /// Aliases an editor may give one entity.
 pub const MAX_ALIASES: usize = 64;
-/// How many merge hops an id may be followed through.
-const MAX_REDIRECTS: usize = 16;
+/// How many merge hops an id may be followed through. Merges cannot form cycles (a merged
+/// entity takes no further decisions), so this only guards against a damaged store.
+const MAX_REDIRECTS: usize = 100_000;
 
 /// The outcome of a decision.
 #[derive(Debug, Clone)]
@@ -119,6 +120,10 @@ impl<'s> Rewrite<'s> {
                 mut article,
             } = rewritten;
             renormalize(&mut article);
+            // A new revision: the article's representation changed, clients holding its etag
+            // must re-read, and the search index can tell this state from the one before.
+            article.revision += 1;
+            article.updated = Timestamp::now();
             // Saliences shift when mentions go or fold together: the salience index is
             // rewritten whole for the article.
             for (entity_id, salience) in &before {
@@ -403,12 +408,12 @@ impl Store {
                 && name != entity.name
             {
                 let previous = std::mem::replace(&mut entity.name, name);
-                if !entity.aliases.contains(&previous) {
-                    entity.aliases.push(previous);
-                }
+                // The old name goes first, so it survives when the list is full: articles
+                // that use it must keep finding the entity.
+                entity.aliases.retain(|a| *a != previous);
+                entity.aliases.insert(0, previous);
             }
             entity.aliases.retain(|a| *a != entity.name);
-            entity.aliases.truncate(MAX_ALIASES);
             if let Some(kind) = patch.kind {
                 entity.kind = kind;
             }
@@ -495,11 +500,10 @@ impl Store {
                     batch.remove(keys::name(&key, id));
                     batch.insert(keys::name(&key, survivor), Vec::new());
                 }
+                // Every moved name is recorded as an alias (past the usual cap: a merge must
+                // not lose a name the index now points at the survivor).
                 for alias in std::iter::once(&old.name).chain(&old.aliases) {
-                    if *alias != entity.name
-                        && !entity.aliases.contains(alias)
-                        && entity.aliases.len() < MAX_ALIASES
-                    {
+                    if *alias != entity.name && !entity.aliases.contains(alias) {
                         entity.aliases.push(alias.clone());
                     }
                 }

@@ -587,3 +587,27 @@ fn a_name_is_one_entity_whose_kind_follows_the_majority_of_its_articles() {
         Person
     );
 }
+
+#[test]
+fn a_renamed_entity_keeps_its_old_name_even_with_a_full_alias_list() {
+    let (_dir, store) = store_with(&[("a1", "Talks", "John Kerry met officials in Geneva.", 1)]);
+    let many: Vec<String> = (0..super::editorial::MAX_ALIASES)
+        .map(|i| format!("Alias Number {i}"))
+        .collect();
+    let patch = |name: Option<&str>, aliases: Option<Vec<String>>| crate::model::EntityPatch {
+        name: name.map(str::to_string),
+        aliases,
+        ..Default::default()
+    };
+    store
+        .update_entity("john-kerry", patch(None, Some(many)))
+        .unwrap();
+    let renamed = store
+        .update_entity("john-kerry", patch(Some("John Forbes Kerry"), None))
+        .unwrap();
+    assert_eq!(renamed.entity.aliases[0], "John Kerry");
+    assert_eq!(renamed.entity.aliases.len(), 65);
+    create(&store, "a2", "Again", "John Kerry flew home.", 2);
+    assert!(mentioned(&store, "a2").contains(&"john-kerry".to_string()));
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}

@@ -198,14 +198,15 @@ struct Atoms {
 }
 
 impl Atoms {
-    /// Stands for the space before or after a sentence.
+    /// Stands for the space before or after a sentence. Cluster numbers are small, so the
+    /// marker's cluster value is taken from the top of the range, where none can be.
     fn marker(value: u64) -> Atoms {
         Atoms {
             word: value,
             lower: value,
             shape: value,
             short_shape: value,
-            cluster_mid: value,
+            cluster_mid: u64::MAX - value,
         }
     }
 }
