@@ -161,7 +161,7 @@ async fn search_ids(client: &mut ArticleServiceClient<Channel>, word: &str) -> V
 
 #[tokio::test]
 async fn the_index_agrees_with_the_store_after_sigkill() {
-    let data = tempfile::TempDir::new().unwrap();
+    let data = super::support::temp_dir();
     let state: Arc<Mutex<HashMap<usize, Tracked>>> = Arc::default();
     for round in 0..3u64 {
         let port = free_port();

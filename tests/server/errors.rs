@@ -26,7 +26,7 @@ fn valid() -> Article {
 
 #[tokio::test]
 async fn create_refuses_bad_articles_with_field_violations() {
-    let app = TestApp::spawn_with(tempfile::TempDir::new().unwrap(), |config| {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
         config.limits.max_body_bytes = 1000;
     })
     .await;
@@ -225,7 +225,7 @@ async fn list_refuses_bad_pages_and_filters() {
 
 #[tokio::test]
 async fn oversized_messages_are_refused_and_the_server_stays_up() {
-    let app = TestApp::spawn_with(tempfile::TempDir::new().unwrap(), |config| {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
         config.max_message_bytes = 64 * 1024;
     })
     .await;
@@ -250,7 +250,7 @@ async fn oversized_messages_are_refused_and_the_server_stays_up() {
 
 #[tokio::test]
 async fn batches_over_the_limit_are_refused_whole() {
-    let app = TestApp::spawn_with(tempfile::TempDir::new().unwrap(), |config| {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
         config.limits.max_batch = 2;
     })
     .await;

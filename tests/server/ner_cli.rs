@@ -50,7 +50,7 @@ fn ner_tag_adds_a_column_and_passes_other_lines_through() {
 
 #[test]
 fn ner_eval_scores_entities_per_type() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::support::temp_dir();
     let file = dir.path().join("sample.conll");
     std::fs::write(&file, SAMPLE).unwrap();
     let (ok, out, err) = newsstore(&["ner", "eval", file.to_str().unwrap()], None);

@@ -573,7 +573,7 @@ async fn pages_stay_consistent_while_articles_are_added() {
 #[tokio::test]
 async fn writes_can_wait_until_searchable() {
     // A refresh interval of a minute: only the explicit wait can make this pass quickly.
-    let app = TestApp::spawn_with(tempfile::TempDir::new().unwrap(), |config| {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
         config.index_refresh = std::time::Duration::from_secs(60);
     })
     .await;

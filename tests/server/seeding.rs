@@ -1,13 +1,12 @@
 //! Seeding at startup: idempotent, stable ids, bad files skipped.
 
 use newsstore::api::proto;
-use tempfile::TempDir;
 
 use super::support::{TestApp, repo_seeds};
 
 #[tokio::test]
 async fn seeds_load_once_and_changed_files_become_new_revisions() {
-    let seeds = TempDir::new().unwrap();
+    let seeds = super::support::temp_dir();
     std::fs::copy(
         repo_seeds().join("000_d5ebef1cd6c2904d.txt"),
         seeds.path().join("000_d5ebef1cd6c2904d.txt"),
@@ -21,7 +20,7 @@ async fn seeds_load_once_and_changed_files_become_new_revisions() {
     let seed_dir = seeds.path().to_path_buf();
     let configure = |config: &mut newsstore::app::Config| config.seeds = Some(seed_dir.clone());
 
-    let app = TestApp::spawn_with(TempDir::new().unwrap(), configure).await;
+    let app = TestApp::spawn_with(super::support::temp_dir(), configure).await;
     assert_eq!(app.seed_report.created, 2);
     let seed = app.get("000_d5ebef1cd6c2904d").await.expect("seed loaded");
     assert_eq!(seed.revision, 1);
@@ -86,7 +85,7 @@ async fn seeds_load_once_and_changed_files_become_new_revisions() {
 
 #[tokio::test]
 async fn bad_files_are_skipped_and_the_rest_load() {
-    let seeds = TempDir::new().unwrap();
+    let seeds = super::support::temp_dir();
     let dir = seeds.path();
     std::fs::write(dir.join("good.txt"), "A headline\n\nA body about Geneva.\n").unwrap();
     std::fs::write(dir.join("empty.txt"), "").unwrap();
@@ -95,7 +94,7 @@ async fn bad_files_are_skipped_and_the_rest_load() {
     std::fs::write(dir.join("huge.txt"), "x".repeat(5000)).unwrap();
     std::fs::write(dir.join("notes.md"), "# not an article").unwrap();
     let seed_dir = dir.to_path_buf();
-    let app = TestApp::spawn_with(TempDir::new().unwrap(), |config| {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
         config.seeds = Some(seed_dir);
         config.max_seed_bytes = 4096;
     })
@@ -133,7 +132,7 @@ async fn bad_files_are_skipped_and_the_rest_load() {
 
 #[tokio::test]
 async fn a_missing_seeds_folder_is_not_fatal() {
-    let app = TestApp::spawn_with(TempDir::new().unwrap(), |config| {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
         config.seeds = Some("/definitely/not/here".into());
     })
     .await;
@@ -149,7 +148,7 @@ async fn a_missing_seeds_folder_is_not_fatal() {
 
 #[tokio::test]
 async fn api_edits_and_deletes_of_seed_articles_survive_restarts() {
-    let seeds = TempDir::new().unwrap();
+    let seeds = super::support::temp_dir();
     std::fs::write(
         seeds.path().join("one.txt"),
         "Headline one\n\nBody about Geneva.\n",
@@ -162,7 +161,7 @@ async fn api_edits_and_deletes_of_seed_articles_survive_restarts() {
     .unwrap();
     let seed_dir = seeds.path().to_path_buf();
     let configure = |config: &mut newsstore::app::Config| config.seeds = Some(seed_dir.clone());
-    let app = TestApp::spawn_with(TempDir::new().unwrap(), configure).await;
+    let app = TestApp::spawn_with(super::support::temp_dir(), configure).await;
     assert_eq!(app.seed_report.created, 2);
     app.articles()
         .update_article(proto::UpdateArticleRequest {

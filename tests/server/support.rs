@@ -24,6 +24,13 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A temporary folder under cargo's per-target scratch space rather than the system's
+/// /tmp: a server that is still flushing when its test ends can leave files behind, and
+/// there they go with `cargo clean`.
+pub fn temp_dir() -> TempDir {
+    TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir")
+}
+
 /// The repository's seeds folder.
 pub fn repo_seeds() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
@@ -32,12 +39,12 @@ pub fn repo_seeds() -> PathBuf {
 impl TestApp {
     /// A server with an empty database and no seeds.
     pub async fn spawn() -> TestApp {
-        Self::spawn_with(TempDir::new().expect("temp dir"), |_| {}).await
+        Self::spawn_with(temp_dir(), |_| {}).await
     }
 
     /// A server with the repository's seeds loaded.
     pub async fn spawn_seeded() -> TestApp {
-        Self::spawn_with(TempDir::new().expect("temp dir"), |config| {
+        Self::spawn_with(temp_dir(), |config| {
             config.seeds = Some(repo_seeds());
         })
         .await
@@ -82,7 +89,7 @@ impl TestApp {
     /// Shuts the server down gracefully and hands back its data folder.
     pub async fn stop(mut self) -> TempDir {
         self.shutdown().await;
-        let data = TempDir::new().expect("temp dir");
+        let data = temp_dir();
         std::mem::replace(&mut self.data, data)
     }
 
