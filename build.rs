@@ -14,6 +14,7 @@ const PROTO_FILES: &[&str] = &[
     "proto/newsstore/v1/entity_service.proto",
     "proto/newsstore/v1/search.proto",
     "proto/newsstore/v1/admin_service.proto",
+    "proto/newsstore/v1/change_service.proto",
     // Only for reflection: tonic-types provides the Rust side.
     "proto/google/rpc/error_details.proto",
 ];

@@ -22,8 +22,9 @@ use tonic_health::ServingStatus;
 
 use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
+use crate::api::proto::change_service_server::ChangeServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
-use crate::api::{self, AdminApi, ArticleApi, EntityApi};
+use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
 use crate::ingest::{Ingest, Limits};
 use crate::search::{self, SearchIndex};
 use crate::seed::{self, SeedReport};
@@ -160,6 +161,7 @@ impl Application {
             .await;
         health.set_serving::<EntityServiceServer<EntityApi>>().await;
         health.set_serving::<AdminServiceServer<AdminApi>>().await;
+        health.set_serving::<ChangeServiceServer<ChangeApi>>().await;
         health.set_service_status("", ServingStatus::Serving).await;
 
         // Both reflection versions describe everything served, each other included, so
@@ -178,6 +180,8 @@ impl Application {
 
         let limit = config.max_message_bytes;
         let admin = AdminServiceServer::new(AdminApi::new(ingest.clone()));
+        let changes = ChangeServiceServer::new(ChangeApi::new(store.clone()))
+            .max_encoding_message_size(limit);
         let articles = ArticleServiceServer::new(ArticleApi::new(ingest, store.clone(), search))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
@@ -197,6 +201,7 @@ impl Application {
                 "newsstore.v1.ArticleService",
                 "newsstore.v1.EntityService",
                 "newsstore.v1.AdminService",
+                "newsstore.v1.ChangeService",
             ] {
                 shutdown_health
                     .set_service_status(service, ServingStatus::NotServing)
@@ -214,6 +219,7 @@ impl Application {
             .add_service(articles)
             .add_service(entities)
             .add_service(admin)
+            .add_service(changes)
             .serve_with_incoming_shutdown(incoming, shutdown);
         // Streams never finish on their own, so draining is bounded by the grace period;
         // dropping the server then closes what is left.

@@ -6,6 +6,7 @@
 
 mod admin_service;
 mod article_service;
+mod change_service;
 mod convert;
 mod entity_service;
 mod page_token;
@@ -14,6 +15,7 @@ pub mod status;
 
 pub use admin_service::AdminApi;
 pub use article_service::ArticleApi;
+pub use change_service::ChangeApi;
 pub use entity_service::EntityApi;
 
 use crate::error::{Error, Invalid, Result};

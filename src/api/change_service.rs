@@ -1,0 +1,234 @@
+//! `newsstore.v1.ChangeService`: the change log as a stream.
+//!
+//! Each call gets a task that reads durable change-log entries after its cursor, in order,
+//! and waits on the store's durable-sequence channel when it has caught up, so an idle
+//! watcher costs a parked task and nothing else. The buffer towards the client is bounded
+//! and always keeps one slot free: a reader that stops reading gets a RESOURCE_EXHAUSTED
+//! naming where to resume in that slot, instead of the server holding ever more events.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, View};
+use super::proto::{self, change_service_server::ChangeService};
+use crate::error::{Error, Invalid, Result};
+use crate::model::{Article, Change, ChangeKind, normalize_source};
+use crate::store::Store;
+
+/// Events buffered towards one client.
+const BUFFER: usize = 64;
+/// Log entries read per batch.
+const BATCH: usize = 256;
+/// How long a reader may leave the buffer full before the stream ends with an error.
+const SLOW_READER: Duration = Duration::from_secs(30);
+
+pub struct ChangeApi {
+    store: Arc<Store>,
+}
+
+impl ChangeApi {
+    pub fn new(store: Arc<Store>) -> Self {
+        ChangeApi { store }
+    }
+}
+
+/// What a watcher wants to hear about.
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    entity_ids: Vec<String>,
+    sources: Vec<String>,
+    tags: Vec<String>,
+}
+
+impl Filter {
+    fn passes(&self, change: &Change, article: Option<&Article>) -> bool {
+        if !change.kind.is_article() {
+            return self.entity_ids.is_empty()
+                || self
+                    .entity_ids
+                    .iter()
+                    .any(|id| *id == change.entity_id || change.merged_ids.contains(id));
+        }
+        let Some(article) = article else {
+            // Deleted: its entities, source and tags are unknown now.
+            return true;
+        };
+        let entities_ok = self.entity_ids.is_empty()
+            || article
+                .derived
+                .mentions
+                .iter()
+                .any(|m| self.entity_ids.contains(&m.entity_id));
+        let sources_ok = self.sources.is_empty()
+            || self
+                .sources
+                .contains(&normalize_source(&article.input.source));
+        let tags_ok = self.tags.is_empty()
+            || article
+                .input
+                .tags
+                .iter()
+                .any(|t| self.tags.contains(&t.to_lowercase()));
+        entities_ok && sources_ok && tags_ok
+    }
+}
+
+fn kind_to_proto(kind: ChangeKind) -> proto::ChangeKind {
+    match kind {
+        ChangeKind::Created => proto::ChangeKind::ArticleCreated,
+        ChangeKind::Updated => proto::ChangeKind::ArticleUpdated,
+        ChangeKind::Deleted => proto::ChangeKind::ArticleDeleted,
+        ChangeKind::EntitiesMerged => proto::ChangeKind::EntitiesMerged,
+        ChangeKind::EntityUpdated => proto::ChangeKind::EntityUpdated,
+        ChangeKind::EntityBlocked => proto::ChangeKind::EntityBlocked,
+        ChangeKind::EntityUnblocked => proto::ChangeKind::EntityUnblocked,
+    }
+}
+
+fn event(change: &Change, article: Option<&Article>) -> proto::WatchChangesResponse {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    proto::WatchChangesResponse {
+        sequence: count(change.seq),
+        change_time: Some(convert::timestamp_to_proto(change.time)),
+        kind: kind_to_proto(change.kind) as i32,
+        article_id: change.article_id.clone(),
+        revision: count(change.revision),
+        article: article.map(|a| convert::article_to_proto(a, View::Basic)),
+        entity_id: change.entity_id.clone(),
+        merged_ids: change.merged_ids.clone(),
+    }
+}
+
+/// The next durable changes after `cursor` that pass `filter`, with their articles, and the
+/// sequence read up to.
+fn next_batch(
+    store: &Store,
+    cursor: u64,
+    filter: &Filter,
+) -> Result<(Vec<proto::WatchChangesResponse>, u64)> {
+    let durable = store.durable_seq();
+    let mut read_to = cursor;
+    let mut events = Vec::new();
+    for change in store.changes_after(cursor, BATCH)? {
+        if change.seq > durable {
+            break;
+        }
+        read_to = change.seq;
+        let article = if change.kind.is_article() && change.kind != ChangeKind::Deleted {
+            store.get_article(&change.article_id)?
+        } else {
+            None
+        };
+        if filter.passes(&change, article.as_ref()) {
+            events.push(event(&change, article.as_ref()));
+        }
+    }
+    Ok((events, read_to))
+}
+
+type ChangeStream = Pin<Box<dyn Stream<Item = Result<proto::WatchChangesResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ChangeService for ChangeApi {
+    type WatchChangesStream = ChangeStream;
+
+    async fn watch_changes(
+        &self,
+        request: Request<proto::WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let request = request.into_inner();
+        let after = u64::try_from(request.after_sequence).map_err(|_| {
+            Error::invalid(
+                "after_sequence",
+                Invalid::OutOfRange,
+                "after_sequence must not be negative",
+            )
+        })?;
+        let filter = Filter {
+            entity_ids: request.entity_ids,
+            sources: request
+                .sources
+                .iter()
+                .map(|s| normalize_source(s))
+                .collect(),
+            tags: request
+                .tags
+                .iter()
+                .map(|t| t.trim().to_lowercase())
+                .collect(),
+        };
+        let store = self.store.clone();
+        let mut durable = store.subscribe();
+        let mut cursor = if request.from_now {
+            store.durable_seq()
+        } else {
+            after
+        };
+        let (sender, receiver) = tokio::sync::mpsc::channel(BUFFER);
+        tokio::spawn(async move {
+            loop {
+                durable.borrow_and_update();
+                let batch = {
+                    let store = store.clone();
+                    let filter = filter.clone();
+                    tokio::task::spawn_blocking(move || next_batch(&store, cursor, &filter)).await
+                };
+                let (events, read_to) = match batch {
+                    Ok(Ok(batch)) => batch,
+                    Ok(Err(err)) => {
+                        let _ = sender.send(Err(Status::from(err))).await;
+                        return;
+                    }
+                    Err(err) => {
+                        let _ = sender
+                            .send(Err(Status::from(Error::internal("reading changes", err))))
+                            .await;
+                        return;
+                    }
+                };
+                for event in events {
+                    let sequence = event.sequence;
+                    // Two free slots, so one is left for the error below whatever happens.
+                    match tokio::time::timeout(SLOW_READER, sender.reserve_many(2)).await {
+                        Ok(Ok(mut permits)) => {
+                            if let Some(permit) = permits.next() {
+                                permit.send(Ok(event));
+                            }
+                        }
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            let resume = sequence.saturating_sub(1);
+                            let _ = sender.try_send(Err(Status::from(Error::ResourceExhausted(
+                                format!(
+                                    "the change stream was not read for {} s; resume with \
+                                     after_sequence={resume}",
+                                    SLOW_READER.as_secs()
+                                ),
+                            ))));
+                            return;
+                        }
+                    }
+                }
+                if read_to > cursor {
+                    cursor = read_to;
+                    continue;
+                }
+                // Caught up: wait for the next durable change, or for the client to go.
+                tokio::select! {
+                    changed = durable.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    () = sender.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}

@@ -1,0 +1,151 @@
+//! ChangeService: the change log as an ordered, resumable, filtered stream.
+
+use std::time::Duration;
+
+use newsstore::api::proto::change_service_client::ChangeServiceClient;
+use newsstore::api::proto::{self, ChangeKind, WatchChangesRequest, WatchChangesResponse};
+use tonic::{Code, Streaming};
+
+use super::support::TestApp;
+
+async fn watch(app: &TestApp, request: WatchChangesRequest) -> Streaming<WatchChangesResponse> {
+    ChangeServiceClient::new(app.channel.clone())
+        .watch_changes(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next `n` events, failing rather than hanging when they do not come.
+async fn next(stream: &mut Streaming<WatchChangesResponse>, n: usize) -> Vec<WatchChangesResponse> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event arrives in time")
+            .expect("the stream stays healthy")
+            .expect("the stream stays open");
+        events.push(event);
+    }
+    events
+}
+
+fn summary(events: &[WatchChangesResponse]) -> Vec<(i32, String)> {
+    events
+        .iter()
+        .map(|e| (e.kind, e.article_id.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn changes_stream_in_order_live_and_resume_without_gaps() {
+    let app = TestApp::spawn().await;
+    app.create("a1", "Talks", "John Kerry met officials in Geneva.")
+        .await;
+    app.create("a2", "Markets", "Shares rose in Tokyo.").await;
+    let mut stream = watch(&app, WatchChangesRequest::default()).await;
+    let first = next(&mut stream, 2).await;
+    let created = ChangeKind::ArticleCreated as i32;
+    assert_eq!(
+        summary(&first),
+        [(created, "a1".into()), (created, "a2".into())]
+    );
+    assert!(first[0].sequence < first[1].sequence);
+    assert_eq!(first[0].article.as_ref().unwrap().headline, "Talks");
+
+    // Live: writes made while watching arrive, in order.
+    app.create("a3", "Later", "Sergei Lavrov flew to Moscow.")
+        .await;
+    app.articles()
+        .delete_article(proto::DeleteArticleRequest {
+            id: "a2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let live = next(&mut stream, 2).await;
+    assert_eq!(
+        summary(&live),
+        [
+            (created, "a3".into()),
+            (ChangeKind::ArticleDeleted as i32, "a2".into())
+        ]
+    );
+    assert!(live[1].article.is_none());
+    drop(stream);
+
+    // Resuming after the last sequence seen gives what followed, and nothing twice.
+    let resume_after = first[1].sequence;
+    let mut resumed = watch(
+        &app,
+        WatchChangesRequest {
+            after_sequence: resume_after,
+            ..Default::default()
+        },
+    )
+    .await;
+    let again = next(&mut resumed, 2).await;
+    assert_eq!(summary(&again), summary(&live));
+    assert_eq!(again[0].sequence, resume_after + 1);
+
+    // From now: nothing old, only what comes next.
+    let mut fresh = watch(
+        &app,
+        WatchChangesRequest {
+            from_now: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    app.create("a4", "Newest", "Officials met in Oslo.").await;
+    assert_eq!(
+        summary(&next(&mut fresh, 1).await),
+        [(created, "a4".into())]
+    );
+}
+
+#[tokio::test]
+async fn watchers_hear_only_what_their_filters_ask_for() {
+    let app = TestApp::spawn().await;
+    app.create("kerry", "Talks", "John Kerry met officials in Geneva.")
+        .await;
+    app.create("tokyo", "Markets", "Shares rose in Tokyo.")
+        .await;
+    app.create("kerry-2", "More talks", "John Kerry flew to Oslo.")
+        .await;
+    let mut about_kerry = watch(
+        &app,
+        WatchChangesRequest {
+            entity_ids: vec!["john-kerry".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let events = next(&mut about_kerry, 2).await;
+    let ids: Vec<&str> = events.iter().map(|e| e.article_id.as_str()).collect();
+    assert_eq!(ids, ["kerry", "kerry-2"]);
+    // Entity decisions about the entity reach its watchers too.
+    app.entities()
+        .update_entity(proto::UpdateEntityRequest {
+            entity: Some(proto::Entity {
+                id: "john-kerry".into(),
+                description: "US Secretary of State".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap();
+    let decision = next(&mut about_kerry, 1).await;
+    assert_eq!(decision[0].kind, ChangeKind::EntityUpdated as i32);
+    assert_eq!(decision[0].entity_id, "john-kerry");
+
+    let err = ChangeServiceClient::new(app.channel.clone())
+        .watch_changes(WatchChangesRequest {
+            after_sequence: -1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
