@@ -46,6 +46,9 @@ pub struct Config {
     /// How long shutdown waits for in-flight calls (and open streams such as health
     /// watches) before closing them.
     pub shutdown_grace: Duration,
+    /// How long a change-feed reader may leave its buffer full before its stream ends with
+    /// RESOURCE_EXHAUSTED (and where to resume).
+    pub watch_slow_reader: Duration,
 }
 
 impl Config {
@@ -61,6 +64,7 @@ impl Config {
             limits: Limits::default(),
             max_message_bytes: 16 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            watch_slow_reader: Duration::from_secs(30),
         }
     }
 
@@ -180,8 +184,9 @@ impl Application {
 
         let limit = config.max_message_bytes;
         let admin = AdminServiceServer::new(AdminApi::new(ingest.clone()));
-        let changes = ChangeServiceServer::new(ChangeApi::new(store.clone()))
-            .max_encoding_message_size(limit);
+        let changes =
+            ChangeServiceServer::new(ChangeApi::new(store.clone(), config.watch_slow_reader))
+                .max_encoding_message_size(limit);
         let articles = ArticleServiceServer::new(ArticleApi::new(ingest, store.clone(), search))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);

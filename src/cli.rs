@@ -195,6 +195,10 @@ struct ServeArgs {
     /// Seconds shutdown waits for in-flight calls and open streams before closing them.
     #[arg(long, env = "NEWSSTORE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
+    /// Seconds a change-feed reader may leave its buffer full before its stream ends with
+    /// RESOURCE_EXHAUSTED saying where to resume.
+    #[arg(long, env = "NEWSSTORE_WATCH_SLOW_READER_SECS", default_value_t = 30)]
+    watch_slow_reader_secs: u64,
 }
 
 impl ServeArgs {
@@ -211,6 +215,7 @@ impl ServeArgs {
         };
         config.max_message_bytes = self.max_message_bytes;
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
+        config.watch_slow_reader = Duration::from_secs(self.watch_slow_reader_secs);
         config
     }
 }

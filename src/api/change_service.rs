@@ -24,16 +24,15 @@ use crate::store::Store;
 const BUFFER: usize = 64;
 /// Log entries read per batch.
 const BATCH: usize = 256;
-/// How long a reader may leave the buffer full before the stream ends with an error.
-const SLOW_READER: Duration = Duration::from_secs(30);
-
 pub struct ChangeApi {
     store: Arc<Store>,
+    /// How long a reader may leave the buffer full before its stream ends with an error.
+    slow_reader: Duration,
 }
 
 impl ChangeApi {
-    pub fn new(store: Arc<Store>) -> Self {
-        ChangeApi { store }
+    pub fn new(store: Arc<Store>, slow_reader: Duration) -> Self {
+        ChangeApi { store, slow_reader }
     }
 }
 
@@ -170,6 +169,7 @@ impl ChangeService for ChangeApi {
             after
         };
         let (sender, receiver) = tokio::sync::mpsc::channel(BUFFER);
+        let slow_reader = self.slow_reader;
         tokio::spawn(async move {
             loop {
                 durable.borrow_and_update();
@@ -194,7 +194,7 @@ impl ChangeService for ChangeApi {
                 for event in events {
                     let sequence = event.sequence;
                     // Two free slots, so one is left for the error below whatever happens.
-                    match tokio::time::timeout(SLOW_READER, sender.reserve_many(2)).await {
+                    match tokio::time::timeout(slow_reader, sender.reserve_many(2)).await {
                         Ok(Ok(mut permits)) => {
                             if let Some(permit) = permits.next() {
                                 permit.send(Ok(event));
@@ -205,9 +205,9 @@ impl ChangeService for ChangeApi {
                             let resume = sequence.saturating_sub(1);
                             let _ = sender.try_send(Err(Status::from(Error::ResourceExhausted(
                                 format!(
-                                    "the change stream was not read for {} s; resume with \
+                                    "the change stream was not read for {:.1} s; resume with \
                                      after_sequence={resume}",
-                                    SLOW_READER.as_secs()
+                                    slow_reader.as_secs_f64()
                                 ),
                             ))));
                             return;

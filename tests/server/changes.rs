@@ -149,3 +149,69 @@ async fn watchers_hear_only_what_their_filters_ask_for() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_gets_told_where_to_resume() {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
+        config.watch_slow_reader = Duration::from_millis(200);
+    })
+    .await;
+    let lead = "Officials met again in Geneva to talk about the ceasefire. ".repeat(40);
+    let articles = (0..300)
+        .map(|i| proto::CreateArticleRequest {
+            article: Some(proto::Article {
+                headline: format!("Report {i}"),
+                body: format!("{lead}\n\nMore on day {i}."),
+                ..Default::default()
+            }),
+            article_id: format!("r{i}"),
+            ..Default::default()
+        })
+        .collect();
+    app.articles()
+        .batch_create_articles(proto::BatchCreateArticlesRequest {
+            requests: articles,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A client with small HTTP/2 windows, so that not reading soon pushes back on the
+    // server instead of being absorbed by transport buffers.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .initial_stream_window_size(Some(16 * 1024))
+        .initial_connection_window_size(Some(32 * 1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = ChangeServiceClient::new(channel)
+        .watch_changes(WatchChangesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Not reading: the server's buffer and the connection's windows fill up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut last_seen = 0;
+    let error = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("the stream ends in time")
+        {
+            Ok(Some(event)) => {
+                assert_eq!(event.sequence, last_seen + 1, "no gaps, no reordering");
+                last_seen = event.sequence;
+            }
+            Ok(None) => panic!("the stream ended without saying where to resume"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(error.code(), Code::ResourceExhausted);
+    assert!(last_seen < 300, "the stream stopped early ({last_seen})");
+    assert!(
+        error
+            .message()
+            .contains(&format!("after_sequence={last_seen}")),
+        "{}",
+        error.message()
+    );
+}
