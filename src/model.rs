@@ -42,6 +42,17 @@ impl EntityKind {
         EntityKind::Misc,
     ];
 
+    /// Its position in [`EntityKind::ALL`]: the slot in per-kind arrays (votes, counts) and
+    /// the tagger's type number.
+    pub fn index(self) -> usize {
+        match self {
+            EntityKind::Person => 0,
+            EntityKind::Organization => 1,
+            EntityKind::Location => 2,
+            EntityKind::Misc => 3,
+        }
+    }
+
     /// The kind for a CoNLL-2003 label (`PER`, `ORG`, `LOC`, `MISC`), as used in annotated
     /// corpora and the extractor's word lists.
     pub fn from_conll(label: &str) -> Option<EntityKind> {

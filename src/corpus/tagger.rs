@@ -75,15 +75,9 @@ fn gazetteer(gmb: &[Document]) -> Gazetteer {
         names.insert(name, mask);
     }
     for (kind, name) in lexicon::curated_names() {
-        let type_index = match kind {
-            crate::model::EntityKind::Person => 0,
-            crate::model::EntityKind::Organization => 1,
-            crate::model::EntityKind::Location => 2,
-            _ => 3,
-        };
         let tokens = tokens::tokenize(name);
         let key: Vec<&str> = tokens.iter().map(|t| t.text(name)).collect();
-        *names.entry(key.join(" ")).or_default() |= 1 << type_index;
+        *names.entry(key.join(" ")).or_default() |= 1 << kind.index();
     }
     Gazetteer::new(names)
 }

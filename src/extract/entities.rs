@@ -52,22 +52,13 @@ pub struct Votes {
     weak: [u16; 4],
 }
 
-fn kind_index(kind: EntityKind) -> usize {
-    match kind {
-        EntityKind::Person => 0,
-        EntityKind::Organization => 1,
-        EntityKind::Location => 2,
-        EntityKind::Misc => 3,
-    }
-}
-
 impl Votes {
     fn strong(&mut self, kind: EntityKind) {
-        self.strong[kind_index(kind)] += 1;
+        self.strong[kind.index()] += 1;
     }
 
     fn weak(&mut self, kind: EntityKind) {
-        self.weak[kind_index(kind)] += 1;
+        self.weak[kind.index()] += 1;
     }
 
     fn add(&mut self, other: &Votes) {
@@ -669,7 +660,7 @@ impl Scanner<'_, '_> {
             .iter()
             .enumerate()
             .max_by_key(|&(i, n)| (*n, 4 - i))?;
-        (n * 2 > labels.len()).then(|| Label::from_index(1 + 2 * best).kind())?
+        (n * 2 > labels.len()).then(|| EntityKind::ALL[best])
     }
 
     fn emit(

@@ -589,22 +589,19 @@ impl<'s> Batch<'s> {
                 tracing::warn!(entity = %id, "an article mentions a missing entity");
                 continue;
             };
-            let kind_index = |kind: EntityKind| EntityKind::ALL.iter().position(|k| *k == kind);
-            if entity.kind_votes == [0; 4]
-                && let Some(i) = kind_index(entity.kind)
-            {
+            if entity.kind_votes == [0; 4] {
                 // Recorded before votes were kept: its articles all count for its kind.
-                entity.kind_votes[i] = entity.article_count;
+                entity.kind_votes[entity.kind.index()] = entity.article_count;
             }
-            if let Some(i) = vote_of(old, &id).and_then(kind_index) {
-                entity.kind_votes[i] = entity.kind_votes[i].saturating_sub(1);
+            if let Some(kind) = vote_of(old, &id) {
+                let votes = &mut entity.kind_votes[kind.index()];
+                *votes = votes.saturating_sub(1);
             }
-            if let Some(i) = vote_of(new, &id).and_then(kind_index) {
-                entity.kind_votes[i] += 1;
+            if let Some(kind) = vote_of(new, &id) {
+                entity.kind_votes[kind.index()] += 1;
             }
-            if !entity.edited
-                && let Some(current) = kind_index(entity.kind)
-            {
+            if !entity.edited {
+                let current = entity.kind.index();
                 let (best, votes) = entity
                     .kind_votes
                     .iter()

@@ -82,13 +82,9 @@ impl Label {
         }
     }
 
+    /// The entity kind of its type (type numbers follow [`EntityKind::ALL`]).
     pub fn kind(self) -> Option<EntityKind> {
-        Some(match self.type_index()? {
-            0 => EntityKind::Person,
-            1 => EntityKind::Organization,
-            2 => EntityKind::Location,
-            _ => EntityKind::Misc,
-        })
+        self.type_index().map(|t| EntityKind::ALL[t])
     }
 
     /// The type's name ("PER", ...), or `None` for `O`.
