@@ -44,15 +44,8 @@ impl Store {
             if !source.is_empty() {
                 expected.insert(ArticleIndex::Source(source).key(time, &article.id));
             }
+            expected.extend(super::mention_index_keys(&article));
             for mention in &article.derived.mentions {
-                expected
-                    .insert(ArticleIndex::Entity(mention.entity_id.clone()).key(time, &article.id));
-                expected.insert(keys::salience(
-                    &mention.entity_id,
-                    mention.salience,
-                    time,
-                    &article.id,
-                ));
                 let counts = entity_articles
                     .entry(mention.entity_id.clone())
                     .or_default();

@@ -39,10 +39,10 @@ pub struct Decision {
     pub seq: u64,
 }
 
-/// An article a decision rewrites: its mentions before (entity id and salience), its time,
-/// and the article as changed.
+/// An article a decision rewrites: its entity-index keys before, its time, and the article
+/// as changed.
 struct Rewritten {
-    before: Vec<(String, f32)>,
+    before: Vec<Vec<u8>>,
     time: Timestamp,
     article: Article,
 }
@@ -86,12 +86,7 @@ impl<'s> Rewrite<'s> {
                 let Some(article) = self.store.get_article(&id)? else {
                     continue;
                 };
-                let before = article
-                    .derived
-                    .mentions
-                    .iter()
-                    .map(|m| (m.entity_id.clone(), m.salience))
-                    .collect();
+                let before = super::mention_index_keys(&article).collect();
                 let time = article.sort_time();
                 self.articles.insert(
                     id.clone(),
@@ -116,37 +111,22 @@ impl<'s> Rewrite<'s> {
         for (id, rewritten) in self.articles {
             let Rewritten {
                 before,
-                time,
                 mut article,
+                ..
             } = rewritten;
             renormalize(&mut article);
             // A new revision: the article's representation changed, clients holding its etag
             // must re-read, and the search index can tell this state from the one before.
             article.revision += 1;
             article.updated = Timestamp::now();
-            // Saliences shift when mentions go or fold together: the salience index is
-            // rewritten whole for the article.
-            for (entity_id, salience) in &before {
-                batch.remove(keys::salience(entity_id, *salience, time, &id));
+            // Mentions went, moved or folded together and saliences shifted: the article's
+            // entity-index entries are replaced whole (an unchanged key is removed and put
+            // back in the same batch, which leaves it in place).
+            for key in before {
+                batch.remove(key);
             }
-            for mention in &article.derived.mentions {
-                batch.insert(
-                    keys::salience(&mention.entity_id, mention.salience, time, &id),
-                    Vec::new(),
-                );
-            }
-            let before: BTreeSet<String> = before.into_iter().map(|(id, _)| id).collect();
-            let after: BTreeSet<String> = article
-                .derived
-                .mentions
-                .iter()
-                .map(|m| m.entity_id.clone())
-                .collect();
-            for gone in before.difference(&after) {
-                batch.remove(ArticleIndex::Entity(gone.clone()).key(time, &id));
-            }
-            for new in after.difference(&before) {
-                batch.insert(ArticleIndex::Entity(new.clone()).key(time, &id), Vec::new());
+            for key in super::mention_index_keys(&article) {
+                batch.insert(key, Vec::new());
             }
             batch.insert(
                 keys::article_entities(&id),

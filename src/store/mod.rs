@@ -700,6 +700,18 @@ enum ArticleEntities {
     Plain(Vec<String>),
 }
 
+/// The entity-index keys of an article's mentions: per mention, its `m` (by time) and `l`
+/// (by salience) entries.
+fn mention_index_keys(article: &Article) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let time = article.sort_time();
+    article.derived.mentions.iter().flat_map(move |mention| {
+        [
+            ArticleIndex::Entity(mention.entity_id.clone()).key(time, &article.id),
+            keys::salience(&mention.entity_id, mention.salience, time, &article.id),
+        ]
+    })
+}
+
 /// The `x` record for `article`.
 fn article_entities_record(article: &Article) -> Result<Vec<u8>> {
     let entities: Vec<(String, f32)> = article
