@@ -423,6 +423,7 @@ async fn ingest(
                     .batch_create_articles(proto::BatchCreateArticlesRequest {
                         requests,
                         wait_for_index: false,
+                        ..Default::default()
                     })
                     .await
                     .expect("batch succeeds")
@@ -456,6 +457,7 @@ async fn ingest(
             }),
             article_id: "zz-marker".into(),
             wait_for_index: true,
+            ..Default::default()
         })
         .await
         .expect("marker written");

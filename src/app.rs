@@ -28,7 +28,7 @@ use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
 use crate::ingest::{Ingest, Limits};
 use crate::search::{self, SearchIndex};
 use crate::seed::{self, SeedReport};
-use crate::store::Store;
+use crate::store::{Retention, Store};
 
 /// Everything the server needs to know, from the command line or the environment.
 #[derive(Debug, Clone)]
@@ -49,6 +49,13 @@ pub struct Config {
     /// How long a change-feed reader may leave its buffer full before its stream ends with
     /// RESOURCE_EXHAUSTED (and where to resume).
     pub watch_slow_reader: Duration,
+    /// How long the change log and request ids are kept.
+    pub retention: Retention,
+    /// How often the change log is compacted to `retention`.
+    pub compact_every: Duration,
+    /// Origins allowed to call through gRPC-Web from a browser ("*" for any); empty sends
+    /// no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
@@ -65,6 +72,9 @@ impl Config {
             max_message_bytes: 16 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
             watch_slow_reader: Duration::from_secs(30),
+            retention: Retention::default(),
+            compact_every: Duration::from_secs(60),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -85,7 +95,8 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
             config.data_dir.display()
         )
     })?;
-    let store = Store::open(&config.store_dir(), config.cache_bytes)?;
+    let mut store = Store::open(&config.store_dir(), config.cache_bytes)?;
+    store.set_retention(config.retention);
     Ok(Arc::new(store))
 }
 
@@ -184,9 +195,18 @@ impl Application {
 
         let limit = config.max_message_bytes;
         let admin = AdminServiceServer::new(AdminApi::new(ingest.clone()));
-        let changes =
-            ChangeServiceServer::new(ChangeApi::new(store.clone(), config.watch_slow_reader))
-                .max_encoding_message_size(limit);
+        let changes = ChangeServiceServer::new(ChangeApi::new(
+            store.clone(),
+            search.clone(),
+            config.watch_slow_reader,
+        ))
+        .max_encoding_message_size(limit);
+        let compactor = spawn_compactor(
+            store.clone(),
+            search.clone(),
+            config.compact_every,
+            stop_follower.subscribe(),
+        );
         let articles = ArticleServiceServer::new(ArticleApi::new(ingest, store.clone(), search))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
@@ -217,7 +237,16 @@ impl Application {
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
+        let cors = cors_layer(&config.cors_origins)?;
         let server = Server::builder()
+            // gRPC-Web (browsers) arrives over HTTP/1.1 and is translated to gRPC here; CORS
+            // answers browsers' preflight requests first.
+            .accept_http1(true)
+            .layer(
+                tower::ServiceBuilder::new()
+                    .option_layer(cors)
+                    .layer(tonic_web::GrpcWebLayer::new()),
+            )
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -246,6 +275,9 @@ impl Application {
 
         // Let the index catch up with everything acknowledged, then flush the store.
         let _ = stop_follower.send(true);
+        if let Err(err) = compactor.await {
+            tracing::error!(error = %err, "the change-log compactor failed");
+        }
         if let Err(err) = follower.await {
             tracing::error!(error = %err, "the search follower failed");
         }
@@ -255,6 +287,71 @@ impl Application {
         tracing::info!("newsstore stopped");
         Ok(())
     }
+}
+
+/// The CORS policy for browsers calling through gRPC-Web from `origins`; `None` for none.
+fn cors_layer(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::CorsLayer>> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| {
+                http::HeaderValue::from_str(o.trim())
+                    .with_context(|| format!("{o:?} is not a valid CORS origin"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(values)
+    };
+    let header = http::HeaderName::from_static;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([http::Method::POST, http::Method::OPTIONS])
+            .allow_headers([
+                header("content-type"),
+                header("x-grpc-web"),
+                header("x-user-agent"),
+                header("grpc-timeout"),
+                header("authorization"),
+            ])
+            .expose_headers([
+                header("grpc-status"),
+                header("grpc-message"),
+                header("grpc-status-details-bin"),
+            ])
+            .max_age(Duration::from_secs(24 * 3600)),
+    ))
+}
+
+/// Compacts the change log to the retention every `every`, never past what the search
+/// index has applied (it resumes from the log). Stops when `stop` turns true.
+fn spawn_compactor(
+    store: Arc<Store>,
+    search: Arc<SearchIndex>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            let (store, search) = (store.clone(), search.clone());
+            let compacted =
+                tokio::task::spawn_blocking(move || store.compact(search.applied())).await;
+            match compacted {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => tracing::error!(error = %err, "compacting the change log failed"),
+                Err(err) => tracing::error!(error = %err, "the compaction task failed"),
+            }
+        }
+    })
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

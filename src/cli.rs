@@ -16,6 +16,7 @@ use crate::corpus::{conll, tagger};
 use crate::extract::ner::{self, Model};
 use crate::ingest::{Ingest, Limits};
 use crate::search::SearchIndex;
+use crate::store::Retention;
 
 /// A gRPC document store for news: articles, the people, organisations and places in them,
 /// and the queries a newsroom runs over both.
@@ -199,6 +200,33 @@ struct ServeArgs {
     /// RESOURCE_EXHAUSTED saying where to resume.
     #[arg(long, env = "NEWSSTORE_WATCH_SLOW_READER_SECS", default_value_t = 30)]
     watch_slow_reader_secs: u64,
+    /// Change-log entries kept at most; older ones are compacted away (watchers resuming
+    /// before the oldest kept get OUT_OF_RANGE).
+    #[arg(
+        long,
+        env = "NEWSSTORE_CHANGE_RETENTION_COUNT",
+        default_value_t = 10_000_000
+    )]
+    change_retention_count: u64,
+    /// Days a change-log entry is kept at most.
+    #[arg(long, env = "NEWSSTORE_CHANGE_RETENTION_DAYS", default_value_t = 30.0)]
+    change_retention_days: f64,
+    /// Hours a request_id is remembered, so a retry within them is answered with the
+    /// first result.
+    #[arg(
+        long,
+        env = "NEWSSTORE_REQUEST_ID_RETENTION_HOURS",
+        default_value_t = 24.0
+    )]
+    request_id_retention_hours: f64,
+    /// Seconds between change-log compactions.
+    #[arg(long, env = "NEWSSTORE_COMPACT_EVERY_SECS", default_value_t = 60)]
+    compact_every_secs: u64,
+    /// Origins browsers may call the API from through gRPC-Web, comma-separated (for
+    /// example https://cms.example.com), or * for any. gRPC-Web itself is always served;
+    /// without this, browsers only allow it from the server's own origin.
+    #[arg(long, env = "NEWSSTORE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
 }
 
 impl ServeArgs {
@@ -216,6 +244,15 @@ impl ServeArgs {
         config.max_message_bytes = self.max_message_bytes;
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
         config.watch_slow_reader = Duration::from_secs(self.watch_slow_reader_secs);
+        let hours =
+            |h: f64| Duration::try_from_secs_f64(h.max(0.0) * 3600.0).unwrap_or(Duration::MAX);
+        config.retention = Retention {
+            changes: self.change_retention_count.max(1),
+            change_age: hours(self.change_retention_days * 24.0),
+            request_ids: hours(self.request_id_retention_hours),
+        };
+        config.compact_every = Duration::from_secs(self.compact_every_secs.max(1));
+        config.cors_origins.clone_from(&self.cors_origins);
         config
     }
 }

@@ -41,6 +41,8 @@ pub enum Invalid {
     UpdateMask,
     /// A search query cannot be parsed.
     Query,
+    /// A request id was already used for a different request.
+    RequestIdReused,
 }
 
 /// Which state stood in the way; each becomes an ErrorInfo reason.
@@ -63,6 +65,17 @@ pub enum Error {
 
     #[error("{resource} {id:?} not found")]
     NotFound { resource: Resource, id: String },
+
+    #[error("revision {revision} of article {id:?} {why}")]
+    RevisionNotFound {
+        id: String,
+        revision: u64,
+        why: &'static str,
+    },
+
+    /// A position before the oldest one kept (a compacted change log).
+    #[error("{message}")]
+    OutOfRange { message: String, oldest: u64 },
 
     #[error("{resource} {id:?} already exists")]
     AlreadyExists { resource: Resource, id: String },
@@ -135,11 +148,14 @@ impl Error {
                 Invalid::PageTokenExpired => "PAGE_TOKEN_EXPIRED",
                 Invalid::UpdateMask => "INVALID_UPDATE_MASK",
                 Invalid::Query => "INVALID_QUERY",
+                Invalid::RequestIdReused => "REQUEST_ID_REUSED",
             },
             Error::NotFound { resource, .. } => match resource {
                 Resource::Article => "ARTICLE_NOT_FOUND",
                 Resource::Entity => "ENTITY_NOT_FOUND",
             },
+            Error::RevisionNotFound { .. } => "REVISION_NOT_FOUND",
+            Error::OutOfRange { .. } => "CHANGES_COMPACTED",
             Error::AlreadyExists { resource, .. } => match resource {
                 Resource::Article => "ARTICLE_ALREADY_EXISTS",
                 Resource::Entity => "ENTITY_ALREADY_EXISTS",

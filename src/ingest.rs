@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Invalid, Result};
 use crate::extract;
-use crate::model::{Article, ArticleInput};
+use crate::model::{Article, ArticleInput, RequestTag};
 use crate::store::{Content, Store, Write, Written};
 
 /// Size limits on what callers may store.
@@ -110,18 +110,25 @@ impl Ingest {
         self.limits
     }
 
-    /// Stores a new article under `id`, or a generated id.
-    pub async fn create(&self, id: Option<String>, input: ArticleInput) -> Result<Stored> {
-        self.create_batch(vec![(id, input)])
+    /// Stores a new article under `id`, or a generated id. A recorded `tag` returns the
+    /// first result instead.
+    pub async fn create(
+        &self,
+        id: Option<String>,
+        input: ArticleInput,
+        tag: Option<RequestTag>,
+    ) -> Result<Stored> {
+        self.create_batch(vec![(id, input, tag)])
             .await
             .pop()
             .unwrap_or_else(|| Err(Error::Internal("a batch of one returned nothing".into())))
     }
 
-    /// Stores many new articles with one flush; each succeeds or fails on its own.
+    /// Stores many new articles with one flush; each succeeds or fails on its own, and each
+    /// with a recorded tag returns its first result instead.
     pub async fn create_batch(
         &self,
-        items: Vec<(Option<String>, ArticleInput)>,
+        items: Vec<(Option<String>, ArticleInput, Option<RequestTag>)>,
     ) -> Vec<Result<Stored>> {
         if items.len() > self.limits.max_batch {
             let error = || {
@@ -141,7 +148,22 @@ impl Ingest {
             let mut writes = Vec::new();
             let mut positions = Vec::new();
             let mut seen_ids = BTreeSet::new();
-            for (i, (id, input)) in items.into_iter().enumerate() {
+            for (i, (id, input, tag)) in items.into_iter().enumerate() {
+                // A retry of a stored item needs no analysis (and its generated id must not
+                // change): it is answered from the record.
+                if let Some(tag) = &tag {
+                    match store.recorded(tag) {
+                        Ok(Some(outcome)) => {
+                            results.push(Some(store.replay(outcome).and_then(expect_article)));
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(err) => {
+                            results.push(Some(Err(err)));
+                            continue;
+                        }
+                    }
+                }
                 let prepared = id
                     .map_or_else(|| Ok(generate_id()), |id| validate_id(&id).map(|()| id))
                     .and_then(|id| {
@@ -159,12 +181,12 @@ impl Ingest {
                     Ok((id, content)) => {
                         results.push(None);
                         positions.push(i);
-                        writes.push(Write::Create { id, content });
+                        writes.push((Write::Create { id, content }, tag));
                     }
                     Err(err) => results.push(Some(Err(err))),
                 }
             }
-            for (position, outcome) in positions.into_iter().zip(store.write(writes)) {
+            for (position, outcome) in positions.into_iter().zip(store.write_tagged(writes)) {
                 results[position] = Some(outcome.and_then(expect_article));
             }
             results
@@ -188,9 +210,16 @@ impl Ingest {
         etag: Option<String>,
         fields: Vec<InputField>,
         patch: ArticleInput,
+        tag: Option<RequestTag>,
     ) -> Result<Stored> {
         let this = self.clone();
         run_blocking(move || {
+            // A retry must not be refused by the etag its first attempt made stale.
+            if let Some(tag) = &tag
+                && let Some(outcome) = this.store.recorded(tag)?
+            {
+                return expect_article(this.store.replay(outcome)?);
+            }
             for _ in 0..UPDATE_RETRIES {
                 let current = this
                     .store
@@ -224,7 +253,7 @@ impl Ingest {
                     etag: Some(current.etag()),
                     content,
                 };
-                match this.store.write(vec![write]).pop() {
+                match this.store.write_tagged(vec![(write, tag.clone())]).pop() {
                     Some(Err(Error::EtagMismatch { .. })) if etag.is_none() => continue,
                     Some(Err(Error::EtagMismatch { current, .. })) => {
                         return Err(Error::EtagMismatch {
@@ -246,14 +275,28 @@ impl Ingest {
 
     /// Deletes article `id`, if it still has `etag` when one is given. Returns the
     /// change-log sequence number of the delete.
-    pub async fn delete(&self, id: String, etag: Option<String>) -> Result<u64> {
+    pub async fn delete(
+        &self,
+        id: String,
+        etag: Option<String>,
+        tag: Option<RequestTag>,
+    ) -> Result<u64> {
+        self.write_one(Write::Delete { id, etag }, tag)
+            .await
+            .map(|written| written.seq)
+    }
+
+    /// Removes article `id` and its whole history for good.
+    pub async fn purge(&self, id: String, tag: Option<RequestTag>) -> Result<Written> {
+        self.write_one(Write::Purge { id }, tag).await
+    }
+
+    async fn write_one(&self, write: Write, tag: Option<RequestTag>) -> Result<Written> {
         let store = self.store.clone();
-        run_blocking(
-            move || match store.write(vec![Write::Delete { id, etag }]).pop() {
-                Some(outcome) => outcome.map(|written| written.seq),
-                None => Err(Error::Internal("a write returned nothing".into())),
-            },
-        )
+        run_blocking(move || match store.write_tagged(vec![(write, tag)]).pop() {
+            Some(outcome) => outcome,
+            None => Err(Error::Internal("a write returned nothing".into())),
+        })
         .await
     }
 

@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod corpus;
+pub mod diff;
 pub mod error;
 pub mod extract;
 pub mod ingest;

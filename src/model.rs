@@ -17,6 +17,18 @@ use serde::{Deserialize, Serialize};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The time as RFC 3339 in UTC, with as many fractional digits as it needs.
+    pub fn to_rfc3339(self) -> String {
+        chrono::DateTime::from_timestamp_nanos(self.0)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+
+    /// Parses an RFC 3339 time (any offset); `None` when it is not one or is out of range.
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let time = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
+        time.timestamp_nanos_opt().map(Timestamp)
+    }
+
     pub fn now() -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -270,6 +282,14 @@ impl Article {
     }
 }
 
+/// An idempotency key (AIP-155) and a fingerprint of the request it came with, so a retry
+/// can be told from a different request reusing the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTag {
+    pub id: String,
+    pub fingerprint: String,
+}
+
 /// What a change-log entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeKind {
@@ -285,6 +305,8 @@ pub enum ChangeKind {
     EntityBlocked,
     /// Entity `entity_id` may be extracted again.
     EntityUnblocked,
+    /// Article `article_id` and its history were removed for good.
+    Purged,
 }
 
 impl ChangeKind {
@@ -292,8 +314,13 @@ impl ChangeKind {
     pub fn is_article(self) -> bool {
         matches!(
             self,
-            ChangeKind::Created | ChangeKind::Updated | ChangeKind::Deleted
+            ChangeKind::Created | ChangeKind::Updated | ChangeKind::Deleted | ChangeKind::Purged
         )
+    }
+
+    /// Whether the article exists after the change (a create or update).
+    pub fn has_article(self) -> bool {
+        matches!(self, ChangeKind::Created | ChangeKind::Updated)
     }
 }
 

@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, View};
 use super::page_token::{self, Listing};
 use super::proto::{self, article_service_server::ArticleService};
+use super::request_id;
 use super::{page_size, require_id};
 use crate::error::{Error, Invalid, Result};
 use crate::ingest::{Ingest, InputField};
@@ -123,10 +124,12 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::CreateArticleRequest>,
     ) -> Result<Response<proto::CreateArticleResponse>, Status> {
-        let request = request.into_inner();
+        let mut request = request.into_inner();
         let wait = request.wait_for_index;
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("CreateArticle", &request_id, &request)?;
         let (id, input) = create_input(request)?;
-        let stored = self.ingest.create(id, input).await?;
+        let stored = self.ingest.create(id, input, tag).await?;
         self.wait_for_index(wait, stored.seq).await?;
         Ok(Response::new(proto::CreateArticleResponse {
             article: Some(convert::article_to_proto(&stored.article, View::Full)),
@@ -140,13 +143,18 @@ impl ArticleService for ArticleApi {
         let request = request.into_inner();
         require_id("id", &request.id)?;
         let view = convert::view_from_proto(request.view, View::Full)?;
-        let article = self
-            .store
-            .get_article(&request.id)?
-            .ok_or_else(|| Error::NotFound {
-                resource: crate::error::Resource::Article,
-                id: request.id.clone(),
-            })?;
+        let article = match request.revision {
+            0 => self
+                .store
+                .get_article(&request.id)?
+                .ok_or_else(|| Error::NotFound {
+                    resource: crate::error::Resource::Article,
+                    id: request.id.clone(),
+                })?,
+            n => self
+                .store
+                .article_at(&request.id, revision(n, "revision")?)?,
+        };
         Ok(Response::new(proto::GetArticleResponse {
             article: Some(convert::article_to_proto(&article, view)),
         }))
@@ -156,7 +164,9 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::UpdateArticleRequest>,
     ) -> Result<Response<proto::UpdateArticleResponse>, Status> {
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("UpdateArticle", &request_id, &request)?;
         let article = required_article(request.article)?;
         require_id("article.id", &article.id)?;
         let fields = match request.update_mask {
@@ -183,7 +193,7 @@ impl ArticleService for ArticleApi {
         let etag = (!article.etag.is_empty()).then(|| article.etag.clone());
         let updated = self
             .ingest
-            .update(article.id.clone(), etag, fields, patch)
+            .update(article.id.clone(), etag, fields, patch, tag)
             .await?;
         self.wait_for_index(request.wait_for_index, updated.seq)
             .await?;
@@ -196,10 +206,12 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::DeleteArticleRequest>,
     ) -> Result<Response<proto::DeleteArticleResponse>, Status> {
-        let request = request.into_inner();
+        let mut request = request.into_inner();
         require_id("id", &request.id)?;
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("DeleteArticle", &request_id, &request)?;
         let etag = (!request.etag.is_empty()).then_some(request.etag);
-        let seq = self.ingest.delete(request.id, etag).await?;
+        let seq = self.ingest.delete(request.id, etag, tag).await?;
         self.wait_for_index(request.wait_for_index, seq).await?;
         Ok(Response::new(proto::DeleteArticleResponse {}))
     }
@@ -295,7 +307,9 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::BatchCreateArticlesRequest>,
     ) -> Result<Response<proto::BatchCreateArticlesResponse>, Status> {
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("BatchCreateArticles", &request_id, &request)?;
         let wait = request.wait_for_index;
         let requests = request.requests;
         let max = self.ingest.limits().max_batch;
@@ -319,10 +333,10 @@ impl ArticleService for ArticleApi {
         let mut positions = Vec::new();
         for (i, item) in requests.into_iter().enumerate() {
             match create_input(item) {
-                Ok(input) => {
+                Ok((id, input)) => {
                     results.push(None);
                     positions.push(i);
-                    valid.push(input);
+                    valid.push((id, input, tag.as_ref().map(|t| request_id::item_tag(t, i))));
                 }
                 Err(err) => results.push(Some(item_result(Err(err)))),
             }
@@ -341,6 +355,94 @@ impl ArticleService for ArticleApi {
             results: results.into_iter().flatten().collect(),
         }))
     }
+
+    async fn list_article_revisions(
+        &self,
+        request: Request<proto::ListArticleRevisionsRequest>,
+    ) -> Result<Response<proto::ListArticleRevisionsResponse>, Status> {
+        let request = request.into_inner();
+        require_id("article_id", &request.article_id)?;
+        let size = page_size(request.page_size, LIST_DEFAULT, LIST_MAX)?;
+        let view = convert::view_from_proto(request.view, View::Basic)?;
+        let fingerprint = page_token::fingerprint(&[request.article_id.as_bytes()]);
+        let cursor = page_token::decode(&request.page_token, Listing::Revisions, fingerprint)?;
+        let page = self
+            .store
+            .list_revisions(&request.article_id, cursor.as_deref(), size)?;
+        Ok(Response::new(proto::ListArticleRevisionsResponse {
+            revisions: page
+                .items
+                .iter()
+                .map(|r| proto::ArticleRevision {
+                    revision: i64::try_from(r.revision).unwrap_or(i64::MAX),
+                    time: Some(convert::timestamp_to_proto(r.time)),
+                    deleted: r.article.is_none(),
+                    article: r
+                        .article
+                        .as_ref()
+                        .map(|a| convert::article_to_proto(a, view)),
+                })
+                .collect(),
+            next_page_token: page
+                .next
+                .map(|next| page_token::encode(Listing::Revisions, fingerprint, &next))
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn compare_article_revisions(
+        &self,
+        request: Request<proto::CompareArticleRevisionsRequest>,
+    ) -> Result<Response<proto::CompareArticleRevisionsResponse>, Status> {
+        let request = request.into_inner();
+        require_id("article_id", &request.article_id)?;
+        let from = revision(request.from_revision, "from_revision")?;
+        let id = &request.article_id;
+        let to = match request.to_revision {
+            0 => self.store.get_article(id)?.ok_or_else(|| {
+                Error::invalid(
+                    "to_revision",
+                    Invalid::Missing,
+                    format!("article {id:?} is deleted; name to_revision explicitly"),
+                )
+            })?,
+            n => self.store.article_at(id, revision(n, "to_revision")?)?,
+        };
+        let from = self.store.article_at(id, from)?;
+        Ok(Response::new(proto::CompareArticleRevisionsResponse {
+            changes: crate::diff::compare(&from, &to)
+                .into_iter()
+                .map(convert::field_change_to_proto)
+                .collect(),
+        }))
+    }
+
+    async fn purge_article(
+        &self,
+        request: Request<proto::PurgeArticleRequest>,
+    ) -> Result<Response<proto::PurgeArticleResponse>, Status> {
+        let mut request = request.into_inner();
+        require_id("id", &request.id)?;
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("PurgeArticle", &request_id, &request)?;
+        let written = self.ingest.purge(request.id, tag).await?;
+        // The call returns once the search index has dropped the article too.
+        self.wait_for_index(true, written.seq).await?;
+        Ok(Response::new(proto::PurgeArticleResponse {
+            revisions_removed: i64::try_from(written.revisions_removed).unwrap_or(i64::MAX),
+        }))
+    }
+}
+
+/// A revision number from a request: 1 or more.
+fn revision(value: i64, field: &str) -> Result<u64> {
+    u64::try_from(value).ok().filter(|&r| r > 0).ok_or_else(|| {
+        Error::invalid(
+            field,
+            Invalid::OutOfRange,
+            format!("{field} must be 1 or more; got {value}"),
+        )
+    })
 }
 
 fn item_result(outcome: Result<crate::model::Article>) -> proto::BatchCreateArticlesResult {

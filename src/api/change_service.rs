@@ -18,6 +18,7 @@ use super::convert::{self, View};
 use super::proto::{self, change_service_server::ChangeService};
 use crate::error::{Error, Invalid, Result};
 use crate::model::{Article, Change, ChangeKind, normalize_source};
+use crate::search::{SearchIndex, query};
 use crate::store::Store;
 
 /// Events buffered towards one client.
@@ -26,13 +27,18 @@ const BUFFER: usize = 64;
 const BATCH: usize = 256;
 pub struct ChangeApi {
     store: Arc<Store>,
+    search: Arc<SearchIndex>,
     /// How long a reader may leave the buffer full before its stream ends with an error.
     slow_reader: Duration,
 }
 
 impl ChangeApi {
-    pub fn new(store: Arc<Store>, slow_reader: Duration) -> Self {
-        ChangeApi { store, slow_reader }
+    pub fn new(store: Arc<Store>, search: Arc<SearchIndex>, slow_reader: Duration) -> Self {
+        ChangeApi {
+            store,
+            search,
+            slow_reader,
+        }
     }
 }
 
@@ -42,6 +48,8 @@ struct Filter {
     entity_ids: Vec<String>,
     sources: Vec<String>,
     tags: Vec<String>,
+    /// A saved search the article must match (a percolator).
+    query: Option<Arc<query::Node>>,
 }
 
 impl Filter {
@@ -86,6 +94,7 @@ fn kind_to_proto(kind: ChangeKind) -> proto::ChangeKind {
         ChangeKind::EntityUpdated => proto::ChangeKind::EntityUpdated,
         ChangeKind::EntityBlocked => proto::ChangeKind::EntityBlocked,
         ChangeKind::EntityUnblocked => proto::ChangeKind::EntityUnblocked,
+        ChangeKind::Purged => proto::ChangeKind::ArticlePurged,
     }
 }
 
@@ -103,30 +112,67 @@ fn event(change: &Change, article: Option<&Article>) -> proto::WatchChangesRespo
     }
 }
 
-/// The next durable changes after `cursor` that pass `filter`, with their articles, and the
-/// sequence read up to.
+/// The error for a reader whose next change was compacted away.
+fn compacted(after: u64, oldest: u64) -> Error {
+    Error::OutOfRange {
+        message: format!(
+            "changes after sequence {after} are no longer kept; the oldest available is \
+             {oldest}. Re-read the current state (ListArticles), then watch with \
+             after_sequence={} or from_now",
+            oldest.saturating_sub(1)
+        ),
+        oldest,
+    }
+}
+
+/// The next changes after `cursor`, up to sequence `up_to`, that pass `filter`, with their
+/// articles, and the sequence read up to.
 fn next_batch(
     store: &Store,
+    search: &SearchIndex,
     cursor: u64,
+    up_to: u64,
     filter: &Filter,
 ) -> Result<(Vec<proto::WatchChangesResponse>, u64)> {
-    let durable = store.durable_seq();
     let mut read_to = cursor;
-    let mut events = Vec::new();
-    for change in store.changes_after(cursor, BATCH)? {
-        if change.seq > durable {
+    let mut passed = Vec::new();
+    let changes = store.changes_after(cursor, BATCH)?;
+    if let Some(first) = changes.first()
+        && first.seq > cursor + 1
+    {
+        return Err(compacted(cursor, first.seq));
+    }
+    for change in changes {
+        if change.seq > up_to {
             break;
         }
         read_to = change.seq;
-        let article = if change.kind.is_article() && change.kind != ChangeKind::Deleted {
+        let article = if change.kind.is_article() && change.kind.has_article() {
             store.get_article(&change.article_id)?
         } else {
             None
         };
         if filter.passes(&change, article.as_ref()) {
-            events.push(event(&change, article.as_ref()));
+            passed.push((change, article));
         }
     }
+    if let Some(node) = &filter.query {
+        let ids: Vec<&str> = passed
+            .iter()
+            .filter_map(|(_, article)| article.as_ref().map(|a| a.id.as_str()))
+            .collect();
+        let matched = if ids.is_empty() {
+            Default::default()
+        } else {
+            search.matching(store, node, &ids)?
+        };
+        // Deletes and purges pass (the article is gone), as do entity changes.
+        passed.retain(|(_, article)| article.as_ref().is_none_or(|a| matched.contains(&a.id)));
+    }
+    let events = passed
+        .iter()
+        .map(|(change, article)| event(change, article.as_ref()))
+        .collect();
     Ok((events, read_to))
 }
 
@@ -148,7 +194,14 @@ impl ChangeService for ChangeApi {
                 "after_sequence must not be negative",
             )
         })?;
+        let query = match query::parse(&request.query) {
+            Ok(node) => node.map(Arc::new),
+            Err(err) => {
+                return Err(Error::invalid("query", Invalid::Query, err.to_string()).into());
+            }
+        };
         let filter = Filter {
+            query,
             entity_ids: request.entity_ids,
             sources: request
                 .sources
@@ -162,21 +215,35 @@ impl ChangeService for ChangeApi {
                 .collect(),
         };
         let store = self.store.clone();
-        let mut durable = store.subscribe();
+        let search = self.search.clone();
+        // A saved query is tested against the search index, so such a watcher reads only as
+        // far as the index has applied.
+        let mut visible = if filter.query.is_some() {
+            search.subscribe()
+        } else {
+            store.subscribe()
+        };
         let mut cursor = if request.from_now {
             store.durable_seq()
         } else {
+            let oldest = store.oldest_change()?;
+            if after + 1 < oldest {
+                return Err(compacted(after, oldest).into());
+            }
             after
         };
         let (sender, receiver) = tokio::sync::mpsc::channel(BUFFER);
         let slow_reader = self.slow_reader;
         tokio::spawn(async move {
             loop {
-                durable.borrow_and_update();
+                let up_to = *visible.borrow_and_update();
                 let batch = {
-                    let store = store.clone();
+                    let (store, search) = (store.clone(), search.clone());
                     let filter = filter.clone();
-                    tokio::task::spawn_blocking(move || next_batch(&store, cursor, &filter)).await
+                    tokio::task::spawn_blocking(move || {
+                        next_batch(&store, &search, cursor, up_to, &filter)
+                    })
+                    .await
                 };
                 let (events, read_to) = match batch {
                     Ok(Ok(batch)) => batch,
@@ -220,7 +287,7 @@ impl ChangeService for ChangeApi {
                 }
                 // Caught up: wait for the next durable change, or for the client to go.
                 tokio::select! {
-                    changed = durable.changed() => {
+                    changed = visible.changed() => {
                         if changed.is_err() {
                             return;
                         }

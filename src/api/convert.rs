@@ -472,6 +472,27 @@ pub fn filter_fingerprint_parts(filter: &ArticleFilter) -> Vec<u8> {
     out
 }
 
+pub fn field_change_to_proto(change: crate::diff::FieldChange) -> proto::FieldChange {
+    use crate::diff::EditOp;
+    proto::FieldChange {
+        field: change.field.to_string(),
+        before: change.before,
+        after: change.after,
+        edits: change
+            .edits
+            .into_iter()
+            .map(|(op, text)| proto::TextEdit {
+                op: match op {
+                    EditOp::Equal => proto::TextEditOp::Equal,
+                    EditOp::Insert => proto::TextEditOp::Insert,
+                    EditOp::Delete => proto::TextEditOp::Delete,
+                } as i32,
+                text,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

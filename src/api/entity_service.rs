@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, EntityField};
 use super::page_token::{self, Listing};
 use super::proto::{self, entity_service_server::EntityService};
+use super::request_id;
 use super::{page_size, require_id};
 use crate::error::{Error, Invalid, Resource, Result};
 use crate::store::{Decision, Store};
@@ -128,7 +129,9 @@ impl EntityService for EntityApi {
         &self,
         request: Request<proto::UpdateEntityRequest>,
     ) -> Result<Response<proto::UpdateEntityResponse>, Status> {
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("UpdateEntity", &request_id, &request)?;
         let entity = request.entity.ok_or_else(|| Error::missing("entity"))?;
         require_id("entity.id", &entity.id)?;
         let mut fields = match &request.update_mask {
@@ -155,7 +158,7 @@ impl EntityService for EntityApi {
         let id = entity.id;
         let decision = self
             .decide("updating an entity", move |store| {
-                store.update_entity(&id, patch)
+                store.update_entity(&id, patch, tag.as_ref())
             })
             .await?;
         Ok(Response::new(proto::UpdateEntityResponse {
@@ -168,7 +171,9 @@ impl EntityService for EntityApi {
         &self,
         request: Request<proto::MergeEntitiesRequest>,
     ) -> Result<Response<proto::MergeEntitiesResponse>, Status> {
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("MergeEntities", &request_id, &request)?;
         require_id("survivor_id", &request.survivor_id)?;
         if request.merged_ids.len() > 100 {
             return Err(Error::invalid(
@@ -183,7 +188,7 @@ impl EntityService for EntityApi {
         }
         let decision = self
             .decide("merging entities", move |store| {
-                store.merge_entities(&request.survivor_id, &request.merged_ids)
+                store.merge_entities(&request.survivor_id, &request.merged_ids, tag.as_ref())
             })
             .await?;
         Ok(Response::new(proto::MergeEntitiesResponse {
@@ -196,11 +201,14 @@ impl EntityService for EntityApi {
         &self,
         request: Request<proto::BlockEntityRequest>,
     ) -> Result<Response<proto::BlockEntityResponse>, Status> {
-        let id = request.into_inner().id;
+        let mut request = request.into_inner();
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("BlockEntity", &request_id, &request)?;
+        let id = request.id;
         require_id("id", &id)?;
         let decision = self
             .decide("blocking an entity", move |store| {
-                store.set_blocked(&id, true)
+                store.set_blocked(&id, true, tag.as_ref())
             })
             .await?;
         Ok(Response::new(proto::BlockEntityResponse {
@@ -213,11 +221,14 @@ impl EntityService for EntityApi {
         &self,
         request: Request<proto::UnblockEntityRequest>,
     ) -> Result<Response<proto::UnblockEntityResponse>, Status> {
-        let id = request.into_inner().id;
+        let mut request = request.into_inner();
+        let request_id = std::mem::take(&mut request.request_id);
+        let tag = request_id::tag("UnblockEntity", &request_id, &request)?;
+        let id = request.id;
         require_id("id", &id)?;
         let decision = self
             .decide("unblocking an entity", move |store| {
-                store.set_blocked(&id, false)
+                store.set_blocked(&id, false, tag.as_ref())
             })
             .await?;
         Ok(Response::new(proto::UnblockEntityResponse {

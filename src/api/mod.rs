@@ -10,6 +10,7 @@ mod change_service;
 mod convert;
 mod entity_service;
 mod page_token;
+mod request_id;
 mod search;
 pub mod status;
 

@@ -20,6 +20,7 @@ pub enum Listing {
     Search = 2,
     Entities = 3,
     Quotes = 4,
+    Revisions = 5,
 }
 
 /// A fingerprint of the parts of a request that must not change between pages.

@@ -19,7 +19,8 @@ pub const ERROR_DOMAIN: &str = "newsstore.v1";
 pub fn code(error: &Error) -> Code {
     match error {
         Error::InvalidArgument { .. } => Code::InvalidArgument,
-        Error::NotFound { .. } => Code::NotFound,
+        Error::NotFound { .. } | Error::RevisionNotFound { .. } => Code::NotFound,
+        Error::OutOfRange { .. } => Code::OutOfRange,
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         // AIP-154: a failed etag precondition is ABORTED, so clients re-read and retry.
         Error::EtagMismatch { .. } => Code::Aborted,
@@ -55,6 +56,13 @@ impl From<Error> for Status {
             Error::NotFound { resource, id } | Error::AlreadyExists { resource, id } => {
                 metadata.insert("resource".to_string(), resource.to_string());
                 metadata.insert("id".to_string(), id.clone());
+            }
+            Error::RevisionNotFound { id, revision, .. } => {
+                metadata.insert("id".to_string(), id.clone());
+                metadata.insert("revision".to_string(), revision.to_string());
+            }
+            Error::OutOfRange { oldest, .. } => {
+                metadata.insert("oldest_sequence".to_string(), oldest.to_string());
             }
             Error::EtagMismatch { id, current, .. } => {
                 metadata.insert("id".to_string(), id.clone());

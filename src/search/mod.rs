@@ -345,6 +345,11 @@ impl SearchIndex {
         self.applied.load(Ordering::Acquire)
     }
 
+    /// Follows the change-log sequence that searches reflect.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
     /// Asks the follower to apply pending changes now.
     pub fn request_refresh(&self) {
         self.refresh.notify_one();
@@ -372,6 +377,10 @@ impl SearchIndex {
     /// Re-indexes every article of the store, logging progress, and commits.
     pub fn rebuild(&self, store: &Store) -> Result<u64> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.rebuild_locked(&mut writer, store)
+    }
+
+    fn rebuild_locked(&self, writer: &mut IndexWriter, store: &Store) -> Result<u64> {
         // Everything up to `seq` is in the snapshot below; later changes are replayed by the
         // follower (applying one twice is harmless: documents are replaced by id).
         let seq = store.last_seq();
@@ -390,7 +399,7 @@ impl SearchIndex {
                 tracing::info!(articles = count, "rebuilding the search index");
             }
         }
-        self.commit(&mut writer, seq)?;
+        self.commit(writer, seq)?;
         tracing::info!(
             articles = count,
             seconds = started.elapsed().as_secs_f64(),
@@ -401,6 +410,12 @@ impl SearchIndex {
 
     /// Commits with `seq` in the payload and makes the commit searchable.
     fn commit(&self, writer: &mut IndexWriter, seq: u64) -> Result<()> {
+        self.persist(writer, seq)?;
+        self.publish(seq)
+    }
+
+    /// Commits with `seq` in the payload.
+    fn persist(&self, writer: &mut IndexWriter, seq: u64) -> Result<()> {
         let mut prepared = writer
             .prepare_commit()
             .map_err(|e| Error::internal("preparing a search index commit", e))?;
@@ -415,6 +430,11 @@ impl SearchIndex {
         prepared
             .commit()
             .map_err(|e| Error::internal("committing the search index", e))?;
+        Ok(())
+    }
+
+    /// Makes what is committed searchable, as of change `seq`.
+    fn publish(&self, seq: u64) -> Result<()> {
         self.reader
             .reload()
             .map_err(|e| Error::internal("reloading the search index", e))?;
@@ -443,8 +463,20 @@ impl SearchIndex {
             return Ok(0);
         }
         let mut changes = store.changes_after(from, limit)?;
+        if changes.first().is_some_and(|first| first.seq > from + 1) {
+            // The log was compacted past this index (restored from an old copy, say): the
+            // missing changes are gone, so start again from the articles themselves.
+            tracing::warn!(
+                applied = from,
+                oldest_change = changes.first().map_or(0, |c| c.seq),
+                "the search index is older than the change log; rebuilding it"
+            );
+            self.rebuild_locked(&mut writer, store)?;
+            return Ok(usize::try_from(self.applied().saturating_sub(from)).unwrap_or(0));
+        }
         changes.retain(|change| change.seq <= durable);
         let mut last = None;
+        let mut purged = false;
         for (i, change) in changes.iter().enumerate() {
             // Entity decisions reach the index through the article entries that follow them.
             if !change.kind.is_article() {
@@ -453,7 +485,7 @@ impl SearchIndex {
             }
             let article = store.get_article(&change.article_id)?;
             let current = match (&article, change.kind) {
-                (None, ChangeKind::Deleted) => true,
+                (None, ChangeKind::Deleted | ChangeKind::Purged) => true,
                 (Some(article), ChangeKind::Created | ChangeKind::Updated) => {
                     article.revision == change.revision
                 }
@@ -465,6 +497,7 @@ impl SearchIndex {
             if !current && !covered_later {
                 break;
             }
+            purged |= change.kind == ChangeKind::Purged;
             if current && !covered_later {
                 writer.delete_term(Term::from_field_text(self.fields.id, &change.article_id));
                 if let Some(article) = &article {
@@ -478,8 +511,84 @@ impl SearchIndex {
         let Some(last) = last else {
             return Ok(0);
         };
-        self.commit(&mut writer, last)?;
+        // A purge is acknowledged once searches reflect it, so the segments are rewritten
+        // before the new sequence is published.
+        self.persist(&mut writer, last)?;
+        if purged {
+            self.expunge(&mut writer)?;
+        }
+        self.publish(last)?;
         Ok(usize::try_from(last - from).unwrap_or(usize::MAX))
+    }
+
+    /// Rewrites the segments that hold deleted documents and removes the old files, so a
+    /// purged article's text leaves the disk (a delete alone only marks it as gone).
+    fn expunge(&self, writer: &mut IndexWriter) -> Result<()> {
+        let segments: Vec<_> = self
+            .reader
+            .searcher()
+            .index()
+            .searchable_segment_metas()
+            .map_err(|e| Error::internal("listing search index segments", e))?
+            .into_iter()
+            .filter(|meta| meta.has_deletes())
+            .map(|meta| meta.id())
+            .collect();
+        if !segments.is_empty() {
+            writer
+                .merge(&segments)
+                .wait()
+                .map_err(|e| Error::internal("merging search index segments", e))?;
+        }
+        writer
+            .garbage_collect_files()
+            .wait()
+            .map_err(|e| Error::internal("removing old search index files", e))?;
+        Ok(())
+    }
+
+    /// Which of the articles `ids` match the parsed `query` in the current view: a saved
+    /// query tested against a few articles, as the change feed's percolator does. Costs one
+    /// search restricted to those ids, whatever the size of the index.
+    pub fn matching(
+        &self,
+        store: &Store,
+        query: &query::Node,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>> {
+        let view = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let searcher = &view.searcher;
+        let resolve = |name: &str| store.entities_named(name);
+        let compiled = Compiler::new(&self.fields, searcher, false, &resolve).compile(query)?;
+        let id_terms: Vec<(Occur, Box<dyn Query>)> = ids
+            .iter()
+            .map(|id| {
+                let term = Term::from_field_text(self.fields.id, id);
+                (
+                    Occur::Should,
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)) as Box<dyn Query>,
+                )
+            })
+            .collect();
+        let restricted = BooleanQuery::new(vec![
+            (Occur::Must, compiled.query),
+            (Occur::Must, Box::new(BooleanQuery::new(id_terms))),
+        ]);
+        let docs = searcher
+            .search(&restricted, &tantivy::collector::DocSetCollector)
+            .map_err(|e| Error::internal("matching a saved query", e))?;
+        let mut reader = IdReader::new(searcher, self.fields.id);
+        let mut matched = std::collections::HashSet::new();
+        for address in docs {
+            if let Some(id) = reader.id(address)? {
+                matched.insert(id);
+            }
+        }
+        Ok(matched)
     }
 
     /// The view a search runs on: its page's snapshot, or the current one (kept for later

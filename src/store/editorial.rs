@@ -15,10 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
+use super::history::PastRevision;
 use super::keys::{self, ArticleIndex};
+use super::requests::Outcome;
 use super::{Store, codec};
 use crate::error::{Error, Invalid, Precondition, Resource, Result};
-use crate::model::{Article, Change, ChangeKind, Entity, EntityPatch, Timestamp, name_key};
+use crate::model::{
+    Article, Change, ChangeKind, Entity, EntityPatch, RequestTag, Timestamp, name_key,
+};
 
 /// One decision touches at most this many articles; more would make one batch too large.
 pub const MAX_ARTICLES_PER_DECISION: usize = 100_000;
@@ -43,6 +47,8 @@ pub struct Decision {
 /// as changed.
 struct Rewritten {
     before: Vec<Vec<u8>>,
+    /// The article as stored before the decision, which goes into its history.
+    original: Article,
     time: Timestamp,
     article: Article,
 }
@@ -91,6 +97,7 @@ impl<'s> Rewrite<'s> {
                 self.articles.insert(
                     id.clone(),
                     Rewritten {
+                        original: article.clone(),
                         before,
                         time,
                         article,
@@ -111,9 +118,14 @@ impl<'s> Rewrite<'s> {
         for (id, rewritten) in self.articles {
             let Rewritten {
                 before,
+                original,
                 mut article,
                 ..
             } = rewritten;
+            batch.insert(
+                keys::revision(&id, original.revision),
+                codec::encode(&PastRevision::Article(Box::new(original)))?,
+            );
             renormalize(&mut article);
             // A new revision: the article's representation changed, clients holding its etag
             // must re-read, and the search index can tell this state from the one before.
@@ -311,17 +323,55 @@ impl Store {
     }
 
     /// Applies a decision's batch under the writer lock, then waits until it is durable.
+    /// A decision with a recorded request id returns the recorded result instead.
     fn decide(
         &self,
+        request: Option<&RequestTag>,
         build: impl FnOnce(&mut sled::Batch, &mut u64) -> Result<(Entity, u64, Change)>,
     ) -> Result<Decision> {
         let seq = {
             let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(tag) = request {
+                match self.recorded(tag)? {
+                    Some(Outcome::Decision {
+                        entity,
+                        articles_updated,
+                        seq,
+                    }) => {
+                        return Ok(Decision {
+                            entity: *entity,
+                            articles_updated,
+                            seq,
+                        });
+                    }
+                    Some(_) => {
+                        return Err(Error::invalid(
+                            "request_id",
+                            Invalid::RequestIdReused,
+                            "request_id was already used for an article write; use a new one",
+                        ));
+                    }
+                    None => {}
+                }
+            }
             let mut seq = *next_seq;
             let mut batch = sled::Batch::default();
             let (entity, articles_updated, mut change) = build(&mut batch, &mut seq)?;
             change.seq = seq;
             batch.insert(keys::change(seq), codec::encode(&change)?);
+            if let Some(tag) = request {
+                let outcome = Outcome::Decision {
+                    entity: Box::new(entity.clone()),
+                    articles_updated,
+                    seq,
+                };
+                for (key, value) in self.record_entries(tag, outcome)? {
+                    match value {
+                        Some(value) => batch.insert(key, value),
+                        None => batch.remove(key),
+                    }
+                }
+            }
             self.tree.apply_batch(batch)?;
             *next_seq = seq + 1;
             self.applied.store(seq, Ordering::Release);
@@ -338,7 +388,12 @@ impl Store {
 
     /// Sets an entity's name, kind, aliases, description or external ids. A changed name
     /// keeps the old one as an alias, so articles that use it still find the entity.
-    pub fn update_entity(&self, id: &str, patch: EntityPatch) -> Result<Decision> {
+    pub fn update_entity(
+        &self,
+        id: &str,
+        patch: EntityPatch,
+        request: Option<&RequestTag>,
+    ) -> Result<Decision> {
         if let Some(ids) = &patch.external_ids {
             validate_external_ids(ids)?;
         }
@@ -378,7 +433,7 @@ impl Store {
                 "entity.description is longer than 500 characters",
             ));
         }
-        self.decide(|batch, seq| {
+        self.decide(request, |batch, seq| {
             let old = self.live_entity(id)?;
             let mut entity = old.clone();
             if let Some(aliases) = aliases {
@@ -447,7 +502,12 @@ impl Store {
 
     /// Merges `merged` into `survivor`: every mention, alias and name moves over, and the
     /// merged ids keep resolving to the survivor.
-    pub fn merge_entities(&self, survivor: &str, merged: &[String]) -> Result<Decision> {
+    pub fn merge_entities(
+        &self,
+        survivor: &str,
+        merged: &[String],
+        request: Option<&RequestTag>,
+    ) -> Result<Decision> {
         if merged.is_empty() {
             return Err(Error::missing("merged_ids"));
         }
@@ -458,7 +518,7 @@ impl Store {
                 format!("entity {survivor:?} cannot be merged into itself"),
             ));
         }
-        self.decide(|batch, seq| {
+        self.decide(request, |batch, seq| {
             let old_survivor = self.live_entity(survivor)?;
             if old_survivor.blocked {
                 return Err(Error::FailedPrecondition {
@@ -573,8 +633,13 @@ impl Store {
 
     /// Blocks a false entity: its mentions leave every article and its names are no longer
     /// tagged in new ones. Unblocking lets extraction find it again in new articles.
-    pub fn set_blocked(&self, id: &str, blocked: bool) -> Result<Decision> {
-        self.decide(|batch, seq| {
+    pub fn set_blocked(
+        &self,
+        id: &str,
+        blocked: bool,
+        request: Option<&RequestTag>,
+    ) -> Result<Decision> {
+        self.decide(request, |batch, seq| {
             let old = self.live_entity(id)?;
             let mut entity = old.clone();
             entity.blocked = blocked;

@@ -20,6 +20,9 @@
 //! | `c`    | sequence number                       | change-log entry            |
 //! | `o`    | article id                            | fingerprint of its file     |
 //! | `k`    | entity number                         | entity id                   |
+//! | `h`    | article id, 0, revision               | a past revision or deletion |
+//! | `q`    | request id                            | what the request did        |
+//! | `w`    | time recorded, request id             | empty: request ids by age   |
 //! | `~`    | name                                  | store metadata              |
 
 use crate::model::{EntityKind, Timestamp};
@@ -44,6 +47,49 @@ pub const META_LAYOUT: &[u8] = b"~layout";
 /// The metadata key holding the store's random identity, which derived indexes record so
 /// they can tell another store's data from this one's.
 pub const META_STORE_ID: &[u8] = b"~store-id";
+
+/// Key space of past revisions and deletion tombstones of articles.
+pub const REVISION: u8 = b'h';
+/// Key space of idempotency records, by request id.
+pub const REQUEST: u8 = b'q';
+/// Key space of idempotency records by the time they were made, for expiry.
+pub const REQUEST_TIME: u8 = b'w';
+
+/// Prefix of every stored past revision of article `id`.
+pub fn revision_prefix(id: &str) -> Vec<u8> {
+    with(REVISION, &[id.as_bytes(), &[0]])
+}
+
+/// Past revision `revision` of article `id`.
+pub fn revision(id: &str, revision: u64) -> Vec<u8> {
+    with(REVISION, &[id.as_bytes(), &[0], &revision.to_be_bytes()])
+}
+
+/// The revision number at the end of a revision key.
+pub fn revision_of_key(key: &[u8]) -> Option<u64> {
+    let at = key.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(key.get(at..)?.try_into().ok()?))
+}
+
+pub fn request(request_id: &str) -> Vec<u8> {
+    with(REQUEST, &[request_id.as_bytes()])
+}
+
+/// A request id in the by-age index; plain time order, oldest first.
+pub fn request_time(time: Timestamp, request_id: &str) -> Vec<u8> {
+    let biased = (time.0 as u64) ^ (1 << 63);
+    with(
+        REQUEST_TIME,
+        &[&biased.to_be_bytes(), request_id.as_bytes()],
+    )
+}
+
+/// The time and request id of a by-age key.
+pub fn split_request_time(key: &[u8]) -> Option<(Timestamp, &str)> {
+    let biased = u64::from_be_bytes(key.get(1..9)?.try_into().ok()?);
+    let id = std::str::from_utf8(key.get(9..)?).ok()?;
+    Some((Timestamp((biased ^ (1 << 63)) as i64), id))
+}
 
 /// Key space of source-file fingerprints: which file version an article was last loaded from.
 pub const ORIGIN: u8 = b'o';
@@ -273,6 +319,20 @@ mod tests {
         assert_eq!(
             split_salience_suffix(&high[prefix.len()..]),
             Some((Timestamp(1), "a"))
+        );
+    }
+
+    #[test]
+    fn revision_and_request_keys_round_trip_in_order() {
+        assert!(revision("a", 2) < revision("a", 10));
+        assert!(revision("a", u64::MAX) < revision("a-b", 1));
+        assert!(revision("a", 3).starts_with(&revision_prefix("a")));
+        assert!(!revision("ab", 3).starts_with(&revision_prefix("a")));
+        assert_eq!(revision_of_key(&revision("x", 7)), Some(7));
+        assert!(request_time(Timestamp(-1), "z") < request_time(Timestamp(1), "a"));
+        assert_eq!(
+            split_request_time(&request_time(Timestamp(99), "req-1")),
+            Some((Timestamp(99), "req-1"))
         );
     }
 

@@ -10,12 +10,18 @@ mod check;
 mod codec;
 mod durability;
 mod editorial;
+mod history;
 pub mod keys;
 mod quotes;
+mod requests;
+mod retention;
 mod salience;
 
 pub use editorial::Decision;
+pub use history::Revision;
 pub use quotes::{QuoteHit, QuotePage};
+pub use requests::Outcome;
+pub use retention::{Compacted, Retention};
 #[cfg(test)]
 mod tests;
 mod write;
@@ -89,6 +95,7 @@ pub struct Store {
     commit: GroupCommit,
     /// The highest durable sequence number, for followers such as the search index.
     durable: watch::Sender<u64>,
+    retention: Retention,
 }
 
 impl Store {
@@ -144,6 +151,7 @@ impl Store {
             applied: AtomicU64::new(last),
             commit: GroupCommit::new(last),
             durable,
+            retention: Retention::default(),
         })
     }
 

@@ -228,7 +228,7 @@ fn merging_moves_mentions_names_and_counts_to_the_survivor() {
     let last_seq = store.last_seq();
 
     let decision = store
-        .merge_entities("john-kerry", &["jon-kerry".to_string()])
+        .merge_entities("john-kerry", &["jon-kerry".to_string()], None)
         .unwrap();
     assert_eq!(decision.articles_updated, 2);
     assert_eq!(decision.entity.article_count, 3);
@@ -285,7 +285,7 @@ fn merging_moves_mentions_names_and_counts_to_the_survivor() {
     );
     // A merged entity takes no further decisions.
     let err = store
-        .merge_entities("jon-kerry", &["geneva".to_string()])
+        .merge_entities("jon-kerry", &["geneva".to_string()], None)
         .unwrap_err();
     assert_eq!(err.reason(), "ENTITY_MERGED");
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
@@ -302,7 +302,7 @@ fn blocking_removes_an_entity_everywhere_and_from_new_articles() {
             2_000,
         ),
     ]);
-    let decision = store.set_blocked("geneva", true).unwrap();
+    let decision = store.set_blocked("geneva", true, None).unwrap();
     assert_eq!(decision.articles_updated, 2);
     assert!(decision.entity.blocked);
     assert_eq!(decision.entity.article_count, 0);
@@ -331,7 +331,7 @@ fn blocking_removes_an_entity_everywhere_and_from_new_articles() {
     assert!(listed.items.iter().all(|e| e.id != "geneva"));
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     // Unblocked, the name is tagged again in new articles.
-    store.set_blocked("geneva", false).unwrap();
+    store.set_blocked("geneva", false, None).unwrap();
     create(
         &store,
         "a4",
@@ -353,7 +353,7 @@ fn editors_rename_retype_and_describe_entities() {
         external_ids: Some([("wikidata".to_string(), "Q22316".to_string())].into()),
         ..Default::default()
     };
-    let decision = store.update_entity("john-kerry", patch).unwrap();
+    let decision = store.update_entity("john-kerry", patch, None).unwrap();
     assert_eq!(decision.entity.name, "John Forbes Kerry");
     assert!(decision.entity.aliases.contains(&"John Kerry".to_string()));
     assert!(decision.entity.edited);
@@ -376,6 +376,7 @@ fn editors_rename_retype_and_describe_entities() {
                 kind: Some(crate::model::EntityKind::Organization),
                 ..Default::default()
             },
+            None,
         )
         .unwrap();
     assert_eq!(retyped.entity.kind, crate::model::EntityKind::Organization);
@@ -394,6 +395,7 @@ fn editors_rename_retype_and_describe_entities() {
                 external_ids: Some([("wikidata".to_string(), "22316".to_string())].into()),
                 ..Default::default()
             },
+            None,
         )
         .unwrap_err();
     assert!(
@@ -401,7 +403,7 @@ fn editors_rename_retype_and_describe_entities() {
     );
     assert_eq!(
         store
-            .update_entity("nobody", crate::model::EntityPatch::default())
+            .update_entity("nobody", crate::model::EntityPatch::default(), None)
             .unwrap_err()
             .reason(),
         "ENTITY_NOT_FOUND"
@@ -600,10 +602,10 @@ fn a_renamed_entity_keeps_its_old_name_even_with_a_full_alias_list() {
         ..Default::default()
     };
     store
-        .update_entity("john-kerry", patch(None, Some(many)))
+        .update_entity("john-kerry", patch(None, Some(many)), None)
         .unwrap();
     let renamed = store
-        .update_entity("john-kerry", patch(Some("John Forbes Kerry"), None))
+        .update_entity("john-kerry", patch(Some("John Forbes Kerry"), None), None)
         .unwrap();
     assert_eq!(renamed.entity.aliases[0], "John Kerry");
     assert_eq!(renamed.entity.aliases.len(), 65);

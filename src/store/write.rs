@@ -14,11 +14,12 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
 use super::keys::{self, ArticleIndex};
+use super::requests::Outcome;
 use super::{Store, codec};
 use crate::error::{Error, Invalid, Precondition, Resource, Result};
 use crate::model::{
     Article, ArticleInput, Change, ChangeKind, Derived, Entity, EntityKind, ExtractedEntity,
-    Extraction, Mention, MentionOrigin, Quote, Timestamp, name_key, normalize_source,
+    Extraction, Mention, MentionOrigin, Quote, RequestTag, Timestamp, name_key, normalize_source,
 };
 
 /// An entity keeps at most this many aliases; more would only be noise.
@@ -35,7 +36,8 @@ pub struct Content {
 /// One write, with the precondition checked under the writer lock.
 #[derive(Debug, Clone)]
 pub enum Write {
-    /// Fails with AlreadyExists if the id is taken.
+    /// Fails with AlreadyExists if the id is taken. An id whose article was deleted
+    /// continues its revision numbers after the deletion.
     Create { id: String, content: Content },
     /// Fails with NotFound if missing, EtagMismatch if its etag is not `etag`.
     Replace {
@@ -43,7 +45,8 @@ pub enum Write {
         etag: Option<String>,
         content: Content,
     },
-    /// Fails with NotFound if missing, EtagMismatch if its etag is not `etag`.
+    /// Fails with NotFound if missing, EtagMismatch if its etag is not `etag`. Keeps the
+    /// history, with a tombstone.
     Delete { id: String, etag: Option<String> },
     /// The same article analysed again (after the model or an editorial decision changed).
     /// Fails like `Replace`; writes nothing, and returns sequence 0, when the derived data
@@ -53,33 +56,54 @@ pub enum Write {
         etag: String,
         content: Content,
     },
+    /// Removes the article (if it still exists) and all of its history. Fails with NotFound
+    /// when there is neither.
+    Purge { id: String },
 }
 
 /// A write that was applied and made durable.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Written {
-    /// The stored article; `None` for a delete.
+    /// The stored article; `None` for a delete or purge.
     pub article: Option<Article>,
     /// The change-log sequence number of the write; 0 when nothing had to be written.
     pub seq: u64,
+    /// For a purge: how many stored revisions went.
+    pub revisions_removed: u64,
+    /// Whether this answers a retry from its request id's record, without writing.
+    pub replayed: bool,
 }
 
 impl Store {
     /// Applies `writes` in order, each atomically on its own, then makes all of them durable
     /// with one flush. Returns one outcome per write.
     pub fn write(&self, writes: Vec<Write>) -> Vec<Result<Written>> {
+        self.write_tagged(writes.into_iter().map(|w| (w, None)).collect())
+    }
+
+    /// Like [`Store::write`], each write with an optional request id: a write whose id is
+    /// recorded returns the recorded result instead of applying again.
+    pub fn write_tagged(&self, writes: Vec<(Write, Option<RequestTag>)>) -> Vec<Result<Written>> {
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut last_seq = None;
         {
             let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            for write in writes {
-                let outcome = self.apply_one(&mut next_seq, write);
-                if let Ok((_, seq)) = &outcome
-                    && *seq > 0
+            for (write, tag) in writes {
+                let outcome = match tag {
+                    Some(tag) => match self.recorded(&tag) {
+                        Ok(Some(outcome)) => self.replay(outcome),
+                        Ok(None) => self.apply_one(&mut next_seq, write, Some(&tag)),
+                        Err(err) => Err(err),
+                    },
+                    None => self.apply_one(&mut next_seq, write, None),
+                };
+                if let Ok(written) = &outcome
+                    && written.seq > 0
+                    && !written.replayed
                 {
-                    last_seq = Some(*seq);
+                    last_seq = Some(written.seq);
                 }
-                outcomes.push(outcome.map(|(article, seq)| Written { article, seq }));
+                outcomes.push(outcome);
             }
         }
         if let Some(seq) = last_seq
@@ -96,8 +120,47 @@ impl Store {
         outcomes
     }
 
-    fn apply_one(&self, next_seq: &mut u64, write: Write) -> Result<(Option<Article>, u64)> {
+    /// The result a recorded request had, rebuilt from the store (articles from history).
+    pub fn replay(&self, outcome: Outcome) -> Result<Written> {
+        let written = match outcome {
+            Outcome::Article { id, revision, seq } => Written {
+                article: Some(self.article_at(&id, revision)?),
+                seq,
+                ..Written::default()
+            },
+            Outcome::Deleted { seq, .. } => Written {
+                seq,
+                ..Written::default()
+            },
+            Outcome::Purged { removed, seq, .. } => Written {
+                seq,
+                revisions_removed: removed,
+                ..Written::default()
+            },
+            Outcome::Decision { .. } => {
+                return Err(Error::invalid(
+                    "request_id",
+                    Invalid::RequestIdReused,
+                    "request_id was already used for an entity decision; use a new one",
+                ));
+            }
+        };
+        Ok(Written {
+            replayed: true,
+            ..written
+        })
+    }
+
+    fn apply_one(
+        &self,
+        next_seq: &mut u64,
+        write: Write,
+        tag: Option<&RequestTag>,
+    ) -> Result<Written> {
         let reextract = matches!(write, Write::Reextract { .. });
+        let now = Timestamp::now();
+        let mut batch = Batch::new(self);
+        let mut revisions_removed = 0;
         let (id, old, content, kind) = match write {
             Write::Create { id, content } => {
                 if self.tree.contains_key(keys::article(&id))? {
@@ -114,19 +177,41 @@ impl Store {
             }
             Write::Delete { id, etag } => {
                 let old = self.current(&id, etag.as_deref())?;
+                batch.tombstone(&old, now)?;
                 (id, Some(old), None, ChangeKind::Deleted)
             }
             Write::Reextract { id, etag, content } => {
                 let old = self.current(&id, Some(&etag))?;
                 (id, Some(old), Some(content), ChangeKind::Updated)
             }
+            Write::Purge { id } => {
+                let old = self.get_article(&id)?;
+                revisions_removed = batch.forget_history(&id)? + u64::from(old.is_some());
+                if revisions_removed == 0 {
+                    return Err(Error::NotFound {
+                        resource: Resource::Article,
+                        id,
+                    });
+                }
+                (id, old, None, ChangeKind::Purged)
+            }
         };
-        let mut batch = Batch::new(self);
+        // The revision a new record gets: one above anything the id ever had.
+        let last_revision = match &old {
+            Some(old) => old.revision,
+            None if kind == ChangeKind::Created => self.last_revision(&id)?,
+            None => 0,
+        };
         if let Some(old) = &old {
             batch.unindex_article(old)?;
+            if kind != ChangeKind::Purged {
+                batch.keep_revision(old)?;
+            }
         }
         let article = match content {
-            Some(content) => Some(batch.put_article(&id, old.as_ref(), content)?),
+            Some(content) => {
+                Some(batch.put_article(&id, old.as_ref(), last_revision + 1, content)?)
+            }
             None => None,
         };
         if reextract
@@ -134,24 +219,50 @@ impl Store {
             && old.derived == new.derived
         {
             // Nothing changed: drop the batch, keep the revision and etag callers hold.
-            return Ok((Some(old.clone()), 0));
+            return Ok(Written {
+                article: Some(old.clone()),
+                ..Written::default()
+            });
         }
         batch.update_entities(old.as_ref(), article.as_ref())?;
         let seq = *next_seq;
+        let revision = article.as_ref().map_or(last_revision, |a| a.revision);
         let change = Change {
             seq,
-            time: Timestamp::now(),
+            time: now,
             kind,
-            article_id: id,
-            revision: article.as_ref().or(old.as_ref()).map_or(0, |a| a.revision),
+            article_id: id.clone(),
+            revision,
             entity_id: String::new(),
             merged_ids: Vec::new(),
         };
         batch.insert(keys::change(seq), codec::encode(&change)?);
+        if let Some(tag) = tag {
+            let outcome = match kind {
+                ChangeKind::Deleted => Outcome::Deleted { id, seq },
+                ChangeKind::Purged => Outcome::Purged {
+                    id,
+                    removed: revisions_removed,
+                    seq,
+                },
+                _ => Outcome::Article { id, revision, seq },
+            };
+            for (key, value) in self.record_entries(tag, outcome)? {
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+        }
         self.tree.apply_batch(batch.finish())?;
         *next_seq += 1;
         self.applied.store(seq, Ordering::Release);
-        Ok((article, seq))
+        Ok(Written {
+            article,
+            seq,
+            revisions_removed,
+            replayed: false,
+        })
     }
 
     /// The stored article `id`, checked against an expected etag.
@@ -178,8 +289,8 @@ type KeyChange = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The changes of one article write, and the entity records it touches, before they are
 /// applied.
-struct Batch<'s> {
-    store: &'s Store,
+pub(super) struct Batch<'s> {
+    pub(super) store: &'s Store,
     batch: sled::Batch,
     /// Entity records read or created by this write, by id.
     entities: HashMap<String, Entity>,
@@ -209,11 +320,11 @@ impl<'s> Batch<'s> {
         }
     }
 
-    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    pub(super) fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.batch.insert(key, value);
     }
 
-    fn remove(&mut self, key: Vec<u8>) {
+    pub(super) fn remove(&mut self, key: Vec<u8>) {
         self.batch.remove(key);
     }
 
@@ -287,6 +398,7 @@ impl<'s> Batch<'s> {
         &mut self,
         id: &str,
         old: Option<&Article>,
+        revision: u64,
         content: Content,
     ) -> Result<Article> {
         let now = Timestamp::now();
@@ -369,7 +481,7 @@ impl<'s> Batch<'s> {
                 mentions,
                 quotes,
             },
-            revision: old.map_or(1, |o| o.revision + 1),
+            revision,
             created: old.map_or(now, |o| o.created),
             updated: now,
         };

@@ -80,6 +80,7 @@ async fn create_then_get_returns_every_derived_field() {
         .get_article(proto::GetArticleRequest {
             id: "cupcakes-1".into(),
             view: ArticleView::Basic as i32,
+            ..Default::default()
         })
         .await
         .unwrap()

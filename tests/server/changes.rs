@@ -133,6 +133,7 @@ async fn watchers_hear_only_what_their_filters_ask_for() {
                 ..Default::default()
             }),
             update_mask: None,
+            ..Default::default()
         })
         .await
         .unwrap();

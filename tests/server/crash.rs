@@ -198,6 +198,7 @@ async fn the_index_agrees_with_the_store_after_sigkill() {
             }),
             article_id: "marker".into(),
             wait_for_index: true,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -215,6 +216,7 @@ async fn the_index_agrees_with_the_store_after_sigkill() {
             .get_article(proto::GetArticleRequest {
                 id: name.clone(),
                 view: 0,
+                ..Default::default()
             })
             .await
             .ok()

@@ -47,6 +47,7 @@ async fn merging_moves_articles_names_and_search_to_the_survivor() {
         .merge_entities(proto::MergeEntitiesRequest {
             survivor_id: "john-kerry".into(),
             merged_ids: vec!["jon-kerry".into()],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -93,6 +94,7 @@ async fn merging_moves_articles_names_and_search_to_the_survivor() {
         .merge_entities(proto::MergeEntitiesRequest {
             survivor_id: "jon-kerry".into(),
             merged_ids: vec!["geneva".into()],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -102,6 +104,7 @@ async fn merging_moves_articles_names_and_search_to_the_survivor() {
         .merge_entities(proto::MergeEntitiesRequest {
             survivor_id: "john-kerry".into(),
             merged_ids: vec!["nobody".into()],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -110,6 +113,7 @@ async fn merging_moves_articles_names_and_search_to_the_survivor() {
         .merge_entities(proto::MergeEntitiesRequest {
             survivor_id: "john-kerry".into(),
             merged_ids: vec!["john-kerry".into()],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -118,6 +122,7 @@ async fn merging_moves_articles_names_and_search_to_the_survivor() {
         .merge_entities(proto::MergeEntitiesRequest {
             survivor_id: "john-kerry".into(),
             merged_ids: vec![],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -133,6 +138,7 @@ async fn blocked_entities_leave_articles_lists_and_new_extraction() {
         .entities()
         .block_entity(proto::BlockEntityRequest {
             id: "geneva".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -175,6 +181,7 @@ async fn blocked_entities_leave_articles_lists_and_new_extraction() {
         .entities()
         .unblock_entity(proto::UnblockEntityRequest {
             id: "geneva".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -188,6 +195,7 @@ async fn blocked_entities_leave_articles_lists_and_new_extraction() {
         .entities()
         .block_entity(proto::BlockEntityRequest {
             id: "nobody".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -212,6 +220,7 @@ async fn editors_update_names_kinds_descriptions_and_external_ids() {
             update_mask: Some(FieldMask {
                 paths: vec!["name".into(), "description".into(), "external_ids".into()],
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -239,6 +248,7 @@ async fn editors_update_names_kinds_descriptions_and_external_ids() {
                 ..Default::default()
             }),
             update_mask: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -253,6 +263,7 @@ async fn editors_update_names_kinds_descriptions_and_external_ids() {
         update_mask: Some(FieldMask {
             paths: paths.iter().map(|p| p.to_string()).collect(),
         }),
+        ..Default::default()
     };
     let kerry = || Entity {
         id: "john-kerry".into(),
@@ -322,12 +333,14 @@ async fn reextraction_applies_decisions_to_stored_articles_while_serving() {
     app.entities()
         .block_entity(proto::BlockEntityRequest {
             id: "geneva".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
     app.entities()
         .unblock_entity(proto::UnblockEntityRequest {
             id: "geneva".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

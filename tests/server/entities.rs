@@ -12,6 +12,7 @@ async fn seed_article(app: &TestApp) -> Article {
         .get_article(proto::GetArticleRequest {
             id: SEED_ID.into(),
             view: 0,
+            ..Default::default()
         })
         .await
         .expect("the seed article is loaded")

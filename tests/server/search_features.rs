@@ -97,6 +97,7 @@ async fn corpus() -> TestApp {
                 }),
                 article_id: doc.id.into(),
                 wait_for_index: true,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -532,6 +533,7 @@ async fn pages_stay_consistent_while_articles_are_added() {
                 }),
                 article_id: format!("late-{i}"),
                 wait_for_index: true,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -587,6 +589,7 @@ async fn writes_can_wait_until_searchable() {
             }),
             article_id: "z".into(),
             wait_for_index: true,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -112,6 +112,7 @@ impl TestApp {
             .get_article(proto::GetArticleRequest {
                 id: id.into(),
                 view: 0,
+                ..Default::default()
             })
             .await?;
         Ok(response.into_inner().article.expect("article returned"))
