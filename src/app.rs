@@ -195,10 +195,12 @@ impl Application {
 
         let limit = config.max_message_bytes;
         let admin = AdminServiceServer::new(AdminApi::new(ingest.clone()));
+        let (stopping, stopping_rx) = watch::channel(false);
         let changes = ChangeServiceServer::new(ChangeApi::new(
             store.clone(),
             search.clone(),
             config.watch_slow_reader,
+            stopping_rx,
         ))
         .max_encoding_message_size(limit);
         let compactor = spawn_compactor(
@@ -220,6 +222,7 @@ impl Application {
         let shutdown = async move {
             signal.await;
             let _ = draining.send(());
+            let _ = stopping.send(true);
             tracing::info!("shutting down: finishing in-flight calls");
             for service in [
                 "",

@@ -109,6 +109,10 @@ pub enum Error {
     #[error("{0}")]
     IndexLagging(String),
 
+    /// The server is stopping; the call may be retried against it once it is back.
+    #[error("{0}")]
+    ShuttingDown(String),
+
     /// Storage, index or I/O failures. The message is logged in full; callers get a summary.
     #[error("internal error: {0}")]
     Internal(String),
@@ -168,6 +172,7 @@ impl Error {
             },
             Error::Conflict(_) => "CONCURRENT_MODIFICATION",
             Error::IndexLagging(_) => "INDEX_LAGGING",
+            Error::ShuttingDown(_) => "SHUTTING_DOWN",
             Error::Internal(_) => "INTERNAL",
         }
     }

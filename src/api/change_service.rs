@@ -30,14 +30,23 @@ pub struct ChangeApi {
     search: Arc<SearchIndex>,
     /// How long a reader may leave the buffer full before its stream ends with an error.
     slow_reader: Duration,
+    /// Turns true when the server starts shutting down: streams never end on their own, so
+    /// they end then, telling the client where to resume.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ChangeApi {
-    pub fn new(store: Arc<Store>, search: Arc<SearchIndex>, slow_reader: Duration) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        search: Arc<SearchIndex>,
+        slow_reader: Duration,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         ChangeApi {
             store,
             search,
             slow_reader,
+            stopping,
         }
     }
 }
@@ -166,8 +175,12 @@ fn next_batch(
         } else {
             search.matching(store, node, &ids)?
         };
-        // Deletes and purges pass (the article is gone), as do entity changes.
-        passed.retain(|(_, article)| article.as_ref().is_none_or(|a| matched.contains(&a.id)));
+        // Deletes and purges pass (the article is gone), as do entity changes; a create or
+        // update of an article deleted since cannot be tested, and its delete follows.
+        passed.retain(|(change, article)| match article {
+            Some(article) => matched.contains(&article.id),
+            None => !change.kind.has_article(),
+        });
     }
     let events = passed
         .iter()
@@ -234,6 +247,7 @@ impl ChangeService for ChangeApi {
         };
         let (sender, receiver) = tokio::sync::mpsc::channel(BUFFER);
         let slow_reader = self.slow_reader;
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             loop {
                 let up_to = *visible.borrow_and_update();
@@ -293,6 +307,13 @@ impl ChangeService for ChangeApi {
                         }
                     }
                     () = sender.closed() => return,
+                    _ = stopping.wait_for(|stop| *stop) => {
+                        let _ = sender.try_send(Err(Status::from(Error::ShuttingDown(format!(
+                            "the server is shutting down; reconnect and resume with \
+                             after_sequence={cursor}"
+                        )))));
+                        return;
+                    }
                 }
             }
         });

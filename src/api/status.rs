@@ -28,7 +28,7 @@ pub fn code(error: &Error) -> Code {
         Error::FailedPrecondition { .. } => Code::FailedPrecondition,
         Error::Conflict(_) => Code::Aborted,
         // The write itself succeeded; only its visibility in search is late.
-        Error::IndexLagging(_) => Code::Unavailable,
+        Error::IndexLagging(_) | Error::ShuttingDown(_) => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
     }
 }
@@ -72,6 +72,7 @@ impl From<Error> for Status {
             | Error::FailedPrecondition { .. }
             | Error::Conflict(_)
             | Error::IndexLagging(_)
+            | Error::ShuttingDown(_)
             | Error::Internal(_) => {}
         }
         details.set_error_info(error.reason(), ERROR_DOMAIN, metadata);

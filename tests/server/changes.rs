@@ -216,3 +216,154 @@ async fn a_reader_that_stops_reading_gets_told_where_to_resume() {
         error.message()
     );
 }
+
+#[tokio::test]
+async fn a_saved_query_lets_through_only_matching_articles() {
+    let app = TestApp::spawn().await;
+    let mut alerts = watch(
+        &app,
+        WatchChangesRequest {
+            query: "ceasefire AND (Syria OR entity:\"Sergei Lavrov\")".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    app.create("markets", "Markets", "Shares rose in Tokyo.")
+        .await;
+    app.create(
+        "syria",
+        "Ceasefire talks",
+        "A ceasefire in Syria was agreed in Geneva.",
+    )
+    .await;
+    app.create("other-war", "Ceasefire", "A ceasefire was agreed in Yemen.")
+        .await;
+    app.create(
+        "lavrov",
+        "Moscow",
+        "Sergei Lavrov said the ceasefire would hold.",
+    )
+    .await;
+    app.articles()
+        .delete_article(proto::DeleteArticleRequest {
+            id: "markets".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let events = next(&mut alerts, 3).await;
+    let created = ChangeKind::ArticleCreated as i32;
+    assert_eq!(
+        summary(&events),
+        [
+            (created, "syria".into()),
+            (created, "lavrov".into()),
+            // Deletes pass: the article is gone, so a watcher must hear about it.
+            (ChangeKind::ArticleDeleted as i32, "markets".into()),
+        ]
+    );
+
+    let status = ChangeServiceClient::new(app.channel.clone())
+        .watch_changes(WatchChangesRequest {
+            query: "ceasefire AND (".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_compacted_log_answers_out_of_range_with_the_oldest_sequence() {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
+        config.retention.changes = 3;
+        config.compact_every = Duration::from_millis(50);
+    })
+    .await;
+    for i in 0..10 {
+        app.create(&format!("a{i}"), "Talks", "Officials met in Geneva.")
+            .await;
+    }
+    // Compaction runs in the background (and never past the search index); wait until it
+    // has caught up.
+    use tonic_types::StatusExt;
+    let mut oldest = 0;
+    let mut status = None;
+    for _ in 0..100 {
+        if let Err(err) = ChangeServiceClient::new(app.channel.clone())
+            .watch_changes(WatchChangesRequest::default())
+            .await
+        {
+            assert_eq!(err.code(), Code::OutOfRange);
+            assert_eq!(super::support::reason(&err), "CHANGES_COMPACTED");
+            oldest = err.get_error_details().error_info().unwrap().metadata["oldest_sequence"]
+                .parse()
+                .unwrap();
+            status = Some(err);
+            if oldest == 8 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("the log is compacted");
+    assert_eq!(oldest, 8, "the newest three of ten are kept");
+    assert!(
+        status.message().contains("oldest available is 8"),
+        "{}",
+        status.message()
+    );
+    // Resuming from just before the oldest kept works, with nothing missing.
+    let mut stream = watch(
+        &app,
+        WatchChangesRequest {
+            after_sequence: oldest - 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let events = next(&mut stream, 3).await;
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, [8, 9, 10]);
+}
+
+#[tokio::test]
+async fn a_watcher_resumes_after_a_restart_without_gaps() {
+    let app = TestApp::spawn().await;
+    app.create("a1", "Talks", "Officials met in Geneva.").await;
+    let mut stream = watch(&app, WatchChangesRequest::default()).await;
+    let seen = next(&mut stream, 1).await;
+    app.create("a2", "More", "Officials met in Oslo.").await;
+    let data = app.stop().await;
+    // The stream ends with the server, saying where to resume.
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("the stream ends with the server")
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), Code::Unavailable);
+
+    let app = TestApp::spawn_with(data, |_| {}).await;
+    app.create("a3", "Later", "Officials met in Paris.").await;
+    let mut resumed = watch(
+        &app,
+        WatchChangesRequest {
+            after_sequence: seen[0].sequence,
+            ..Default::default()
+        },
+    )
+    .await;
+    let events = next(&mut resumed, 2).await;
+    let created = ChangeKind::ArticleCreated as i32;
+    assert_eq!(
+        summary(&events),
+        [(created, "a2".into()), (created, "a3".into())]
+    );
+    assert_eq!(events[0].sequence, seen[0].sequence + 1);
+    assert_eq!(events[1].sequence, seen[0].sequence + 2);
+}

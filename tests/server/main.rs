@@ -7,6 +7,7 @@ mod crash;
 mod editorial;
 mod entities;
 mod errors;
+mod grpc_web;
 mod grpcurl;
 mod history;
 mod lifecycle;
