@@ -41,6 +41,15 @@ enum Command {
     Seed(SeedArgs),
     /// Rebuild the full-text search index from the database.
     Reindex(DataArgs),
+    /// Import articles from IPTC ninjs (.json) and plain-text (.txt) files or folders
+    /// (walked recursively) into the database, without serving (stop the server first; it
+    /// indexes them when it next starts). Resumable: files already imported unchanged are
+    /// skipped, so an interrupted import carries on when run again. Bad files are listed
+    /// and do not stop the rest; the exit code is 1 if there were any.
+    Import(ImportArgs),
+    /// Export every article as one IPTC ninjs 2.1 document (<id>.json) into a folder,
+    /// without serving (stop the server first).
+    Export(ExportArgs),
     /// Run entity and quote extraction again over every stored article, after the tagger
     /// model or editorial decisions changed. With --server it runs inside a running server,
     /// which keeps serving; without, it opens the data folder itself (the server must be
@@ -133,6 +142,39 @@ struct DataArgs {
     /// Database page cache, in MiB.
     #[arg(long, env = "NEWSSTORE_CACHE_MB", default_value_t = 128)]
     cache_mb: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ImportArgs {
+    /// Files and folders to import.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Largest file accepted, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_file_bytes: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ExportArgs {
+    /// Folder to write the documents to (created if needed).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+/// A progress bar with rate and ETA on a terminal; nothing when stderr is not one.
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let template = format!(
+        "{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {what} · {{per_sec}} · ETA {{eta}} {{msg}}"
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }
 
 #[derive(Debug, Clone, Args)]
@@ -385,6 +427,84 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "re-extracted {total} articles in {:.1} s: {changed} changed, {skipped} skipped",
                 started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Import(args) => {
+            let config = args.data.config();
+            let files = crate::seed::collect_files(&args.paths)
+                .context("cannot read the files to import")?;
+            let store = app::open_store(&config)?;
+            let ingest = Ingest::new(store.clone(), Limits::default());
+            let bar = progress_bar(files.len() as u64, "files");
+            let report = crate::seed::load_files(&ingest, files, args.max_file_bytes, |p| {
+                bar.set_position(p.done as u64);
+                if p.failed > 0 {
+                    bar.set_message(format!("({} bad)", p.failed));
+                }
+            })
+            .await;
+            bar.finish_and_clear();
+            tokio::task::spawn_blocking(move || store.flush()).await??;
+            let elapsed = bar.elapsed().as_secs_f64();
+            println!(
+                "imported: {} created, {} updated, {} unchanged (already imported), {} bad, in \
+                 {elapsed:.1} s ({:.0} files/s)",
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.skipped.len(),
+                report.loaded() as f64 / elapsed.max(1e-9)
+            );
+            for (path, reason) in &report.skipped {
+                println!("bad file {}: {reason}", path.display());
+            }
+            if report.skipped.is_empty() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "{} files could not be imported (listed above); fix them and run the \
+                     import again: what was imported is kept and skipped",
+                    report.skipped.len()
+                ))
+            }
+        }
+        Command::Export(args) => {
+            let config = args.data.config();
+            let store = app::open_store(&config)?;
+            let out = args.out.clone();
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let total = store.article_count()?;
+            let bar = progress_bar(total, "articles");
+            let worker_bar = bar.clone();
+            let written = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+                let mut after: Option<String> = None;
+                let mut written = 0;
+                loop {
+                    let page = store.articles_after(after.as_deref(), 256)?;
+                    let Some(last) = page.last() else {
+                        return Ok(written);
+                    };
+                    after = Some(last.id.clone());
+                    for article in &page {
+                        let json = crate::ninjs::to_json(&crate::ninjs::export(article));
+                        let path = out.join(format!("{}.json", article.id));
+                        // Written whole or not at all: a partial file would import as bad.
+                        let partial = out.join(format!(".{}.json.partial", article.id));
+                        std::fs::write(&partial, json)
+                            .and_then(|()| std::fs::rename(&partial, &path))
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        written += 1;
+                        worker_bar.inc(1);
+                    }
+                }
+            })
+            .await??;
+            bar.finish_and_clear();
+            println!(
+                "exported {written} articles as ninjs to {}",
+                args.out.display()
             );
             Ok(())
         }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod model;
+pub mod ninjs;
 pub mod search;
 pub mod seed;
 pub mod store;

@@ -1,14 +1,16 @@
-//! Loading the seeds folder: plain-text articles, idempotently.
+//! Loading article files, idempotently: the seeds folder at startup and `newsstore import`.
 //!
-//! Each `.txt` file becomes one article whose id is the file name without its extension
-//! (lower-cased, other characters replaced by '-'), so reloading finds the same article.
+//! A `.txt` file is a plain-text article whose id is the file name without its extension
+//! (lower-cased, other characters replaced by '-'); a `.json` file is an IPTC ninjs
+//! document whose id comes from its `uri` (see [`crate::ninjs`]). Either way reloading
+//! finds the same article.
 //! The store remembers a fingerprint of each file it loaded: an unchanged file is skipped
 //! (so edits and deletes made through the API stand), a changed one becomes a new revision.
 //! A bad file is reported with its name and the reason and does not stop the others.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -57,8 +59,21 @@ pub fn id_for(path: &Path) -> Option<String> {
 /// A seed file read and checked: its article and the fingerprint of its bytes.
 #[derive(Debug, Clone)]
 pub struct SeedFile {
+    /// The id the file's content names (ninjs), when it names one.
+    pub id: Option<String>,
     pub input: ArticleInput,
     pub fingerprint: String,
+}
+
+/// The kinds of file the loader reads.
+fn is_article_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt") || e.eq_ignore_ascii_case("json"))
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 /// Reads and checks one seed file, returning its article or why it is unusable.
@@ -88,9 +103,18 @@ pub fn read_seed(path: &Path, max_bytes: u64) -> Result<SeedFile, String> {
             e.utf8_error().valid_up_to()
         )
     })?;
-    let doc = document::parse(&text).map_err(|e| e.to_string())?;
     let fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
+    if is_json(path) {
+        let imported = crate::ninjs::parse(&text).map_err(|e| e.to_string())?;
+        return Ok(SeedFile {
+            id: Some(imported.id),
+            input: imported.input,
+            fingerprint,
+        });
+    }
+    let doc = document::parse(&text).map_err(|e| e.to_string())?;
     Ok(SeedFile {
+        id: None,
         input: ArticleInput {
             headline: doc.headline,
             body: doc.body,
@@ -103,36 +127,103 @@ pub fn read_seed(path: &Path, max_bytes: u64) -> Result<SeedFile, String> {
     })
 }
 
-/// Loads every `.txt` file of `dir` through `ingest`. A missing folder is a warning.
+/// How far a load has got, for progress displays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub total: usize,
+    pub done: usize,
+    pub failed: usize,
+}
+
+/// Loads every `.txt` and `.json` file of `dir` (not its subfolders) through `ingest`. A
+/// missing folder is a warning.
 pub async fn load(ingest: &Ingest, dir: &Path, max_bytes: u64) -> SeedReport {
-    let mut report = SeedReport::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
             tracing::warn!(dir = %dir.display(), error = %err, "the seeds folder cannot be read; no seeds loaded");
-            return report;
+            return SeedReport::default();
         }
     };
-    let mut files: Vec<PathBuf> = entries
+    let files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.is_file())
         .collect();
-    files.sort();
+    tracing::info!(dir = %dir.display(), files = files.len(), "loading seeds");
+    let report = load_files(ingest, files, max_bytes, |progress| {
+        if progress.done % 500 == 0 {
+            tracing::info!(
+                done = progress.done,
+                total = progress.total,
+                "loading seeds"
+            );
+        }
+    })
+    .await;
+    tracing::info!(
+        created = report.created,
+        updated = report.updated,
+        unchanged = report.unchanged,
+        skipped = report.skipped.len(),
+        "seeds loaded"
+    );
+    report
+}
 
-    let mut ids: HashMap<String, PathBuf> = HashMap::new();
+/// The files under `paths`: files as given, folders walked recursively; hidden entries
+/// are left out.
+pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending: Vec<PathBuf> = paths.to_vec();
+    while let Some(path) = pending.pop() {
+        let metadata = std::fs::metadata(&path)?;
+        if metadata.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                let entry = entry?.path();
+                if !is_hidden(&entry) {
+                    pending.push(entry);
+                }
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// Loads `files` through `ingest`, calling `progress` after each. A file already loaded
+/// in the same version is skipped cheaply, which is what makes an interrupted load
+/// resumable: run it again and it carries on. Bad files are reported, not fatal.
+pub async fn load_files(
+    ingest: &Ingest,
+    mut files: Vec<PathBuf>,
+    max_bytes: u64,
+    mut progress: impl FnMut(Progress),
+) -> SeedReport {
+    let mut report = SeedReport::default();
+    files.sort();
+    // Text files are named by their file; ninjs files by their content, claimed on read.
+    let claims: Arc<Mutex<HashMap<String, PathBuf>>> = Arc::default();
     let mut work = Vec::new();
     for path in files {
-        let is_txt = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
-        let hidden = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
+        if is_hidden(&path) {
             continue;
         }
-        if !is_txt {
-            skip(&mut report, path, "it is not a .txt document".into());
+        if !is_article_file(&path) {
+            skip(
+                &mut report,
+                path,
+                "it is not a .txt article or a .json ninjs document".into(),
+            );
+            continue;
+        }
+        if is_json(&path) {
+            work.push((None, path));
             continue;
         }
         let Some(id) = id_for(&path) else {
@@ -143,64 +234,85 @@ pub async fn load(ingest: &Ingest, dir: &Path, max_bytes: u64) -> SeedReport {
             );
             continue;
         };
-        if let Some(first) = ids.get(&id) {
-            let reason = format!(
-                "it maps to the same article id {id:?} as {}",
-                first.display()
-            );
-            skip(&mut report, path, reason);
-            continue;
+        // Claimed here, in name order, so which of two clashing files wins is stable.
+        match claim(&claims, Some(id), &path) {
+            Ok(id) => work.push((Some(id), path)),
+            Err(reason) => skip(&mut report, path, reason),
         }
-        ids.insert(id.clone(), path.clone());
-        work.push((id, path));
     }
 
     let total = work.len();
-    tracing::info!(dir = %dir.display(), files = total, "loading seeds");
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for (id, path) in work {
         let ingest = ingest.clone();
         let limit = limit.clone();
+        let claims = claims.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let read_path = path.clone();
-            let input = tokio::task::spawn_blocking(move || read_seed(&read_path, max_bytes))
+            let file = tokio::task::spawn_blocking(move || read_seed(&read_path, max_bytes))
                 .await
                 .unwrap_or_else(|e| Err(format!("reading it failed: {e}")));
-            let outcome = match input {
-                Ok(file) => ingest
-                    .load_file(id, file.input, file.fingerprint)
-                    .await
-                    .map_err(|e| e.to_string()),
+            let outcome = match file {
+                Ok(file) => match file.id.clone().map_or(
+                    id.ok_or_else(|| "no article id could be made for it".to_string()),
+                    |id| claim(&claims, Some(id), &path),
+                ) {
+                    Ok(id) => ingest
+                        .load_file(id, file.input, file.fingerprint)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(reason) => Err(reason),
+                },
                 Err(reason) => Err(reason),
             };
             (path, outcome)
         });
     }
-    let mut done = 0;
+    let mut state = Progress {
+        total,
+        ..Progress::default()
+    };
     while let Some(joined) = tasks.join_next().await {
-        done += 1;
+        state.done += 1;
         match joined {
             Ok((_, Ok(Upserted::Created))) => report.created += 1,
             Ok((_, Ok(Upserted::Updated))) => report.updated += 1,
             Ok((_, Ok(Upserted::Unchanged))) => report.unchanged += 1,
-            Ok((path, Err(reason))) => skip(&mut report, path, reason),
-            Err(err) => tracing::error!(error = %err, "a seed task failed"),
+            Ok((path, Err(reason))) => {
+                state.failed += 1;
+                skip(&mut report, path, reason);
+            }
+            Err(err) => {
+                state.failed += 1;
+                tracing::error!(error = %err, "a load task failed");
+            }
         }
-        if done % 500 == 0 {
-            tracing::info!(done, total, "loading seeds");
-        }
+        progress(state);
     }
     report.skipped.sort();
-    tracing::info!(
-        created = report.created,
-        updated = report.updated,
-        unchanged = report.unchanged,
-        skipped = report.skipped.len(),
-        "seeds loaded"
-    );
     report
+}
+
+/// Claims article `id` for `path`, refusing a second file that maps to the same id.
+fn claim(
+    claims: &Mutex<HashMap<String, PathBuf>>,
+    id: Option<String>,
+    path: &Path,
+) -> Result<String, String> {
+    let id = id.ok_or_else(|| "no article id could be made for it".to_string())?;
+    let mut claims = claims.lock().unwrap_or_else(PoisonError::into_inner);
+    match claims.get(&id) {
+        Some(first) => Err(format!(
+            "it maps to the same article id {id:?} as {}",
+            first.display()
+        )),
+        None => {
+            claims.insert(id.clone(), path.to_path_buf());
+            Ok(id)
+        }
+    }
 }
 
 fn skip(report: &mut SeedReport, path: PathBuf, reason: String) {

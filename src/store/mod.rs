@@ -107,8 +107,16 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("lock") {
+                    return Error::Internal(format!(
+                        "cannot open the database in {}: another newsstore process (a running \
+                         server?) is using it; stop that process first ({text})",
+                        dir.display()
+                    ));
+                }
                 Error::Internal(format!(
-                    "cannot open the database in {}: {e}. If the folder is damaged, move it \
+                    "cannot open the database in {}: {text}. If the folder is damaged, move it \
                      aside and start again (seeds reload), or restore it from a backup",
                     dir.display()
                 ))

@@ -12,6 +12,7 @@ mod grpcurl;
 mod history;
 mod lifecycle;
 mod ner_cli;
+mod ninjs;
 mod reflection;
 mod retries;
 mod search;

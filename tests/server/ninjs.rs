@@ -1,0 +1,188 @@
+//! IPTC ninjs: `newsstore export` then `newsstore import` gives the same articles; the
+//! import is resumable and reports bad files; the seeds folder takes ninjs beside text.
+
+use std::process::Command;
+
+use newsstore::api::proto::{self, Article, EntityKind, EntityTag};
+
+use super::support::{TestApp, temp_dir};
+
+fn newsstore(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_newsstore"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The caller-written part of an article, and its content hash.
+fn written(article: &Article) -> Article {
+    Article {
+        id: article.id.clone(),
+        headline: article.headline.clone(),
+        body: article.body.clone(),
+        byline: article.byline.clone(),
+        source: article.source.clone(),
+        language: article.language.clone(),
+        published_time: article.published_time,
+        tags: article.tags.clone(),
+        entity_tags: article.entity_tags.clone(),
+        content_hash: article.content_hash.clone(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn export_then_import_gives_the_same_articles() {
+    let app = TestApp::spawn().await;
+    let tag = |name: &str, kind: EntityKind| EntityTag {
+        name: name.into(),
+        kind: kind as i32,
+        ..Default::default()
+    };
+    let mut originals = Vec::new();
+    for (id, headline, body, tags, entity_tags) in [
+        (
+            "geneva-talks",
+            "Kerry and Lavrov meet in Geneva",
+            "US Secretary of State John Kerry met Sergei Lavrov in Geneva.\n\n\"We made \
+             progress,\" Mr Kerry said.",
+            vec!["politics".to_string(), "syria".to_string()],
+            vec![
+                tag("John Kerry", EntityKind::Person),
+                tag("Geneva Accord", EntityKind::Misc),
+            ],
+        ),
+        (
+            "markets",
+            "Shares rise in Tokyo",
+            "Shares rose in Tokyo on Monday.",
+            vec![],
+            vec![tag("Tokyo Stock Exchange", EntityKind::Organization)],
+        ),
+        (
+            "plain",
+            "Rain in Oslo",
+            "It rained in Oslo.",
+            vec![],
+            vec![],
+        ),
+    ] {
+        let created = app
+            .articles()
+            .create_article(proto::CreateArticleRequest {
+                article: Some(Article {
+                    headline: headline.into(),
+                    body: body.into(),
+                    byline: "By Jane Reporter".into(),
+                    source: "Reuters".into(),
+                    language: "en-GB".into(),
+                    published_time: Some(prost_types::Timestamp {
+                        seconds: 1_700_000_000,
+                        nanos: 123_000_000,
+                    }),
+                    tags,
+                    entity_tags,
+                    ..Default::default()
+                }),
+                article_id: id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .article
+            .unwrap();
+        originals.push(written(&created));
+    }
+    let data = app.stop().await;
+
+    let out = temp_dir();
+    let data_dir = data.path().to_str().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let (ok, stdout, stderr) = newsstore(&["export", "--data-dir", data_dir, "--out", out_dir]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("exported 3 articles"), "{stdout}");
+    let exported: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("geneva-talks.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(exported["uri"], "urn:newsstore:article:geneva-talks");
+    assert_eq!(exported["standard"]["version"], "2.1");
+    assert_eq!(
+        exported["headlines"][0]["value"],
+        "Kerry and Lavrov meet in Geneva"
+    );
+    let people = exported["people"].as_array().unwrap();
+    assert!(
+        people
+            .iter()
+            .any(|p| p["name"] == "Sergei Lavrov" && p["rel"] == "newsstore:extracted"),
+        "extracted entities are exported: {people:?}"
+    );
+
+    // A bad file among them is reported and does not stop the rest.
+    std::fs::write(out.path().join("broken.json"), "{ not json").unwrap();
+    let target = temp_dir();
+    let target_dir = target.path().to_str().unwrap();
+    let (ok, stdout, _) = newsstore(&["import", out_dir, "--data-dir", target_dir]);
+    assert!(!ok, "bad files make the exit code non-zero");
+    assert!(stdout.contains("3 created"), "{stdout}");
+    assert!(
+        stdout.contains("broken.json") && stdout.contains("not a ninjs JSON document"),
+        "{stdout}"
+    );
+    // Running it again resumes: nothing is imported twice.
+    std::fs::remove_file(out.path().join("broken.json")).unwrap();
+    let (ok, stdout, stderr) = newsstore(&["import", out_dir, "--data-dir", target_dir]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("0 created, 0 updated, 3 unchanged"),
+        "{stdout}"
+    );
+
+    let app = TestApp::spawn_with(target, |_| {}).await;
+    for original in &originals {
+        let imported = app.get(&original.id).await.unwrap();
+        assert_eq!(written(&imported), *original);
+    }
+}
+
+#[tokio::test]
+async fn the_seeds_folder_takes_ninjs_documents_beside_text() {
+    let seeds = temp_dir();
+    std::fs::write(
+        seeds.path().join("wire-1.json"),
+        r#"{"uri": "urn:example:wire:1", "type": "text",
+            "headlines": [{"role": "main", "value": "Ceasefire agreed"}],
+            "bodies": [{"contenttype": "text/plain", "value": "A ceasefire in Syria was agreed in Geneva."}],
+            "people": [{"name": "Staffan de Mistura"}],
+            "subjects": [{"name": "conflict"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        seeds.path().join("local.txt"),
+        "Rain in Oslo\n\nIt rained in Oslo all day.\n",
+    )
+    .unwrap();
+    let seed_dir = seeds.path().to_path_buf();
+    let app = TestApp::spawn_with(temp_dir(), move |config| {
+        config.seeds = Some(seed_dir);
+    })
+    .await;
+    assert_eq!(app.seed_report.created, 2, "{:?}", app.seed_report);
+    let id = newsstore::ninjs::article_id("urn:example:wire:1");
+    let wire = app.get(&id).await.unwrap();
+    assert_eq!(wire.headline, "Ceasefire agreed");
+    assert_eq!(wire.tags, ["conflict"]);
+    assert!(
+        wire.entities
+            .iter()
+            .any(|m| m.name == "Staffan de Mistura" && m.kind == EntityKind::Person as i32)
+    );
+    assert_eq!(app.get("local").await.unwrap().headline, "Rain in Oslo");
+}
