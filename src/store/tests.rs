@@ -613,3 +613,38 @@ fn a_renamed_entity_keeps_its_old_name_even_with_a_full_alias_list() {
     assert!(mentioned(&store, "a2").contains(&"john-kerry".to_string()));
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn compaction_keeps_the_retention_the_floor_and_the_newest_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), 16 << 20).unwrap();
+    store.set_retention(super::Retention {
+        changes: 4,
+        ..super::Retention::default()
+    });
+    for i in 0..10 {
+        create(&store, &format!("a{i}"), "Talks", BODIES[0], i);
+    }
+    assert_eq!(store.oldest_change().unwrap(), 1);
+    // Never past the floor (what the search index has applied).
+    store.compact(3).unwrap();
+    assert_eq!(store.oldest_change().unwrap(), 4);
+    // By count: the newest four stay.
+    let compacted = store.compact(u64::MAX).unwrap();
+    assert_eq!(compacted.changes, 3);
+    assert_eq!(store.oldest_change().unwrap(), 7);
+    // By age: everything old goes, except the newest entry, which the next sequence
+    // number is read from at open.
+    store.set_retention(super::Retention {
+        change_age: std::time::Duration::ZERO,
+        ..store.retention()
+    });
+    store.compact(u64::MAX).unwrap();
+    assert_eq!(store.oldest_change().unwrap(), 10);
+    drop(store);
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    assert_eq!(store.last_seq(), 10);
+    create(&store, "after", "Talks", BODIES[1], 11);
+    assert_eq!(store.last_seq(), 11);
+    assert_eq!(store.changes_after(0, 10).unwrap().len(), 2);
+}

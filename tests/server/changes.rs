@@ -367,3 +367,67 @@ async fn a_watcher_resumes_after_a_restart_without_gaps() {
     assert_eq!(events[0].sequence, seen[0].sequence + 1);
     assert_eq!(events[1].sequence, seen[0].sequence + 2);
 }
+
+#[tokio::test]
+async fn source_and_tag_filters_and_many_watchers() {
+    let app = TestApp::spawn().await;
+    let create = |id: &str, source: &str, tags: &[&str]| proto::CreateArticleRequest {
+        article: Some(proto::Article {
+            headline: format!("Story {id}"),
+            body: "Officials met in Geneva.".into(),
+            source: source.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }),
+        article_id: id.into(),
+        ..Default::default()
+    };
+    let mut from_reuters = watch(
+        &app,
+        WatchChangesRequest {
+            sources: vec!["REUTERS".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut about_politics = watch(
+        &app,
+        WatchChangesRequest {
+            tags: vec!["Politics".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    // Many idle watchers cost a parked task each; all of them hear the next write.
+    let mut crowd = Vec::new();
+    for _ in 0..200 {
+        crowd.push(
+            watch(
+                &app,
+                WatchChangesRequest {
+                    from_now: true,
+                    ..Default::default()
+                },
+            )
+            .await,
+        );
+    }
+    for (id, source, tags) in [
+        ("r1", "Reuters", &["economy"][..]),
+        ("a1", "AFP", &["politics"][..]),
+        ("r2", "reuters", &["Politics", "syria"][..]),
+    ] {
+        app.articles()
+            .create_article(create(id, source, tags))
+            .await
+            .unwrap();
+    }
+    let ids = |events: Vec<WatchChangesResponse>| -> Vec<String> {
+        events.into_iter().map(|e| e.article_id).collect()
+    };
+    assert_eq!(ids(next(&mut from_reuters, 2).await), ["r1", "r2"]);
+    assert_eq!(ids(next(&mut about_politics, 2).await), ["a1", "r2"]);
+    for stream in &mut crowd {
+        assert_eq!(ids(next(stream, 3).await), ["r1", "a1", "r2"]);
+    }
+}
