@@ -8,20 +8,15 @@ use tonic::Code;
 use super::support::{TestApp, reason, search};
 
 async fn update(app: &TestApp, id: &str, body: &str) -> Article {
-    app.articles()
-        .update_article(proto::UpdateArticleRequest {
-            article: Some(Article {
-                id: id.into(),
-                body: body.into(),
-                ..Default::default()
-            }),
+    app.update_with(proto::UpdateArticleRequest {
+        article: Some(Article {
+            id: id.into(),
+            body: body.into(),
             ..Default::default()
-        })
-        .await
-        .expect("update succeeds")
-        .into_inner()
-        .article
-        .unwrap()
+        }),
+        ..Default::default()
+    })
+    .await
 }
 
 async fn revisions(app: &TestApp, id: &str) -> Result<Vec<proto::ArticleRevision>, tonic::Status> {

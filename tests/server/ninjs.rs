@@ -73,8 +73,7 @@ async fn export_then_import_gives_the_same_articles() {
         ),
     ] {
         let created = app
-            .articles()
-            .create_article(proto::CreateArticleRequest {
+            .create_with(proto::CreateArticleRequest {
                 article: Some(Article {
                     headline: headline.into(),
                     body: body.into(),
@@ -92,11 +91,7 @@ async fn export_then_import_gives_the_same_articles() {
                 article_id: id.into(),
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
-            .article
-            .unwrap();
+            .await;
         originals.push(written(&created));
     }
     let data = app.stop().await;

@@ -36,21 +36,11 @@ async fn a_retried_request_returns_the_first_result_and_changes_nothing_twice() 
         .await;
     // A create with a server-generated id: the retry must not make a second article.
     let first = app
-        .articles()
-        .create_article(create_request("req-create-1", "Talks"))
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+        .create_with(create_request("req-create-1", "Talks"))
+        .await;
     let retry = app
-        .articles()
-        .create_article(create_request("req-create-1", "Talks"))
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+        .create_with(create_request("req-create-1", "Talks"))
+        .await;
     assert_eq!(retry.id, first.id);
     assert_eq!(retry.etag, first.etag);
 
@@ -66,23 +56,9 @@ async fn a_retried_request_returns_the_first_result_and_changes_nothing_twice() 
         request_id: "req-update-1".into(),
         ..Default::default()
     };
-    let updated = app
-        .articles()
-        .update_article(update.clone())
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+    let updated = app.update_with(update.clone()).await;
     assert_eq!(updated.revision, 2);
-    let again = app
-        .articles()
-        .update_article(update.clone())
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+    let again = app.update_with(update.clone()).await;
     assert_eq!(again.revision, 2);
     assert_eq!(again.etag, updated.etag);
 
@@ -97,23 +73,11 @@ async fn a_retried_request_returns_the_first_result_and_changes_nothing_twice() 
     let data = app.stop().await;
     let app = TestApp::spawn_with(data, |_| {}).await;
     let after_restart = app
-        .articles()
-        .create_article(create_request("req-create-1", "Talks"))
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+        .create_with(create_request("req-create-1", "Talks"))
+        .await;
     assert_eq!(after_restart.id, first.id);
     assert_eq!(after_restart.revision, 1, "the first result, as it was");
-    let again = app
-        .articles()
-        .update_article(update)
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
+    let again = app.update_with(update).await;
     assert_eq!(again.revision, 2);
 
     // Deletes and entity decisions too.

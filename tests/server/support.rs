@@ -127,6 +127,28 @@ impl TestApp {
         Ok(response.into_inner().entity.expect("entity returned"))
     }
 
+    /// Sends a CreateArticle that must succeed and returns the article.
+    pub async fn create_with(&self, request: proto::CreateArticleRequest) -> Article {
+        self.articles()
+            .create_article(request)
+            .await
+            .expect("create succeeds")
+            .into_inner()
+            .article
+            .expect("article returned")
+    }
+
+    /// Sends an UpdateArticle that must succeed and returns the article.
+    pub async fn update_with(&self, request: proto::UpdateArticleRequest) -> Article {
+        self.articles()
+            .update_article(request)
+            .await
+            .expect("update succeeds")
+            .into_inner()
+            .article
+            .expect("article returned")
+    }
+
     /// Creates an article and returns it.
     pub async fn create(&self, id: &str, headline: &str, body: &str) -> Article {
         self.articles()
