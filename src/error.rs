@@ -52,6 +52,8 @@ pub enum Precondition {
     EntityBlocked,
     /// The entity was merged into another one.
     EntityMerged,
+    /// The article is deleted (its history remains).
+    ArticleDeleted,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +171,7 @@ impl Error {
             Error::FailedPrecondition { reason, .. } => match reason {
                 Precondition::EntityBlocked => "ENTITY_BLOCKED",
                 Precondition::EntityMerged => "ENTITY_MERGED",
+                Precondition::ArticleDeleted => "ARTICLE_DELETED",
             },
             Error::Conflict(_) => "CONCURRENT_MODIFICATION",
             Error::IndexLagging(_) => "INDEX_LAGGING",

@@ -154,7 +154,8 @@ impl Ingest {
                 if let Some(tag) = &tag {
                     match store.recorded(tag) {
                         Ok(Some(outcome)) => {
-                            results.push(Some(store.replay(outcome).and_then(expect_article)));
+                            results
+                                .push(Some(store.replay_durable(outcome).and_then(expect_article)));
                             continue;
                         }
                         Ok(None) => {}
@@ -218,7 +219,7 @@ impl Ingest {
             if let Some(tag) = &tag
                 && let Some(outcome) = this.store.recorded(tag)?
             {
-                return expect_article(this.store.replay(outcome)?);
+                return expect_article(this.store.replay_durable(outcome)?);
             }
             for _ in 0..UPDATE_RETRIES {
                 let current = this

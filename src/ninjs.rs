@@ -17,7 +17,9 @@
 //! | extracted entities       | the same lists with rel `newsstore:extracted`, `literal` = entity id, `uri` = Wikidata when known; skipped on import (extraction finds them again) |
 //!
 //! ids from other systems' `uri`s that are not ours become `ninjs-` and a hash of the uri,
-//! so importing the same document twice finds the same article.
+//! so importing the same document twice finds the same article. One thing does not survive
+//! a round trip: an entity tag that linked an entity id comes back linked by name and kind
+//! (the id is exported as `literal`, but another store may not have that entity).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -34,6 +36,8 @@ const REL_EXTRACTED: &str = "newsstore:extracted";
 const REL_ABOUT: &str = "about";
 const REL_TAG: &str = "newsstore:tag";
 const REL_MISC_ENTITY: &str = "newsstore:entity";
+/// An entity tag without a kind (the store resolves it by name).
+const REL_ANY_ENTITY: &str = "newsstore:entity-any";
 const SCHEMA: &str = "http://www.iptc.org/std/ninjs/ninjs-schema_2.1.json";
 
 /// A ninjs document: the properties newsstore reads and writes. Others are ignored on
@@ -185,11 +189,11 @@ pub fn import(doc: &Document) -> Result<Imported, NinjsError> {
             continue;
         };
         match subject.rel.as_deref() {
-            Some(REL_MISC_ENTITY) => entity_tags.push((
+            Some(rel @ (REL_MISC_ENTITY | REL_ANY_ENTITY)) => entity_tags.push((
                 position(subject),
                 EntityTag {
                     name: name.to_string(),
-                    kind: Some(EntityKind::Misc),
+                    kind: (rel == REL_MISC_ENTITY).then_some(EntityKind::Misc),
                     entity_id: None,
                 },
             )),
@@ -364,8 +368,12 @@ pub fn export(article: &Article) -> Document {
             Some(EntityKind::Person) => doc.people.push(named),
             Some(EntityKind::Organization) => doc.organisations.push(named),
             Some(EntityKind::Location) => doc.places.push(named),
-            Some(EntityKind::Misc) | None => doc.subjects.push(Named {
+            Some(EntityKind::Misc) => doc.subjects.push(Named {
                 rel: Some(REL_MISC_ENTITY.into()),
+                ..named
+            }),
+            None => doc.subjects.push(Named {
+                rel: Some(REL_ANY_ENTITY.into()),
                 ..named
             }),
         }

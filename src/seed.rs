@@ -175,9 +175,14 @@ pub async fn load(ingest: &Ingest, dir: &Path, max_bytes: u64) -> SeedReport {
 pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending: Vec<PathBuf> = paths.to_vec();
+    // Folders already walked, so a symbolic link back up the tree cannot loop.
+    let mut walked = std::collections::HashSet::new();
     while let Some(path) = pending.pop() {
         let metadata = std::fs::metadata(&path)?;
         if metadata.is_dir() {
+            if !walked.insert(std::fs::canonicalize(&path)?) {
+                continue;
+            }
             for entry in std::fs::read_dir(&path)? {
                 let entry = entry?.path();
                 if !is_hidden(&entry) {
@@ -241,31 +246,64 @@ pub async fn load_files(
         }
     }
 
+    // ninjs ids come from the files' content: read them first and claim them in name
+    // order too, so which of two documents with one uri wins does not vary between runs.
+    let unnamed: Vec<PathBuf> = work
+        .iter()
+        .filter(|(id, _)| id.is_none())
+        .map(|(_, path)| path.clone())
+        .collect();
+    if !unnamed.is_empty() {
+        let named = tokio::task::spawn_blocking(move || {
+            unnamed
+                .into_iter()
+                .map(|path| (read_seed(&path, max_bytes).ok().and_then(|f| f.id), path))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let ids: HashMap<PathBuf, String> = named
+            .into_iter()
+            .filter_map(|(id, path)| id.map(|id| (path, id)))
+            .collect();
+        let mut kept = Vec::with_capacity(work.len());
+        for (id, path) in work {
+            let id = match (id, ids.get(&path)) {
+                (Some(id), _) => Some(id),
+                (None, Some(id)) => match claim(&claims, Some(id.clone()), &path) {
+                    Ok(id) => Some(id),
+                    Err(reason) => {
+                        skip(&mut report, path, reason);
+                        continue;
+                    }
+                },
+                // Unreadable: the load below reports why.
+                (None, None) => None,
+            };
+            kept.push((id, path));
+        }
+        work = kept;
+    }
+
     let total = work.len();
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for (id, path) in work {
         let ingest = ingest.clone();
         let limit = limit.clone();
-        let claims = claims.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let read_path = path.clone();
             let file = tokio::task::spawn_blocking(move || read_seed(&read_path, max_bytes))
                 .await
                 .unwrap_or_else(|e| Err(format!("reading it failed: {e}")));
-            let outcome = match file {
-                Ok(file) => match file.id.clone().map_or(
-                    id.ok_or_else(|| "no article id could be made for it".to_string()),
-                    |id| claim(&claims, Some(id), &path),
-                ) {
-                    Ok(id) => ingest
-                        .load_file(id, file.input, file.fingerprint)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(reason) => Err(reason),
-                },
-                Err(reason) => Err(reason),
+            let outcome = match (file, id) {
+                (Ok(file), Some(id)) => ingest
+                    .load_file(id, file.input, file.fingerprint)
+                    .await
+                    .map_err(|e| e.to_string()),
+                (Ok(_), None) => Err("it changed while it was being imported".to_string()),
+                (Err(reason), _) => Err(reason),
             };
             (path, outcome)
         });
@@ -335,6 +373,17 @@ mod tests {
             Some("my-story")
         );
         assert_eq!(id_for(Path::new("__.txt")), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn collecting_files_survives_a_link_back_up_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("inner")).unwrap();
+        std::fs::write(dir.path().join("inner/a.txt"), "Headline\n\nBody.\n").unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("inner/loop")).unwrap();
+        let files = collect_files(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(files.len(), 1, "{files:?}");
     }
 
     #[test]

@@ -400,11 +400,20 @@ impl ArticleService for ArticleApi {
         let id = &request.article_id;
         let to = match request.to_revision {
             0 => self.store.get_article(id)?.ok_or_else(|| {
-                Error::invalid(
-                    "to_revision",
-                    Invalid::Missing,
-                    format!("article {id:?} is deleted; name to_revision explicitly"),
-                )
+                if self.store.list_revisions(id, None, 1).is_ok() {
+                    Error::FailedPrecondition {
+                        reason: crate::error::Precondition::ArticleDeleted,
+                        message: format!(
+                            "article {id:?} is deleted, so it has no current revision; name \
+                             to_revision (ListArticleRevisions lists them)"
+                        ),
+                    }
+                } else {
+                    Error::NotFound {
+                        resource: crate::error::Resource::Article,
+                        id: id.clone(),
+                    }
+                }
             })?,
             n => self.store.article_at(id, revision(n, "to_revision")?)?,
         };

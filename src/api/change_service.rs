@@ -275,7 +275,21 @@ impl ChangeService for ChangeApi {
                 for event in events {
                     let sequence = event.sequence;
                     // Two free slots, so one is left for the error below whatever happens.
-                    match tokio::time::timeout(slow_reader, sender.reserve_many(2)).await {
+                    let reserved = tokio::select! {
+                        reserved = tokio::time::timeout(slow_reader, sender.reserve_many(2)) => reserved,
+                        _ = stopping.wait_for(|stop| *stop) => {
+                            // The slot kept free takes the error.
+                            let _ = sender.try_send(Err(Status::from(Error::ShuttingDown(
+                                format!(
+                                    "the server is shutting down; reconnect and resume with \
+                                     after_sequence={}",
+                                    sequence.saturating_sub(1)
+                                ),
+                            ))));
+                            return;
+                        }
+                    };
+                    match reserved {
                         Ok(Ok(mut permits)) => {
                             if let Some(permit) = permits.next() {
                                 permit.send(Ok(event));

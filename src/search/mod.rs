@@ -384,6 +384,8 @@ impl SearchIndex {
         // Everything up to `seq` is in the snapshot below; later changes are replayed by the
         // follower (applying one twice is harmless: documents are replaced by id).
         let seq = store.last_seq();
+        // The index must never run ahead of what a crash would keep.
+        store.wait_durable(seq)?;
         writer
             .delete_all_documents()
             .map_err(|e| Error::internal("clearing the search index", e))?;
@@ -476,7 +478,7 @@ impl SearchIndex {
         }
         changes.retain(|change| change.seq <= durable);
         let mut last = None;
-        let mut purged = false;
+        let mut purged = Vec::new();
         for (i, change) in changes.iter().enumerate() {
             // Entity decisions reach the index through the article entries that follow them.
             if !change.kind.is_article() {
@@ -497,7 +499,9 @@ impl SearchIndex {
             if !current && !covered_later {
                 break;
             }
-            purged |= change.kind == ChangeKind::Purged;
+            if change.kind == ChangeKind::Purged {
+                purged.push(change.article_id.clone());
+            }
             if current && !covered_later {
                 writer.delete_term(Term::from_field_text(self.fields.id, &change.article_id));
                 if let Some(article) = &article {
@@ -514,31 +518,43 @@ impl SearchIndex {
         // A purge is acknowledged once searches reflect it, so the segments are rewritten
         // before the new sequence is published.
         self.persist(&mut writer, last)?;
-        if purged {
-            self.expunge(&mut writer)?;
+        if !purged.is_empty() {
+            self.expunge(&mut writer, &purged)?;
         }
         self.publish(last)?;
         Ok(usize::try_from(last - from).unwrap_or(usize::MAX))
     }
 
-    /// Rewrites the segments that hold deleted documents and removes the old files, so a
-    /// purged article's text leaves the disk (a delete alone only marks it as gone).
-    fn expunge(&self, writer: &mut IndexWriter) -> Result<()> {
-        let segments: Vec<_> = self
-            .reader
-            .searcher()
-            .index()
-            .searchable_segment_metas()
-            .map_err(|e| Error::internal("listing search index segments", e))?
-            .into_iter()
-            .filter(|meta| meta.has_deletes())
-            .map(|meta| meta.id())
-            .collect();
-        if !segments.is_empty() {
-            writer
-                .merge(&segments)
-                .wait()
-                .map_err(|e| Error::internal("merging search index segments", e))?;
+    /// Rewrites the segments that still hold documents of the purged `ids` (marked deleted)
+    /// and removes the old files, so a purged article's text leaves the index files (a
+    /// delete alone only marks it as gone). Segments a background merge holds are left to
+    /// it: a merge drops deleted documents too.
+    fn expunge(&self, writer: &mut IndexWriter, ids: &[String]) -> Result<()> {
+        self.reader
+            .reload()
+            .map_err(|e| Error::internal("reloading the search index", e))?;
+        let searcher = self.reader.searcher();
+        let mut segments = Vec::new();
+        for reader in searcher.segment_readers() {
+            let terms = reader
+                .inverted_index(self.fields.id)
+                .map_err(|e| Error::internal("reading search index terms", e))?;
+            let mut holds = false;
+            for id in ids {
+                holds |= terms
+                    .terms()
+                    .get(id.as_bytes())
+                    .map_err(|e| Error::internal("reading search index terms", e))?
+                    .is_some();
+            }
+            if holds {
+                segments.push(reader.segment_id());
+            }
+        }
+        if !segments.is_empty()
+            && let Err(err) = writer.merge(&segments).wait()
+        {
+            tracing::warn!(error = %err, "a purged article's segment is being merged already; that merge removes it");
         }
         writer
             .garbage_collect_files()

@@ -338,6 +338,9 @@ impl Store {
                         articles_updated,
                         seq,
                     }) => {
+                        drop(next_seq);
+                        // The first attempt may still be waiting for its flush.
+                        self.wait_durable(seq)?;
                         return Ok(Decision {
                             entity: *entity,
                             articles_updated,

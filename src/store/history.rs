@@ -4,7 +4,8 @@
 //! extra); when a write replaces it, the replaced record moves to `h` in the same batch, and
 //! a delete leaves the last revision there plus a tombstone numbered one above it. An
 //! article created again under a deleted id continues the numbering, so a revision number
-//! names one state for the life of the id. Only a purge removes history.
+//! names one state for the life of the id. Only a purge removes history (and with it the
+//! numbering: an id created again after a purge starts at 1).
 
 use serde::{Deserialize, Serialize};
 

@@ -17,8 +17,15 @@ use crate::model::{Entity, RequestTag, Timestamp};
 /// What a request did, enough to answer a retry with the first result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Outcome {
-    /// Stored revision `revision` of article `id`.
-    Article { id: String, revision: u64, seq: u64 },
+    /// Stored revision `revision` of article `id`, with this content (a purge resets
+    /// revision numbers, so the number alone could name another article later).
+    Article {
+        id: String,
+        revision: u64,
+        seq: u64,
+        #[serde(default)]
+        content_hash: String,
+    },
     /// Deleted article `id`.
     Deleted { id: String, seq: u64 },
     /// Purged article `id` and this many past revisions.

@@ -97,11 +97,11 @@ impl Store {
                     },
                     None => self.apply_one(&mut next_seq, write, None),
                 };
+                // A replayed result waits too: its first attempt may still be in flight.
                 if let Ok(written) = &outcome
                     && written.seq > 0
-                    && !written.replayed
                 {
-                    last_seq = Some(written.seq);
+                    last_seq = last_seq.max(Some(written.seq));
                 }
                 outcomes.push(outcome);
             }
@@ -120,14 +120,39 @@ impl Store {
         outcomes
     }
 
+    /// The result a recorded request had, rebuilt from the store (articles from history),
+    /// once it is durable: the first attempt may not have finished its flush yet.
+    pub fn replay_durable(&self, outcome: Outcome) -> Result<Written> {
+        let written = self.replay(outcome)?;
+        self.wait_durable(written.seq)?;
+        Ok(written)
+    }
+
     /// The result a recorded request had, rebuilt from the store (articles from history).
-    pub fn replay(&self, outcome: Outcome) -> Result<Written> {
+    /// Not necessarily durable yet; see [`Store::replay_durable`].
+    fn replay(&self, outcome: Outcome) -> Result<Written> {
         let written = match outcome {
-            Outcome::Article { id, revision, seq } => Written {
-                article: Some(self.article_at(&id, revision)?),
+            Outcome::Article {
+                id,
+                revision,
                 seq,
-                ..Written::default()
-            },
+                content_hash,
+            } => {
+                let article = self.article_at(&id, revision).ok().filter(|article| {
+                    content_hash.is_empty() || article.derived.content_hash == content_hash
+                });
+                let Some(article) = article else {
+                    return Err(Error::NotFound {
+                        resource: Resource::Article,
+                        id: format!("{id} (created by this request, purged since)"),
+                    });
+                };
+                Written {
+                    article: Some(article),
+                    seq,
+                    ..Written::default()
+                }
+            }
             Outcome::Deleted { seq, .. } => Written {
                 seq,
                 ..Written::default()
@@ -245,7 +270,15 @@ impl Store {
                     removed: revisions_removed,
                     seq,
                 },
-                _ => Outcome::Article { id, revision, seq },
+                _ => Outcome::Article {
+                    id,
+                    revision,
+                    seq,
+                    content_hash: article
+                        .as_ref()
+                        .map(|a| a.derived.content_hash.clone())
+                        .unwrap_or_default(),
+                },
             };
             for (key, value) in self.record_entries(tag, outcome)? {
                 match value {

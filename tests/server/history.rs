@@ -175,6 +175,19 @@ async fn deletion_is_a_tombstone_and_a_new_article_continues_the_numbers() {
         status.message()
     );
 
+    // Comparing with "now" needs a current revision.
+    let status = app
+        .articles()
+        .compare_article_revisions(proto::CompareArticleRevisionsRequest {
+            article_id: "gone".into(),
+            from_revision: 1,
+            to_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "ARTICLE_DELETED");
+
     // The id may be used again; its revisions carry on after the tombstone.
     let again = app
         .create("gone", "Back", "Sergei Lavrov spoke in Moscow.")

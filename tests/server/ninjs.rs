@@ -159,6 +159,13 @@ async fn the_seeds_folder_takes_ninjs_documents_beside_text() {
             "subjects": [{"name": "conflict"}]}"#,
     )
     .unwrap();
+    // A second document with the same uri: the first by name wins, on every load.
+    std::fs::write(
+        seeds.path().join("wire-2.json"),
+        r#"{"uri": "urn:example:wire:1",
+            "headlines": [{"value": "Duplicate"}], "bodies": [{"value": "Other text."}]}"#,
+    )
+    .unwrap();
     std::fs::write(
         seeds.path().join("local.txt"),
         "Rain in Oslo\n\nIt rained in Oslo all day.\n",
@@ -170,6 +177,9 @@ async fn the_seeds_folder_takes_ninjs_documents_beside_text() {
     })
     .await;
     assert_eq!(app.seed_report.created, 2, "{:?}", app.seed_report);
+    let skipped = &app.seed_report.skipped;
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].0.ends_with("wire-2.json"), "{skipped:?}");
     let id = newsstore::ninjs::article_id("urn:example:wire:1");
     let wire = app.get(&id).await.unwrap();
     assert_eq!(wire.headline, "Ceasefire agreed");
