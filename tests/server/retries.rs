@@ -245,3 +245,39 @@ async fn etag_updates_from_many_concurrent_writers_lose_nothing() {
     assert_eq!(last.revision, (WRITERS * EACH + 1) as i64);
     assert!(aborted > 0, "the writers did contend");
 }
+
+#[tokio::test]
+async fn of_many_concurrent_deletes_with_one_etag_exactly_one_wins() {
+    let app = TestApp::spawn().await;
+    let article = app
+        .create("contested", "Talks", "Officials met in Geneva.")
+        .await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut client = app.articles();
+        let etag = article.etag.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .delete_article(proto::DeleteArticleRequest {
+                    id: "contested".into(),
+                    etag,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|status| status.code())
+        }));
+    }
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap().err());
+    }
+    assert_eq!(codes.iter().filter(|c| c.is_none()).count(), 1, "{codes:?}");
+    // The others find it gone (or, if they read it first, stale).
+    assert!(
+        codes
+            .iter()
+            .flatten()
+            .all(|c| matches!(c, Code::NotFound | Code::Aborted)),
+        "{codes:?}"
+    );
+}
