@@ -20,6 +20,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::api::auth::{AuthConfig, AuthLayer};
 use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
@@ -56,6 +57,8 @@ pub struct Config {
     /// Origins allowed to call through gRPC-Web from a browser ("*" for any); empty sends
     /// no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Bearer tokens and scopes; none configured leaves every call open.
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -75,6 +78,7 @@ impl Config {
             retention: Retention::default(),
             compact_every: Duration::from_secs(60),
             cors_origins: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 
@@ -131,6 +135,14 @@ impl Application {
             Some(dir) => seed::load(&ingest, dir, config.max_seed_bytes).await,
             None => SeedReport::default(),
         };
+        if !config.listen.ip().is_loopback() && !config.auth.enabled() {
+            tracing::warn!(
+                address = %config.listen,
+                "LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION: anyone who can reach this \
+                 address can write, merge and purge. Configure tokens (--auth-file or \
+                 NEWSSTORE_TOKENS) or listen on 127.0.0.1"
+            );
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -248,7 +260,8 @@ impl Application {
             .layer(
                 tower::ServiceBuilder::new()
                     .option_layer(cors)
-                    .layer(tonic_web::GrpcWebLayer::new()),
+                    .layer(tonic_web::GrpcWebLayer::new())
+                    .layer(AuthLayer::new(&config.auth)),
             )
             .add_service(health_service)
             .add_service(reflection_v1)

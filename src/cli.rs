@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use anyhow::Context as _;
 
+use crate::api::auth::AuthConfig;
 use crate::app::{self, Application, Config};
 use crate::corpus::{conll, tagger};
 use crate::extract::ner::{self, Model};
@@ -179,6 +180,9 @@ fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
 
 #[derive(Debug, Clone, Args)]
 struct ReextractArgs {
+    /// The bearer token (admin scope) when the server requires one.
+    #[arg(long, env = "NEWSSTORE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(flatten)]
     data: DataArgs,
     /// Address of a running server to re-extract through (for example 127.0.0.1:50051).
@@ -269,10 +273,21 @@ struct ServeArgs {
     /// without this, browsers only allow it from the server's own origin.
     #[arg(long, env = "NEWSSTORE_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// A JSON file of bearer tokens and their scopes: {"tokens": [{"name": "cms", "token":
+    /// "…", "scope": "write"}], "open_reads": false}. Scopes: read < write < admin (purge,
+    /// merge, re-extraction). Without tokens every call is allowed.
+    #[arg(long, env = "NEWSSTORE_AUTH_FILE")]
+    auth_file: Option<PathBuf>,
+    /// Tokens as name:token:scope, comma-separated (added to --auth-file's).
+    #[arg(long, env = "NEWSSTORE_TOKENS", hide_env_values = true)]
+    tokens: Option<String>,
+    /// Let reads through without a token (writes still need one).
+    #[arg(long, env = "NEWSSTORE_OPEN_READS")]
+    open_reads: bool,
 }
 
 impl ServeArgs {
-    fn config(&self) -> Config {
+    fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::new(self.listen, self.seed.data.data_dir.clone());
         config.seeds = (!self.no_seed).then(|| self.seed.seeds.clone());
         config.max_seed_bytes = self.seed.max_seed_bytes;
@@ -295,7 +310,17 @@ impl ServeArgs {
         };
         config.compact_every = Duration::from_secs(self.compact_every_secs.max(1));
         config.cors_origins.clone_from(&self.cors_origins);
-        config
+        let mut auth = match &self.auth_file {
+            Some(path) => AuthConfig::from_file(path)?,
+            None => AuthConfig::default(),
+        };
+        if let Some(tokens) = &self.tokens {
+            auth.tokens.extend(AuthConfig::parse_tokens(tokens)?);
+        }
+        auth.open_reads |= self.open_reads;
+        auth.validate()?;
+        config.auth = auth;
+        Ok(config)
     }
 }
 
@@ -340,7 +365,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
-            let app = Application::build(args.config()).await?;
+            let app = Application::build(args.config()?).await?;
             app.run_until(app::shutdown_signal()).await
         }
         Command::Seed(args) => {
@@ -370,16 +395,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     } else {
                         format!("http://{server}")
                     };
-                    let mut client =
-                        crate::api::proto::admin_service_client::AdminServiceClient::connect(
-                            url.clone(),
-                        )
+                    let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+                        .connect()
                         .await
                         .with_context(|| format!("cannot reach a newsstore server at {url}"))?;
-                    let mut stream = client
-                        .reextract_articles(crate::api::proto::ReextractArticlesRequest {})
-                        .await?
-                        .into_inner();
+                    let mut client =
+                        crate::api::proto::admin_service_client::AdminServiceClient::new(channel);
+                    let mut request =
+                        tonic::Request::new(crate::api::proto::ReextractArticlesRequest {});
+                    if let Some(token) = &args.token {
+                        let value = format!("Bearer {token}")
+                            .parse()
+                            .context("the token is not a valid header value")?;
+                        request.metadata_mut().insert("authorization", value);
+                    }
+                    let mut stream = client.reextract_articles(request).await?.into_inner();
                     let mut last = None;
                     while let Some(update) = stream.message().await? {
                         show_progress(

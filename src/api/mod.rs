@@ -6,6 +6,7 @@
 
 mod admin_service;
 mod article_service;
+pub mod auth;
 mod change_service;
 mod convert;
 mod entity_service;

@@ -2,6 +2,7 @@
 //! temporary data folder and talks to it through the generated gRPC clients.
 
 mod articles;
+mod auth;
 mod changes;
 mod crash;
 mod editorial;

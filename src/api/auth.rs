@@ -1,0 +1,369 @@
+//! Who may do what: optional bearer tokens with scopes, checked before any service runs.
+//!
+//! A tower layer in front of every service reads the gRPC method from the request path and
+//! the token from `authorization: Bearer …`, so one table here decides every method's
+//! scope, and services never see a request they should not. Tokens are compared as SHA-256
+//! digests in constant time, against every configured token, so neither timing nor length
+//! tells a caller how close a guess was; they are never logged (the token's name is).
+//! Health and reflection stay open: load balancers and grpcurl need them.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tonic::Status;
+
+/// What a token may do. Each scope includes the ones before it: write can read, admin can
+/// do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        })
+    }
+}
+
+/// One caller's token, as configured. Its `Debug` leaves the token out.
+#[derive(Clone, Deserialize)]
+pub struct TokenConfig {
+    /// A name for logs (the token itself is never logged).
+    pub name: String,
+    pub token: String,
+    pub scope: Scope,
+}
+
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// The authentication settings: none configured means every call is allowed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Reads need no token (writes still do).
+    #[serde(default)]
+    pub open_reads: bool,
+}
+
+impl AuthConfig {
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// Reads `{"tokens": [{"name", "token", "scope"}], "open_reads": bool}` from a JSON
+    /// file.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<AuthConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the auth file {}: {e}", path.display()))?;
+        let config: AuthConfig = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "the auth file {} is not valid (expected {{\"tokens\": [{{\"name\": …, \
+                 \"token\": …, \"scope\": \"read\"|\"write\"|\"admin\"}}], \"open_reads\": \
+                 false}}): {e}",
+                path.display()
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses `name:token:scope` entries separated by commas (for the environment).
+    pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<TokenConfig>> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let mut parts = entry.splitn(3, ':');
+                let (Some(name), Some(token), Some(scope)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    anyhow::bail!("a token entry must be name:token:scope");
+                };
+                let scope = match scope {
+                    "read" => Scope::Read,
+                    "write" => Scope::Write,
+                    "admin" => Scope::Admin,
+                    other => anyhow::bail!(
+                        "token {name:?} has scope {other:?}; use read, write or admin"
+                    ),
+                };
+                Ok(TokenConfig {
+                    name: name.to_string(),
+                    token: token.to_string(),
+                    scope,
+                })
+            })
+            .collect()
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for token in &self.tokens {
+            if token.token.len() < 16 {
+                anyhow::bail!(
+                    "token {:?} is shorter than 16 characters; use a long random token",
+                    token.name
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The scope a gRPC method needs; `None` for the always-open health and reflection.
+pub fn required_scope(path: &str) -> Option<Scope> {
+    let (service, method) = path.trim_start_matches('/').split_once('/')?;
+    if service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.") {
+        return None;
+    }
+    Some(match method {
+        "PurgeArticle" | "MergeEntities" | "ReextractArticles" => Scope::Admin,
+        "CreateArticle"
+        | "UpdateArticle"
+        | "DeleteArticle"
+        | "BatchCreateArticles"
+        | "UpdateEntity"
+        | "BlockEntity"
+        | "UnblockEntity" => Scope::Write,
+        // Everything else reads; an unknown method needs admin until it is classified here.
+        m if m.starts_with("Get")
+            || m.starts_with("List")
+            || m.starts_with("Search")
+            || m.starts_with("Compare")
+            || m.starts_with("Watch") =>
+        {
+            Scope::Read
+        }
+        _ => Scope::Admin,
+    })
+}
+
+struct Key {
+    name: String,
+    digest: [u8; 32],
+    scope: Scope,
+}
+
+/// The checker the layer runs for every request.
+#[derive(Clone)]
+pub struct Auth {
+    keys: Arc<Vec<Key>>,
+    open_reads: bool,
+}
+
+impl Auth {
+    pub fn new(config: &AuthConfig) -> Auth {
+        Auth {
+            keys: Arc::new(
+                config
+                    .tokens
+                    .iter()
+                    .map(|t| Key {
+                        name: t.name.clone(),
+                        digest: Sha256::digest(t.token.as_bytes()).into(),
+                        scope: t.scope,
+                    })
+                    .collect(),
+            ),
+            open_reads: config.open_reads,
+        }
+    }
+
+    /// Allows or refuses a call to `path` carrying `authorization`.
+    pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<(), Status> {
+        let Some(needed) = required_scope(path) else {
+            return Ok(());
+        };
+        if needed == Scope::Read && self.open_reads {
+            return Ok(());
+        }
+        let token = authorization
+            .and_then(|value| value.strip_prefix(b"Bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated(format!(
+                    "{path} needs a token with scope {needed}: send the header \
+                     \"authorization: Bearer <token>\""
+                ))
+            })?;
+        let digest: [u8; 32] = Sha256::digest(token).into();
+        // Every key is compared, so the time taken does not depend on which one matches.
+        let mut found: Option<&Key> = None;
+        for key in self.keys.iter() {
+            if bool::from(key.digest.ct_eq(&digest)) {
+                found = Some(key);
+            }
+        }
+        let key = found.ok_or_else(|| Status::unauthenticated("the token is not valid"))?;
+        if key.scope < needed {
+            tracing::info!(token = %key.name, method = path, "permission denied");
+            return Err(Status::permission_denied(format!(
+                "token {:?} has scope {}, {path} needs {needed}",
+                key.name, key.scope
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The tower layer that runs [`Auth::check`] before the services.
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Option<Auth>,
+}
+
+impl AuthLayer {
+    /// `None` lets everything through (no tokens configured).
+    pub fn new(config: &AuthConfig) -> AuthLayer {
+        AuthLayer {
+            auth: config.enabled().then(|| Auth::new(config)),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: Option<Auth>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B, R> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Default + Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if let Some(auth) = &self.auth {
+            let header = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(http::HeaderValue::as_bytes);
+            if let Err(status) = auth.check(request.uri().path(), header) {
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(open_reads: bool) -> Auth {
+        Auth::new(&AuthConfig {
+            tokens: AuthConfig::parse_tokens(
+                "reader:read-token-0123456789:read,cms:write-token-0123456789:write,\
+                 ops:admin-token-0123456789:admin",
+            )
+            .unwrap(),
+            open_reads,
+        })
+    }
+
+    #[test]
+    fn methods_need_their_scope() {
+        let auth = auth(false);
+        let create = "/newsstore.v1.ArticleService/CreateArticle";
+        let get = "/newsstore.v1.ArticleService/GetArticle";
+        let purge = "/newsstore.v1.ArticleService/PurgeArticle";
+        let code = |path: &str, token: Option<&str>| {
+            let header = token.map(|t| format!("Bearer {t}"));
+            auth.check(path, header.as_deref().map(str::as_bytes))
+                .err()
+                .map(|s| s.code())
+        };
+        assert_eq!(code(get, None), Some(tonic::Code::Unauthenticated));
+        assert_eq!(
+            code(get, Some("wrong-token-0123456789")),
+            Some(tonic::Code::Unauthenticated)
+        );
+        assert_eq!(code(get, Some("read-token-0123456789")), None);
+        assert_eq!(
+            code(create, Some("read-token-0123456789")),
+            Some(tonic::Code::PermissionDenied)
+        );
+        assert_eq!(code(create, Some("write-token-0123456789")), None);
+        assert_eq!(
+            code(purge, Some("write-token-0123456789")),
+            Some(tonic::Code::PermissionDenied)
+        );
+        assert_eq!(code(purge, Some("admin-token-0123456789")), None);
+        assert_eq!(code("/grpc.health.v1.Health/Check", None), None);
+        assert_eq!(
+            code(
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                None
+            ),
+            None
+        );
+        let open = super::tests::auth(true);
+        assert!(open.check(get, None).is_ok());
+        assert!(open.check(create, None).is_err());
+    }
+
+    #[test]
+    fn every_method_of_the_api_is_classified() {
+        assert_eq!(
+            required_scope("/newsstore.v1.ChangeService/WatchChanges"),
+            Some(Scope::Read)
+        );
+        assert_eq!(
+            required_scope("/newsstore.v1.EntityService/MergeEntities"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            required_scope("/newsstore.v1.EntityService/BlockEntity"),
+            Some(Scope::Write)
+        );
+        assert_eq!(
+            required_scope("/newsstore.v1.AdminService/ReextractArticles"),
+            Some(Scope::Admin)
+        );
+        assert!(AuthConfig::parse_tokens("x:y:root").is_err());
+        assert!(AuthConfig::parse_tokens("x:y").is_err());
+    }
+}

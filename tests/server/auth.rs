@@ -1,0 +1,162 @@
+//! Bearer tokens and scopes: unauthenticated calls get UNAUTHENTICATED, the wrong scope gets
+//! PERMISSION_DENIED, health and reflection stay open, reads may be left open.
+
+use newsstore::api::auth::{AuthConfig, TokenConfig};
+use newsstore::api::proto::article_service_client::ArticleServiceClient;
+use newsstore::api::proto::{self, Article};
+use tonic::Code;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+
+use super::support::{TestApp, temp_dir};
+
+const READER: &str = "reader-token-0123456789";
+const WRITER: &str = "writer-token-0123456789";
+const ADMIN: &str = "admin-token-0123456789";
+
+fn tokens() -> Vec<TokenConfig> {
+    AuthConfig::parse_tokens(&format!(
+        "reader:{READER}:read,cms:{WRITER}:write,ops:{ADMIN}:admin"
+    ))
+    .unwrap()
+}
+
+#[derive(Clone)]
+struct Bearer(Option<&'static str>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        Ok(request)
+    }
+}
+
+fn client(
+    app: &TestApp,
+    token: Option<&'static str>,
+) -> ArticleServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+    ArticleServiceClient::with_interceptor(app.channel.clone(), Bearer(token))
+}
+
+fn create(id: &str) -> proto::CreateArticleRequest {
+    proto::CreateArticleRequest {
+        article: Some(Article {
+            headline: "Talks".into(),
+            body: "Officials met in Geneva.".into(),
+            ..Default::default()
+        }),
+        article_id: id.into(),
+        ..Default::default()
+    }
+}
+
+fn get(id: &str) -> proto::GetArticleRequest {
+    proto::GetArticleRequest {
+        id: id.into(),
+        ..Default::default()
+    }
+}
+
+fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Option<Code> {
+    result.err().map(|status| status.code())
+}
+
+#[tokio::test]
+async fn tokens_and_scopes_decide_who_may_do_what() {
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.auth = AuthConfig {
+            tokens: tokens(),
+            open_reads: false,
+        };
+    })
+    .await;
+
+    // No token, a wrong token: UNAUTHENTICATED, even for reads.
+    let status = client(&app, None).get_article(get("a")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        status.message().contains("authorization: Bearer"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        code(
+            client(&app, Some("not-a-real-token-at-all"))
+                .get_article(get("a"))
+                .await
+        ),
+        Some(Code::Unauthenticated)
+    );
+    // A read token cannot write.
+    let status = client(&app, Some(READER))
+        .create_article(create("a"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status.message().contains("needs write"),
+        "{}",
+        status.message()
+    );
+    // A write token writes and reads, but cannot purge; admin can.
+    client(&app, Some(WRITER))
+        .create_article(create("a"))
+        .await
+        .unwrap();
+    client(&app, Some(READER))
+        .get_article(get("a"))
+        .await
+        .unwrap();
+    let purge = proto::PurgeArticleRequest {
+        id: "a".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(
+            client(&app, Some(WRITER))
+                .purge_article(purge.clone())
+                .await
+        ),
+        Some(Code::PermissionDenied)
+    );
+    client(&app, Some(ADMIN))
+        .purge_article(purge)
+        .await
+        .unwrap();
+
+    // Health stays open for load balancers.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn reads_can_be_left_open_while_writes_need_a_token() {
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.auth = AuthConfig {
+            tokens: tokens(),
+            open_reads: true,
+        };
+    })
+    .await;
+    let status = client(&app, None).get_article(get("a")).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "reads pass: the article is simply missing"
+    );
+    let status = client(&app, None)
+        .create_article(create("a"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
