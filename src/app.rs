@@ -16,8 +16,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::api::auth::{AuthConfig, AuthLayer};
@@ -59,6 +59,37 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Bearer tokens and scopes; none configured leaves every call open.
     pub auth: AuthConfig,
+    /// Serve TLS instead of plaintext.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// With this CA, clients must present a certificate it signed (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Reads the files into tonic's TLS settings, naming the file that fails.
+    fn load(&self) -> anyhow::Result<ServerTlsConfig> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the TLS {what} {}", path.display()))
+        };
+        let identity = Identity::from_pem(
+            read(&self.cert, "certificate")?,
+            read(&self.key, "private key")?,
+        );
+        let mut config = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read(ca, "client CA")?));
+        }
+        Ok(config)
+    }
 }
 
 impl Config {
@@ -79,6 +110,7 @@ impl Config {
             compact_every: Duration::from_secs(60),
             cors_origins: Vec::new(),
             auth: AuthConfig::default(),
+            tls: None,
         }
     }
 
@@ -107,6 +139,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
 /// A built server, bound and ready to run.
 pub struct Application {
     config: Config,
+    tls: Option<ServerTlsConfig>,
     listener: TcpListener,
     local_addr: SocketAddr,
     store: Arc<Store>,
@@ -119,6 +152,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // Bad certificate paths fail here, before anything is opened.
+        let tls = config.tls.as_ref().map(TlsFiles::load).transpose()?;
         let store = open_store(&config)?;
         let index_dir = config.index_dir();
         let index_store = store.clone();
@@ -149,6 +184,7 @@ impl Application {
         let local_addr = listener.local_addr()?;
         Ok(Application {
             config,
+            tls,
             listener,
             local_addr,
             store,
@@ -173,6 +209,7 @@ impl Application {
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let Application {
             config,
+            tls,
             listener,
             local_addr,
             store,
@@ -228,7 +265,14 @@ impl Application {
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
 
-        tracing::info!(address = %local_addr, data = %config.data_dir.display(), "newsstore serving");
+        tracing::info!(
+            address = %local_addr,
+            data = %config.data_dir.display(),
+            tls = config.tls.is_some(),
+            mutual_tls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            authentication = config.auth.enabled(),
+            "newsstore serving"
+        );
         let shutdown_health = health.clone();
         let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
@@ -253,7 +297,13 @@ impl Application {
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
         let cors = cors_layer(&config.cors_origins)?;
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .context("the TLS certificate or key is not usable")?;
+        }
+        let server = builder
             // gRPC-Web (browsers) arrives over HTTP/1.1 and is translated to gRPC here; CORS
             // answers browsers' preflight requests first.
             .accept_http1(true)

@@ -284,6 +284,15 @@ struct ServeArgs {
     /// Let reads through without a token (writes still need one).
     #[arg(long, env = "NEWSSTORE_OPEN_READS")]
     open_reads: bool,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "NEWSSTORE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "NEWSSTORE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this PEM CA (mutual TLS).
+    #[arg(long, env = "NEWSSTORE_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -320,6 +329,13 @@ impl ServeArgs {
         auth.open_reads |= self.open_reads;
         auth.validate()?;
         config.auth = auth;
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls = Some(app::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            });
+        }
         Ok(config)
     }
 }

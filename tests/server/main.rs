@@ -20,3 +20,4 @@ mod search;
 mod search_features;
 mod seeding;
 mod support;
+mod tls;

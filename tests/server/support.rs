@@ -63,11 +63,10 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
+        // Lazy: a TLS server's tests connect with their own channel.
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
-            .connect()
-            .await
-            .expect("client connects");
+            .connect_lazy();
         TestApp {
             addr,
             channel,
