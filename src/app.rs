@@ -25,6 +25,7 @@ use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
+use crate::api::request_span::RequestSpanLayer;
 use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
 use crate::ingest::{Ingest, Limits};
 use crate::search::{self, SearchIndex};
@@ -309,6 +310,7 @@ impl Application {
             .accept_http1(true)
             .layer(
                 tower::ServiceBuilder::new()
+                    .layer(RequestSpanLayer)
                     .option_layer(cors)
                     .layer(tonic_web::GrpcWebLayer::new())
                     .layer(AuthLayer::new(&config.auth)),

@@ -12,6 +12,7 @@ mod convert;
 mod entity_service;
 mod page_token;
 mod request_id;
+pub mod request_span;
 mod search;
 pub mod status;
 

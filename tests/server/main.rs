@@ -12,6 +12,7 @@ mod grpc_web;
 mod grpcurl;
 mod history;
 mod lifecycle;
+mod logs;
 mod ner_cli;
 mod ninjs;
 mod reflection;

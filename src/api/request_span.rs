@@ -1,0 +1,91 @@
+//! A request id and a tracing span around every call, so each log line of a request can be
+//! found together.
+//!
+//! The id is the caller's `x-request-id` when it sends a sane one (so a request can be
+//! followed across services), otherwise a new UUIDv7; it is echoed in the response's
+//! `x-request-id`. Everything the call logs in its task carries the span's `method` and
+//! `request_id` fields (in both the text and the JSON log formats).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tracing::Instrument;
+
+const HEADER: &str = "x-request-id";
+
+/// The tower layer that opens the span.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestSpanLayer;
+
+impl<S> tower::Layer<S> for RequestSpanLayer {
+    type Service = RequestSpan<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestSpan { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestSpan<S> {
+    inner: S,
+}
+
+/// The caller's id when it is short printable ASCII (it goes into logs), else a new one.
+fn request_id<B>(request: &http::Request<B>) -> String {
+    request
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B, R> tower::Service<http::Request<B>> for RequestSpan<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let id = request_id(&request);
+        let span = tracing::info_span!("rpc", method = %request.uri().path(), request_id = %id);
+        let started = Instant::now();
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(
+            async move {
+                let mut response = future.await?;
+                if let Ok(value) = http::HeaderValue::from_str(&id) {
+                    response.headers_mut().insert(HEADER, value);
+                }
+                let status = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0")
+                    .to_string();
+                tracing::debug!(
+                    grpc_status = %status,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "call answered"
+                );
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
