@@ -72,6 +72,7 @@ async fn json_logs_carry_the_request_id_on_each_line() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.kill().unwrap();
     let stderr = server.stderr.take().unwrap();
+    server.wait().unwrap();
     let lines: Vec<serde_json::Value> = BufReader::new(stderr)
         .lines()
         .map(|line| serde_json::from_str(&line.unwrap()).expect("every line is JSON"))
