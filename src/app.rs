@@ -62,6 +62,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Serve TLS instead of plaintext.
     pub tls: Option<TlsFiles>,
+    /// Where to serve Prometheus metrics (`/metrics`); `None` for nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// PEM files for TLS.
@@ -112,6 +114,7 @@ impl Config {
             cors_origins: Vec::new(),
             auth: AuthConfig::default(),
             tls: None,
+            metrics_listen: None,
         }
     }
 
@@ -141,6 +144,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
 pub struct Application {
     config: Config,
     tls: Option<ServerTlsConfig>,
+    metrics: Option<TcpListener>,
     listener: TcpListener,
     local_addr: SocketAddr,
     store: Arc<Store>,
@@ -183,9 +187,14 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            None => None,
+        };
         Ok(Application {
             config,
             tls,
+            metrics,
             listener,
             local_addr,
             store,
@@ -202,6 +211,11 @@ impl Application {
         self.local_addr
     }
 
+    /// The metrics address actually bound, if metrics are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn seed_report(&self) -> &SeedReport {
         &self.seed_report
     }
@@ -211,6 +225,7 @@ impl Application {
         let Application {
             config,
             tls,
+            metrics,
             listener,
             local_addr,
             store,
@@ -253,6 +268,15 @@ impl Application {
             stopping_rx,
         ))
         .max_encoding_message_size(limit);
+        let metrics = match metrics {
+            Some(listener) => Some(crate::metrics::serve(
+                listener,
+                store.clone(),
+                search.clone(),
+                stop_follower.subscribe(),
+            )?),
+            None => None,
+        };
         let compactor = spawn_compactor(
             store.clone(),
             search.clone(),
@@ -345,6 +369,9 @@ impl Application {
         let _ = stop_follower.send(true);
         if let Err(err) = compactor.await {
             tracing::error!(error = %err, "the change-log compactor failed");
+        }
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
         }
         if let Err(err) = follower.await {
             tracing::error!(error = %err, "the search follower failed");

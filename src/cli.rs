@@ -300,6 +300,9 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "NEWSSTORE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9090).
+    #[arg(long, env = "NEWSSTORE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Require client certificates signed by this PEM CA (mutual TLS).
     #[arg(long, env = "NEWSSTORE_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
@@ -339,6 +342,7 @@ impl ServeArgs {
         auth.open_reads |= self.open_reads;
         auth.validate()?;
         config.auth = auth;
+        config.metrics_listen = self.metrics_listen;
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(app::TlsFiles {
                 cert: cert.clone(),

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod ninjs;
 pub mod search;

@@ -189,6 +189,22 @@ fn next_batch(
     Ok((events, read_to))
 }
 
+/// Counts a watcher in the metrics for as long as its task runs.
+struct WatcherCount;
+
+impl WatcherCount {
+    fn new() -> Self {
+        crate::metrics::watchers(1.0);
+        WatcherCount
+    }
+}
+
+impl Drop for WatcherCount {
+    fn drop(&mut self) {
+        crate::metrics::watchers(-1.0);
+    }
+}
+
 type ChangeStream = Pin<Box<dyn Stream<Item = Result<proto::WatchChangesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -249,6 +265,7 @@ impl ChangeService for ChangeApi {
         let slow_reader = self.slow_reader;
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
+            let _counted = WatcherCount::new();
             loop {
                 let up_to = *visible.borrow_and_update();
                 let batch = {

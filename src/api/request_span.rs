@@ -4,7 +4,9 @@
 //! The id is the caller's `x-request-id` when it sends a sane one (so a request can be
 //! followed across services), otherwise a new UUIDv7; it is echoed in the response's
 //! `x-request-id`. Everything the call logs in its task carries the span's `method` and
-//! `request_id` fields (in both the text and the JSON log formats).
+//! `request_id` fields (in both the text and the JSON log formats). It also counts and times
+//! the call for the metrics (a streaming call counts when its response starts; a unary
+//! error's code is in the response headers, a stream's final code is not seen here).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,7 +62,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let id = request_id(&request);
-        let span = tracing::info_span!("rpc", method = %request.uri().path(), request_id = %id);
+        let method = request.uri().path().to_string();
+        let span = tracing::info_span!("rpc", method = %method, request_id = %id);
         let started = Instant::now();
         let future = {
             let _entered = span.enter();
@@ -78,9 +81,11 @@ where
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("0")
                     .to_string();
+                let seconds = started.elapsed().as_secs_f64();
+                crate::metrics::record_call(&method, &status, seconds);
                 tracing::debug!(
                     grpc_status = %status,
-                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    elapsed_ms = seconds * 1e3,
                     "call answered"
                 );
                 Ok(response)

@@ -13,6 +13,7 @@ mod grpcurl;
 mod history;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod ner_cli;
 mod ninjs;
 mod reflection;

@@ -17,6 +17,8 @@ use tonic::transport::Channel;
 /// A running server and its data folder.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where metrics are served, when the config asked for them.
+    pub metrics: Option<SocketAddr>,
     pub channel: Channel,
     pub data: TempDir,
     pub seed_report: SeedReport,
@@ -58,6 +60,7 @@ impl TestApp {
         configure(&mut config);
         let app = Application::build(config).await.expect("server builds");
         let addr = app.local_addr();
+        let metrics = app.metrics_addr();
         let seed_report = app.seed_report().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -69,6 +72,7 @@ impl TestApp {
             .connect_lazy();
         TestApp {
             addr,
+            metrics,
             channel,
             data,
             seed_report,

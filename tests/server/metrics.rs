@@ -1,0 +1,68 @@
+//! Prometheus metrics on their own port: calls per method and code, latency histograms,
+//! store figures, index lag and watchers.
+
+use std::time::Duration;
+
+use newsstore::api::proto;
+use newsstore::api::proto::change_service_client::ChangeServiceClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::support::{TestApp, temp_dir};
+
+async fn scrape(app: &TestApp, path: &str) -> String {
+    let mut socket = tokio::net::TcpStream::connect(app.metrics.unwrap())
+        .await
+        .unwrap();
+    socket
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    socket.read_to_string(&mut text).await.unwrap();
+    text
+}
+
+#[tokio::test]
+async fn metrics_count_calls_and_sample_the_store() {
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    app.create("m1", "Talks", "Officials met in Geneva.").await;
+    let _ = app.get("missing").await;
+    let _stream = ChangeServiceClient::new(app.channel.clone())
+        .watch_changes(proto::WatchChangesRequest {
+            from_now: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let text = scrape(&app, "/metrics").await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for line in [
+        "newsstore_rpc_requests_total{method=\"/newsstore.v1.ArticleService/CreateArticle\",code=\"0\"}",
+        "newsstore_rpc_errors_total{method=\"/newsstore.v1.ArticleService/GetArticle\",code=\"5\"}",
+        "newsstore_rpc_duration_seconds_bucket{method=\"/newsstore.v1.ArticleService/CreateArticle\",le=\"0.005\"}",
+        "newsstore_watchers",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+    // Store figures are sampled every few seconds.
+    let mut sampled = false;
+    for _ in 0..80 {
+        let text = scrape(&app, "/metrics").await;
+        if text.contains("newsstore_articles 1")
+            && text.contains("newsstore_store_bytes")
+            && text.contains("newsstore_index_lag_changes")
+        {
+            sampled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sampled, "store figures appear");
+    assert!(scrape(&app, "/other").await.starts_with("HTTP/1.1 404"));
+}
