@@ -46,7 +46,7 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the gRPC API (the default). Loads the seeds folder first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Load the seeds folder into the database and exit, without serving. The search index
     /// catches up the next time the server starts.
     Seed(SeedArgs),
@@ -399,7 +399,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+    match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {
         Command::Serve(args) => {
             let app = Application::build(args.config()?).await?;
             app.run_until(app::shutdown_signal()).await
