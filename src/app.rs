@@ -259,7 +259,12 @@ impl Application {
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
         let limit = config.max_message_bytes;
-        let admin = AdminServiceServer::new(AdminApi::new(ingest.clone()));
+        let admin = AdminServiceServer::new(AdminApi::new(
+            ingest.clone(),
+            store.clone(),
+            config.data_dir.join("backups"),
+        ))
+        .max_encoding_message_size(limit);
         let (stopping, stopping_rx) = watch::channel(false);
         let changes = ChangeServiceServer::new(ChangeApi::new(
             store.clone(),

@@ -58,6 +58,13 @@ enum Command {
     /// skipped, so an interrupted import carries on when run again. Bad files are listed
     /// and do not stop the rest; the exit code is 1 if there were any.
     Import(ImportArgs),
+    /// Take a consistent backup of a running server's database into a file (writes pause
+    /// while the server copies it to its disk; reads go on). Needs the admin scope when
+    /// tokens are configured.
+    Backup(BackupArgs),
+    /// Restore a backup file into a new, empty data folder (then start the server on it;
+    /// the search index is rebuilt at start).
+    Restore(RestoreArgs),
     /// Export every article as one IPTC ninjs 2.1 document (<id>.json) into a folder,
     /// without serving (stop the server first).
     Export(ExportArgs),
@@ -165,6 +172,28 @@ struct ImportArgs {
     /// Largest file accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     max_file_bytes: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct BackupArgs {
+    /// Address of the running server (for example 127.0.0.1:50051).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    server: String,
+    /// The backup file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// The bearer token (admin scope) when the server requires one.
+    #[arg(long, env = "NEWSSTORE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct RestoreArgs {
+    /// The backup file.
+    #[arg(long)]
+    from: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -534,6 +563,71 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     report.skipped.len()
                 ))
             }
+        }
+        Command::Backup(args) => {
+            let url = if args.server.contains("://") {
+                args.server.clone()
+            } else {
+                format!("http://{}", args.server)
+            };
+            let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+                .connect()
+                .await
+                .with_context(|| format!("cannot reach a newsstore server at {url}"))?;
+            let mut client =
+                crate::api::proto::admin_service_client::AdminServiceClient::new(channel)
+                    .max_decoding_message_size(8 << 20);
+            let mut request = tonic::Request::new(crate::api::proto::BackupRequest {});
+            if let Some(token) = &args.token {
+                let value = format!("Bearer {token}")
+                    .parse()
+                    .context("the token is not a valid header value")?;
+                request.metadata_mut().insert("authorization", value);
+            }
+            let mut stream = client.backup(request).await?.into_inner();
+            // Written under another name and renamed when complete, so a file at `out` is
+            // always a whole backup.
+            let partial = args.out.with_extension("partial");
+            let mut file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let (mut bytes, mut sequence, mut entries) = (0u64, 0, 0);
+            while let Some(chunk) = stream.message().await? {
+                std::io::Write::write_all(&mut file, &chunk.data)?;
+                bytes += chunk.data.len() as u64;
+                sequence = chunk.sequence;
+                entries = chunk.entries;
+            }
+            file.sync_all()?;
+            std::fs::rename(&partial, &args.out)?;
+            println!(
+                "backup of {entries} entries (state after change {sequence}), {:.1} MiB, \
+                 written to {}",
+                bytes as f64 / (1024.0 * 1024.0),
+                args.out.display()
+            );
+            Ok(())
+        }
+        Command::Restore(args) => {
+            let config = args.data.config();
+            let store_dir = config.store_dir();
+            let from = args.from.clone();
+            let summary = tokio::task::spawn_blocking(move || {
+                crate::store::Store::restore(&store_dir, &from)
+            })
+            .await??;
+            // An index beside the restored store would describe other data.
+            let index = config.index_dir();
+            if index.exists() {
+                std::fs::remove_dir_all(&index)?;
+            }
+            println!(
+                "restored {} entries (state after change {}) into {}; start the server on it \
+                 (the search index is rebuilt then)",
+                summary.entries,
+                summary.sequence,
+                config.data_dir.display()
+            );
+            Ok(())
         }
         Command::Export(args) => {
             let config = args.data.config();

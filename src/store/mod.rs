@@ -6,6 +6,7 @@
 //! by one lock, which makes sequence numbers gapless and entity resolution race-free; they
 //! are acknowledged only once flushed (see [`durability`]). Reads never take the lock.
 
+mod backup;
 mod check;
 mod codec;
 mod durability;
@@ -17,6 +18,7 @@ mod requests;
 mod retention;
 mod salience;
 
+pub use backup::BackupSummary;
 pub use editorial::Decision;
 pub use history::Revision;
 pub use quotes::{QuoteHit, QuotePage};

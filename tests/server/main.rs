@@ -3,6 +3,7 @@
 
 mod articles;
 mod auth;
+mod backup;
 mod changes;
 mod crash;
 mod editorial;
