@@ -21,6 +21,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::api::auth::{AuthConfig, AuthLayer};
+use crate::api::overload::ShedLayer;
 use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
@@ -64,6 +65,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Where to serve Prometheus metrics (`/metrics`); `None` for nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Calls in flight at most; more are refused with RESOURCE_EXHAUSTED (0: no limit).
+    pub max_in_flight: usize,
 }
 
 /// PEM files for TLS.
@@ -115,6 +118,7 @@ impl Config {
             auth: AuthConfig::default(),
             tls: None,
             metrics_listen: None,
+            max_in_flight: 512,
         }
     }
 
@@ -340,6 +344,7 @@ impl Application {
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(RequestSpanLayer)
+                    .layer(ShedLayer::new(config.max_in_flight))
                     .option_layer(cors)
                     .layer(tonic_web::GrpcWebLayer::new())
                     .layer(AuthLayer::new(&config.auth)),

@@ -329,6 +329,10 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "NEWSSTORE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Calls in flight at most; more are refused at once with RESOURCE_EXHAUSTED (health
+    /// checks never are). 0 turns the limit off.
+    #[arg(long, env = "NEWSSTORE_MAX_IN_FLIGHT", default_value_t = 512)]
+    max_in_flight: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9090).
     #[arg(long, env = "NEWSSTORE_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
@@ -372,6 +376,7 @@ impl ServeArgs {
         auth.validate()?;
         config.auth = auth;
         config.metrics_listen = self.metrics_listen;
+        config.max_in_flight = self.max_in_flight;
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(app::TlsFiles {
                 cert: cert.clone(),

@@ -10,6 +10,7 @@ pub mod auth;
 mod change_service;
 mod convert;
 mod entity_service;
+pub mod overload;
 mod page_token;
 mod request_id;
 pub mod request_span;

@@ -100,3 +100,35 @@ async fn health_reports_serving_then_not_serving_on_shutdown() {
     assert_eq!(next.status, ServingStatus::NotServing as i32);
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_damaged_data_folder_is_a_clear_startup_error_not_a_panic() {
+    let app = TestApp::spawn().await;
+    app.create("a1", "Talks", "Officials met in Geneva.").await;
+    let data = app.stop().await;
+    let store = data.path().join("store");
+    // Garbage over the start of every database file, and one truncated.
+    for entry in std::fs::read_dir(&store).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let n = bytes.len().min(4096);
+            for (i, b) in bytes[..n].iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+            }
+            bytes.truncate((bytes.len() / 2).max(1));
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let config = newsstore::app::Config::new("127.0.0.1:0".parse().unwrap(), data.path().into());
+    let built = tokio::spawn(newsstore::app::Application::build(config)).await;
+    let error = match built {
+        Ok(Err(error)) => format!("{error:#}"),
+        Ok(Ok(_)) => panic!("a damaged store must not open"),
+        Err(panic) => panic!("opening a damaged store panicked: {panic}"),
+    };
+    assert!(
+        error.contains("restore it from a backup") || error.contains("damaged"),
+        "{error}"
+    );
+}

@@ -17,6 +17,7 @@ mod logs;
 mod metrics;
 mod ner_cli;
 mod ninjs;
+mod overload;
 mod reflection;
 mod retries;
 mod search;

@@ -1,0 +1,100 @@
+//! Past saturation the server sheds load with RESOURCE_EXHAUSTED instead of queueing,
+//! keeps answering health checks, and recovers when the load stops; client deadlines are
+//! honoured.
+
+use std::time::Duration;
+
+use newsstore::api::proto;
+use tonic::Code;
+
+use super::support::{TestApp, temp_dir};
+
+fn batch(prefix: &str, n: usize) -> proto::BatchCreateArticlesRequest {
+    proto::BatchCreateArticlesRequest {
+        requests: (0..n)
+            .map(|i| proto::CreateArticleRequest {
+                article: Some(proto::Article {
+                    headline: format!("Story {prefix} {i}"),
+                    body: "John Kerry met Sergei Lavrov in Geneva to talk about Syria. ".repeat(20),
+                    ..Default::default()
+                }),
+                article_id: format!("{prefix}-{i}"),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn past_saturation_calls_are_shed_and_health_stays_up() {
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.max_in_flight = 2;
+    })
+    .await;
+    // Far more heavy calls at once than the server admits.
+    let mut load = Vec::new();
+    for c in 0..24 {
+        let mut client = app.articles();
+        load.push(tokio::spawn(async move {
+            client
+                .batch_create_articles(batch(&format!("c{c}"), 40))
+                .await
+                .err()
+                .map(|s| s.code())
+        }));
+    }
+    // Health checks keep answering meanwhile.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    for _ in 0..10 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            health.check(tonic_health::pb::HealthCheckRequest::default()),
+        )
+        .await
+        .expect("health answers under load");
+        answer.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut codes = Vec::new();
+    for task in load {
+        codes.push(task.await.unwrap());
+    }
+    let shed = codes
+        .iter()
+        .filter(|c| **c == Some(Code::ResourceExhausted))
+        .count();
+    let served = codes.iter().filter(|c| c.is_none()).count();
+    assert!(shed > 0, "some calls are shed: {codes:?}");
+    assert!(served > 0, "some calls are served: {codes:?}");
+    assert_eq!(shed + served, codes.len(), "{codes:?}");
+    // Load over: it serves again.
+    app.create("after", "Calm", "Officials met in Geneva.")
+        .await;
+}
+
+#[tokio::test]
+async fn a_client_deadline_is_honoured_by_the_server() {
+    let app = TestApp::spawn().await;
+    // The deadline travels as the grpc-timeout header only (no client-side timer), so the
+    // answer must come from the server giving up.
+    let mut request = tonic::Request::new(batch("slow", 300));
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "5m".parse().unwrap());
+    let started = std::time::Instant::now();
+    let status = app
+        .articles()
+        .batch_create_articles(request)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(
+        status.message().to_lowercase().contains("timeout"),
+        "{status:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
