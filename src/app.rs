@@ -67,6 +67,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Calls in flight at most; more are refused with RESOURCE_EXHAUSTED (0: no limit).
     pub max_in_flight: usize,
+    /// Change streams one client address may hold open (0: no limit).
+    pub max_watchers_per_client: usize,
 }
 
 /// PEM files for TLS.
@@ -119,6 +121,7 @@ impl Config {
             tls: None,
             metrics_listen: None,
             max_in_flight: 512,
+            max_watchers_per_client: 256,
         }
     }
 
@@ -275,6 +278,7 @@ impl Application {
             search.clone(),
             config.watch_slow_reader,
             stopping_rx,
+            config.max_watchers_per_client,
         ))
         .max_encoding_message_size(limit);
         let metrics = match metrics {

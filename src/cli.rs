@@ -333,6 +333,9 @@ struct ServeArgs {
     /// checks never are). 0 turns the limit off.
     #[arg(long, env = "NEWSSTORE_MAX_IN_FLIGHT", default_value_t = 512)]
     max_in_flight: usize,
+    /// Change streams one client address may hold open; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "NEWSSTORE_MAX_WATCHERS_PER_CLIENT", default_value_t = 256)]
+    max_watchers_per_client: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9090).
     #[arg(long, env = "NEWSSTORE_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
@@ -377,6 +380,7 @@ impl ServeArgs {
         config.auth = auth;
         config.metrics_listen = self.metrics_listen;
         config.max_in_flight = self.max_in_flight;
+        config.max_watchers_per_client = self.max_watchers_per_client;
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(app::TlsFiles {
                 cert: cert.clone(),

@@ -33,6 +33,33 @@ pub struct ChangeApi {
     /// Turns true when the server starts shutting down: streams never end on their own, so
     /// they end then, telling the client where to resume.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// Open watchers per client address, so one client cannot hold every task and buffer.
+    per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    /// Most watchers one client address may hold open (0: no limit).
+    max_per_client: usize,
+}
+
+/// A client's hold on one of its watcher slots, given back when the stream's task ends.
+struct ClientSlot {
+    per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    client: Option<std::net::IpAddr>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Some(client) = self.client {
+            let mut map = self
+                .per_client
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(count) = map.get_mut(&client) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(&client);
+                }
+            }
+        }
+    }
 }
 
 impl ChangeApi {
@@ -41,13 +68,45 @@ impl ChangeApi {
         search: Arc<SearchIndex>,
         slow_reader: Duration,
         stopping: tokio::sync::watch::Receiver<bool>,
+        max_per_client: usize,
     ) -> Self {
         ChangeApi {
             store,
             search,
             slow_reader,
             stopping,
+            per_client: Arc::default(),
+            max_per_client,
         }
+    }
+
+    /// Takes one of `client`'s watcher slots, or refuses when it holds them all.
+    fn take_slot(&self, client: Option<std::net::IpAddr>) -> Result<ClientSlot> {
+        let per_client = self.per_client.clone();
+        let Some(client) = client.filter(|_| self.max_per_client > 0) else {
+            return Ok(ClientSlot {
+                per_client,
+                client: None,
+            });
+        };
+        let mut map = self
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = map.entry(client).or_default();
+        if *count >= self.max_per_client {
+            return Err(Error::ResourceExhausted(format!(
+                "this client already has {} change streams open, the most one client may; \
+                 close one, or filter one stream for several things",
+                self.max_per_client
+            )));
+        }
+        *count += 1;
+        drop(map);
+        Ok(ClientSlot {
+            per_client,
+            client: Some(client),
+        })
     }
 }
 
@@ -215,6 +274,7 @@ impl ChangeService for ChangeApi {
         &self,
         request: Request<proto::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let client_slot = self.take_slot(request.remote_addr().map(|a| a.ip()))?;
         let request = request.into_inner();
         let after = u64::try_from(request.after_sequence).map_err(|_| {
             Error::invalid(
@@ -266,6 +326,7 @@ impl ChangeService for ChangeApi {
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             let _counted = WatcherCount::new();
+            let _slot = client_slot;
             loop {
                 let up_to = *visible.borrow_and_update();
                 let batch = {

@@ -431,3 +431,38 @@ async fn source_and_tag_filters_and_many_watchers() {
         assert_eq!(ids(next(stream, 3).await), ["r1", "a1", "r2"]);
     }
 }
+
+#[tokio::test]
+async fn one_client_may_hold_only_so_many_streams() {
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
+        config.max_watchers_per_client = 3;
+    })
+    .await;
+    let request = || WatchChangesRequest {
+        from_now: true,
+        ..Default::default()
+    };
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(watch(&app, request()).await);
+    }
+    let status = ChangeServiceClient::new(app.channel.clone())
+        .watch_changes(request())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    // Closing one frees its slot.
+    drop(open.pop());
+    let mut reopened = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Ok(stream) = ChangeServiceClient::new(app.channel.clone())
+            .watch_changes(request())
+            .await
+        {
+            reopened = Some(stream);
+            break;
+        }
+    }
+    assert!(reopened.is_some(), "a closed stream gives its slot back");
+}
