@@ -8,8 +8,6 @@
 //! Health and reflection stay open: load balancers and grpcurl need them.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -17,6 +15,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
+
+use super::BoxFuture;
 
 /// What a token may do. Each scope includes the ones before it: write can read, admin can
 /// do everything.
@@ -257,8 +257,6 @@ pub struct AuthService<S> {
     inner: S,
     auth: Option<Auth>,
 }
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, B, R> tower::Service<http::Request<B>> for AuthService<S>
 where

@@ -6,13 +6,13 @@
 //! are never shed, so a load balancer sees a busy server as alive. A streaming call counts
 //! until its response starts, so open change feeds do not hold slots.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use tonic::Status;
+
+use super::BoxFuture;
 
 /// The tower layer; `max_in_flight` 0 turns shedding off.
 #[derive(Debug, Clone)]
@@ -57,8 +57,6 @@ impl Drop for Slot {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, B, R> tower::Service<http::Request<B>> for Shed<S>
 where

@@ -8,12 +8,12 @@
 //! the call for the metrics (a streaming call counts when its response starts; a unary
 //! error's code is in the response headers, a stream's final code is not seen here).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tracing::Instrument;
+
+use super::BoxFuture;
 
 const HEADER: &str = "x-request-id";
 
@@ -43,8 +43,6 @@ fn request_id<B>(request: &http::Request<B>) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
 }
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, B, R> tower::Service<http::Request<B>> for RequestSpan<S>
 where

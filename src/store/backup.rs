@@ -165,12 +165,12 @@ impl Store {
         }
         tree.apply_batch(batch)?;
         db.flush()?;
-        drop(tree);
-        drop(db);
-        let store = Store::open(dir, 16 << 20)?;
-        Ok(BackupSummary {
-            entries,
-            sequence: store.last_seq(),
-        })
+        // Read here rather than by opening the store again: sled releases its file lock only
+        // once its background threads let go of the database, some time after the drop.
+        let sequence = match tree.scan_prefix([super::keys::CHANGE]).next_back() {
+            Some(entry) => super::keys::seq_of_change_key(&entry?.0).unwrap_or(0),
+            None => 0,
+        };
+        Ok(BackupSummary { entries, sequence })
     }
 }

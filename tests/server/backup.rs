@@ -1,26 +1,13 @@
 //! `newsstore backup` takes a consistent copy from a serving server under concurrent writes;
 //! `newsstore restore` brings it back; a damaged backup is refused.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use newsstore::api::proto;
 use newsstore::store::Store;
 
-use super::support::{TestApp, search, temp_dir};
-
-fn newsstore(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_newsstore"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use super::support::{TestApp, run_cli, search, temp_dir};
 
 #[tokio::test]
 async fn a_backup_taken_under_writes_restores_consistently() {
@@ -61,7 +48,7 @@ async fn a_backup_taken_under_writes_restores_consistently() {
     let file_arg = file.to_str().unwrap().to_string();
     let server = app.addr.to_string();
     let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        newsstore(&["backup", "--server", &server, "--out", &file_arg])
+        run_cli(&["backup", "--server", &server, "--out", &file_arg])
     })
     .await
     .unwrap();
@@ -73,7 +60,7 @@ async fn a_backup_taken_under_writes_restores_consistently() {
 
     let target = temp_dir();
     let target_arg = target.path().to_str().unwrap();
-    let (ok, stdout, stderr) = newsstore(&[
+    let (ok, stdout, stderr) = run_cli(&[
         "restore",
         "--from",
         file.to_str().unwrap(),
@@ -83,7 +70,7 @@ async fn a_backup_taken_under_writes_restores_consistently() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("restored"), "{stdout}");
     // Restoring over existing data is refused.
-    let (ok, _, stderr) = newsstore(&[
+    let (ok, _, stderr) = run_cli(&[
         "restore",
         "--from",
         file.to_str().unwrap(),
@@ -122,7 +109,7 @@ async fn a_backup_taken_under_writes_restores_consistently() {
     let cut = dir.path().join("cut.backup");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let elsewhere = temp_dir();
-    let (ok, _, stderr) = newsstore(&[
+    let (ok, _, stderr) = run_cli(&[
         "restore",
         "--from",
         cut.to_str().unwrap(),

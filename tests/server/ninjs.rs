@@ -1,23 +1,9 @@
 //! IPTC ninjs: `newsstore export` then `newsstore import` gives the same articles; the
 //! import is resumable and reports bad files; the seeds folder takes ninjs beside text.
 
-use std::process::Command;
-
 use newsstore::api::proto::{self, Article, EntityKind, EntityTag};
 
-use super::support::{TestApp, temp_dir};
-
-fn newsstore(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_newsstore"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use super::support::{TestApp, run_cli, temp_dir};
 
 /// The caller-written part of an article, and its content hash.
 fn written(article: &Article) -> Article {
@@ -99,7 +85,7 @@ async fn export_then_import_gives_the_same_articles() {
     let out = temp_dir();
     let data_dir = data.path().to_str().unwrap();
     let out_dir = out.path().to_str().unwrap();
-    let (ok, stdout, stderr) = newsstore(&["export", "--data-dir", data_dir, "--out", out_dir]);
+    let (ok, stdout, stderr) = run_cli(&["export", "--data-dir", data_dir, "--out", out_dir]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("exported 3 articles"), "{stdout}");
     let exported: serde_json::Value = serde_json::from_str(
@@ -124,7 +110,7 @@ async fn export_then_import_gives_the_same_articles() {
     std::fs::write(out.path().join("broken.json"), "{ not json").unwrap();
     let target = temp_dir();
     let target_dir = target.path().to_str().unwrap();
-    let (ok, stdout, _) = newsstore(&["import", out_dir, "--data-dir", target_dir]);
+    let (ok, stdout, _) = run_cli(&["import", out_dir, "--data-dir", target_dir]);
     assert!(!ok, "bad files make the exit code non-zero");
     assert!(stdout.contains("3 created"), "{stdout}");
     assert!(
@@ -133,7 +119,7 @@ async fn export_then_import_gives_the_same_articles() {
     );
     // Running it again resumes: nothing is imported twice.
     std::fs::remove_file(out.path().join("broken.json")).unwrap();
-    let (ok, stdout, stderr) = newsstore(&["import", out_dir, "--data-dir", target_dir]);
+    let (ok, stdout, stderr) = run_cli(&["import", out_dir, "--data-dir", target_dir]);
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("0 created, 0 updated, 3 unchanged"),

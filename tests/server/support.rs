@@ -221,3 +221,16 @@ pub fn reason(status: &tonic::Status) -> String {
         .map(|info| info.reason.clone())
         .unwrap_or_default()
 }
+
+/// Runs the newsstore binary with `args`: whether it succeeded, its stdout and its stderr.
+pub fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_newsstore"))
+        .args(args)
+        .output()
+        .expect("the newsstore binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
