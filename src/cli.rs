@@ -52,6 +52,9 @@ enum Command {
     Seed(SeedArgs),
     /// Rebuild the full-text search index from the database.
     Reindex(DataArgs),
+    /// Verify that every index of the database agrees with the articles (a full scan; the
+    /// server must be stopped). Exit code 1 lists the problems; restore a backup then.
+    Check(DataArgs),
     /// Import articles from IPTC ninjs (.json) and plain-text (.txt) files or folders
     /// (walked recursively) into the database, without serving (stop the server first; it
     /// indexes them when it next starts). Resumable: files already imported unchanged are
@@ -676,6 +679,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 args.out.display()
             );
             Ok(())
+        }
+        Command::Check(args) => {
+            let store = app::open_store(&args.config())?;
+            let problems = tokio::task::spawn_blocking(move || store.check()).await??;
+            if problems.is_empty() {
+                println!("the database is consistent");
+                return Ok(());
+            }
+            for problem in &problems {
+                println!("{problem}");
+            }
+            Err(anyhow::anyhow!(
+                "{} problems found; restore the last backup (newsstore restore), or rebuild \
+                 from the sources",
+                problems.len()
+            ))
         }
         Command::Reindex(args) => {
             let config = args.config();
