@@ -232,6 +232,31 @@ struct ReextractArgs {
     server: Option<String>,
 }
 
+/// A channel to the server at `server` (`host:port`, or a URL).
+async fn connect(server: &str) -> anyhow::Result<tonic::transport::Channel> {
+    let url = if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    };
+    tonic::transport::Endpoint::from_shared(url.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach a newsstore server at {url}"))
+}
+
+/// `message` as a request carrying `token` as its bearer token, when there is one.
+fn authorized<T>(message: T, token: Option<&str>) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .context("the token is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(request)
+}
+
 /// One progress line, rewritten in place on a terminal.
 fn show_progress(total: i64, done: i64, changed: i64, skipped: i64, started: std::time::Instant) {
     let seconds = started.elapsed().as_secs_f64();
@@ -467,25 +492,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let (total, changed, skipped) = match &args.server {
                 Some(server) => {
-                    let url = if server.contains("://") {
-                        server.clone()
-                    } else {
-                        format!("http://{server}")
-                    };
-                    let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-                        .connect()
-                        .await
-                        .with_context(|| format!("cannot reach a newsstore server at {url}"))?;
                     let mut client =
-                        crate::api::proto::admin_service_client::AdminServiceClient::new(channel);
-                    let mut request =
-                        tonic::Request::new(crate::api::proto::ReextractArticlesRequest {});
-                    if let Some(token) = &args.token {
-                        let value = format!("Bearer {token}")
-                            .parse()
-                            .context("the token is not a valid header value")?;
-                        request.metadata_mut().insert("authorization", value);
-                    }
+                        crate::api::proto::admin_service_client::AdminServiceClient::new(
+                            connect(server).await?,
+                        );
+                    let request = authorized(
+                        crate::api::proto::ReextractArticlesRequest {},
+                        args.token.as_deref(),
+                    )?;
                     let mut stream = client.reextract_articles(request).await?.into_inner();
                     let mut last = None;
                     while let Some(update) = stream.message().await? {
@@ -577,25 +591,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Backup(args) => {
-            let url = if args.server.contains("://") {
-                args.server.clone()
-            } else {
-                format!("http://{}", args.server)
-            };
-            let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-                .connect()
-                .await
-                .with_context(|| format!("cannot reach a newsstore server at {url}"))?;
-            let mut client =
-                crate::api::proto::admin_service_client::AdminServiceClient::new(channel)
-                    .max_decoding_message_size(8 << 20);
-            let mut request = tonic::Request::new(crate::api::proto::BackupRequest {});
-            if let Some(token) = &args.token {
-                let value = format!("Bearer {token}")
-                    .parse()
-                    .context("the token is not a valid header value")?;
-                request.metadata_mut().insert("authorization", value);
-            }
+            let mut client = crate::api::proto::admin_service_client::AdminServiceClient::new(
+                connect(&args.server).await?,
+            )
+            .max_decoding_message_size(8 << 20);
+            let request = authorized(crate::api::proto::BackupRequest {}, args.token.as_deref())?;
             let mut stream = client.backup(request).await?.into_inner();
             // Written under another name and renamed when complete, so a file at `out` is
             // always a whole backup.

@@ -368,12 +368,7 @@ impl Store {
                     articles_updated,
                     seq,
                 };
-                for (key, value) in self.record_entries(tag, outcome)? {
-                    match value {
-                        Some(value) => batch.insert(key, value),
-                        None => batch.remove(key),
-                    }
-                }
+                self.record(tag, outcome, &mut batch)?;
             }
             self.tree.apply_batch(batch)?;
             *next_seq = seq + 1;

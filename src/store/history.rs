@@ -58,11 +58,9 @@ fn not_found(id: &str) -> Error {
 }
 
 impl Store {
-    /// The highest revision number article `id` has ever had, current or past; 0 if none.
-    pub(super) fn last_revision(&self, id: &str) -> Result<u64> {
-        if let Some(article) = self.get_article(id)? {
-            return Ok(article.revision);
-        }
+    /// The highest revision number in article `id`'s history (not counting a current
+    /// record); 0 if it has none.
+    pub(super) fn last_past_revision(&self, id: &str) -> Result<u64> {
         Ok(
             match self.tree.scan_prefix(keys::revision_prefix(id)).next_back() {
                 Some(entry) => keys::revision_of_key(&entry?.0).unwrap_or(0),
@@ -128,10 +126,11 @@ impl Store {
     /// Revision `revision` of article `id`. NotFound when there is no such revision, or
     /// when it is the deletion (whose message says so).
     pub fn article_at(&self, id: &str, revision: u64) -> Result<Article> {
-        if let Some(article) = self.get_article(id)?
+        let current = self.get_article(id)?;
+        if let Some(article) = current.as_ref()
             && article.revision == revision
         {
-            return Ok(article);
+            return Ok(article.clone());
         }
         match self.get::<PastRevision>(&keys::revision(id, revision))? {
             Some(PastRevision::Article(article)) => Ok(*article),
@@ -140,7 +139,7 @@ impl Store {
                 revision,
                 why: "is its deletion; ask for an earlier revision",
             }),
-            None if self.last_revision(id)? == 0 => Err(not_found(id)),
+            None if current.is_none() && self.last_past_revision(id)? == 0 => Err(not_found(id)),
             None => Err(Error::RevisionNotFound {
                 id: id.to_string(),
                 revision,

@@ -38,9 +38,6 @@ pub enum Outcome {
     },
 }
 
-/// A key to set to a value, or to remove (`None`).
-pub(super) type KeyEdit = (Vec<u8>, Option<Vec<u8>>);
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
     fingerprint: String,
@@ -77,15 +74,15 @@ impl Store {
         u128::try_from(age).unwrap_or(0) > self.retention.request_ids.as_nanos()
     }
 
-    /// The batch entries recording that `tag` did `outcome`, replacing an expired record.
-    pub(super) fn record_entries(
+    /// Adds to `batch` the record that `tag` did `outcome`, replacing an expired record.
+    pub(super) fn record(
         &self,
         tag: &RequestTag,
         outcome: Outcome,
-    ) -> Result<Vec<KeyEdit>> {
-        let mut entries = Vec::with_capacity(3);
+        batch: &mut sled::Batch,
+    ) -> Result<()> {
         if let Some(old) = self.get::<Record>(&keys::request(&tag.id))? {
-            entries.push((keys::request_time(old.time, &tag.id), None));
+            batch.remove(keys::request_time(old.time, &tag.id));
         }
         let time = Timestamp::now();
         let record = Record {
@@ -93,9 +90,9 @@ impl Store {
             time,
             outcome,
         };
-        entries.push((keys::request(&tag.id), Some(codec::encode(&record)?)));
-        entries.push((keys::request_time(time, &tag.id), Some(Vec::new())));
-        Ok(entries)
+        batch.insert(keys::request(&tag.id), codec::encode(&record)?);
+        batch.insert(keys::request_time(time, &tag.id), Vec::new());
+        Ok(())
     }
 
     /// Removes request records older than the retention window; returns how many.

@@ -224,7 +224,8 @@ impl Store {
         // The revision a new record gets: one above anything the id ever had.
         let last_revision = match &old {
             Some(old) => old.revision,
-            None if kind == ChangeKind::Created => self.last_revision(&id)?,
+            // No current record (checked above): only its history can hold a number.
+            None if kind == ChangeKind::Created => self.last_past_revision(&id)?,
             None => 0,
         };
         if let Some(old) = &old {
@@ -280,12 +281,7 @@ impl Store {
                         .unwrap_or_default(),
                 },
             };
-            for (key, value) in self.record_entries(tag, outcome)? {
-                match value {
-                    Some(value) => batch.insert(key, value),
-                    None => batch.remove(key),
-                }
-            }
+            self.record(tag, outcome, &mut batch.batch)?;
         }
         self.tree.apply_batch(batch.finish())?;
         *next_seq += 1;
