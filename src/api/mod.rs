@@ -11,7 +11,7 @@ mod change_service;
 mod convert;
 mod entity_service;
 pub mod overload;
-mod page_token;
+pub mod page_token;
 mod request_id;
 pub mod request_span;
 mod search;

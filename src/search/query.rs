@@ -84,6 +84,82 @@ pub enum Node {
     Not(Box<Node>),
 }
 
+impl Scope {
+    /// The name a query writes before a colon; `None` for the default scope.
+    fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Scope::Text => return None,
+            Scope::Headline => "headline",
+            Scope::Lead => "lead",
+            Scope::Body => "body",
+            Scope::Caption => "caption",
+            Scope::Source => "source",
+            Scope::Tag => "tag",
+            Scope::Language => "language",
+            Scope::Kind => "kind",
+            Scope::Entity => "entity",
+        })
+    }
+}
+
+/// The query in the language it was parsed from, with the fewest parentheses that keep its
+/// shape and every scope written out on its word: what logs show, and what parses back to
+/// the same tree (positions aside).
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn scoped(f: &mut fmt::Formatter<'_>, scope: Scope) -> fmt::Result {
+            match scope.name() {
+                Some(name) => write!(f, "{name}:"),
+                None => Ok(()),
+            }
+        }
+        fn grouped(f: &mut fmt::Formatter<'_>, node: &Node, parenthesise: bool) -> fmt::Result {
+            if parenthesise {
+                write!(f, "({node})")
+            } else {
+                write!(f, "{node}")
+            }
+        }
+        match self {
+            Node::Word {
+                scope,
+                text,
+                prefix,
+                ..
+            } => {
+                scoped(f, *scope)?;
+                write!(f, "{text}{}", if *prefix { "*" } else { "" })
+            }
+            Node::Phrase { scope, text, .. } => {
+                scoped(f, *scope)?;
+                write!(f, "\"{text}\"")
+            }
+            Node::And(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    grouped(f, item, matches!(item, Node::And(_) | Node::Or(_)))?;
+                }
+                Ok(())
+            }
+            Node::Or(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" OR ")?;
+                    }
+                    grouped(f, item, matches!(item, Node::Or(_)))?;
+                }
+                Ok(())
+            }
+            Node::Not(inner) => {
+                f.write_str("NOT ")?;
+                grouped(f, inner, matches!(**inner, Node::And(_) | Node::Or(_)))
+            }
+        }
+    }
+}
+
 /// Why a query could not be parsed: what and where (a character position from 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
@@ -402,6 +478,28 @@ mod tests {
             text: text.into(),
             prefix: false,
             at,
+        }
+    }
+
+    #[test]
+    fn a_printed_query_parses_to_the_same_tree() {
+        for (query, printed) in [
+            ("kerry lavrov", "kerry lavrov"),
+            ("a OR b c", "a OR b c"),
+            ("(a OR b) c", "(a OR b) c"),
+            ("a (b c)", "a (b c)"),
+            ("-(a b) NOT c", "NOT (a b) NOT c"),
+            (
+                "title:(syria OR \"peace talks\") geneva*",
+                "(headline:syria OR headline:\"peace talks\") geneva*",
+            ),
+            ("-", "-"),
+            ("10:30", "10:30"),
+        ] {
+            let tree = parse(query).unwrap().unwrap();
+            assert_eq!(tree.to_string(), printed, "{query}");
+            let again = parse(printed).unwrap().unwrap();
+            assert_eq!(again.to_string(), printed, "{query}");
         }
     }
 

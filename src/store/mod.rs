@@ -8,7 +8,7 @@
 
 mod backup;
 mod check;
-mod codec;
+pub mod codec;
 mod durability;
 mod editorial;
 mod history;

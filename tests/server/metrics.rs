@@ -66,3 +66,35 @@ async fn metrics_count_calls_and_sample_the_store() {
     assert!(sampled, "store figures appear");
     assert!(scrape(&app, "/other").await.starts_with("HTTP/1.1 404"));
 }
+
+/// A streaming call is counted when it ends, by its final code: a stream the caller hangs up
+/// on is CANCELLED (code 1). Before, streams were counted as OK when they started.
+#[tokio::test]
+async fn a_stream_counts_by_how_it_ended() {
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    app.create("s1", "Talks", "Officials met in Geneva.").await;
+    let cancelled =
+        "newsstore_rpc_requests_total{method=\"/newsstore.v1.ChangeService/WatchChanges\",code=\"1\"}";
+    let mut stream = ChangeServiceClient::new(app.channel.clone())
+        .watch_changes(proto::WatchChangesRequest {
+            after_sequence: 0,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    drop(stream);
+    let mut counted = false;
+    for _ in 0..50 {
+        if scrape(&app, "/metrics").await.contains(cancelled) {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(counted, "the hung-up stream is counted as {cancelled}");
+}
