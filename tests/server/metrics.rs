@@ -76,8 +76,7 @@ async fn a_stream_counts_by_how_it_ended() {
     })
     .await;
     app.create("s1", "Talks", "Officials met in Geneva.").await;
-    let cancelled =
-        "newsstore_rpc_requests_total{method=\"/newsstore.v1.ChangeService/WatchChanges\",code=\"1\"}";
+    let cancelled = "newsstore_rpc_requests_total{method=\"/newsstore.v1.ChangeService/WatchChanges\",code=\"1\"}";
     let mut stream = ChangeServiceClient::new(app.channel.clone())
         .watch_changes(proto::WatchChangesRequest {
             after_sequence: 0,

@@ -1,0 +1,246 @@
+//! What the benchmarks share: the corpus built from the BBC articles, a newsstore server in
+//! its own process on a fresh data folder, loading through `BatchCreateArticles`, and the
+//! measurements (percentiles, disk, resident memory).
+
+#![allow(dead_code)] // each benchmark uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use newsstore::api::proto::article_service_client::ArticleServiceClient;
+use newsstore::api::proto::{self, Article};
+use newsstore::extract::document;
+use prost_types::Timestamp;
+use tonic::transport::Channel;
+
+/// One corpus article.
+#[derive(Clone)]
+pub struct Doc {
+    pub id: String,
+    pub headline: String,
+    pub body: String,
+    pub source: String,
+    pub published: i64,
+}
+
+/// 2004-01-01T00:00:00Z: the corpus spans 2004 and 2005, like the BBC articles.
+pub const START: i64 = 1_072_915_200;
+pub const TWO_YEARS: i64 = 2 * 365 * 86_400;
+
+pub fn load_corpus(dir: &Path, wanted: usize) -> Vec<Doc> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read the corpus {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    let originals: Vec<(String, document::Document)> = files
+        .iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let doc = document::parse(&text).ok()?;
+            let category = path
+                .file_stem()?
+                .to_string_lossy()
+                .split('_')
+                .nth(1)?
+                .to_string();
+            Some((category, doc))
+        })
+        .collect();
+    assert!(!originals.is_empty(), "no articles in {}", dir.display());
+    (0..wanted)
+        .map(|i| {
+            let (category, doc) = &originals[i % originals.len()];
+            // Spread copies over two years, deterministically.
+            let published = START + ((i as i64).wrapping_mul(7_919_993)).rem_euclid(TWO_YEARS);
+            Doc {
+                id: format!("bbc-{i:07}"),
+                headline: doc.headline.clone(),
+                body: doc.body.clone(),
+                source: format!("BBC {category}"),
+                published,
+            }
+        })
+        .collect()
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Peak and current resident memory of a process, in MiB, from /proc.
+pub fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// Stops the server as an operator would (SIGTERM), waiting for it to exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `newsstore serve` on `data` with `extra` arguments; it is killed when dropped.
+pub fn start_server(data: &Path, extra: &[&str]) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_newsstore"))
+        .args(["serve", "--no-seed", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("newsstore starts");
+    Server { child, port }
+}
+
+pub async fn connect(port: u16) -> ArticleServiceClient<Channel> {
+    for _ in 0..600 {
+        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            return ArticleServiceClient::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("newsstore did not come up");
+}
+
+/// Loads the corpus; returns seconds taken until acknowledged, and until searchable.
+pub async fn ingest(
+    client: &ArticleServiceClient<Channel>,
+    docs: &[Doc],
+    batch: usize,
+    loaders: usize,
+) -> (f64, f64) {
+    let started = Instant::now();
+    let chunks: Vec<Vec<Doc>> = docs.chunks(batch).map(<[Doc]>::to_vec).collect();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(chunks));
+    let mut tasks = Vec::new();
+    for _ in 0..loaders {
+        let queue = queue.clone();
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(chunk) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let requests = chunk
+                    .into_iter()
+                    .map(|d| proto::CreateArticleRequest {
+                        article: Some(Article {
+                            headline: d.headline,
+                            body: d.body,
+                            source: d.source,
+                            language: "en".into(),
+                            published_time: Some(Timestamp {
+                                seconds: d.published,
+                                nanos: 0,
+                            }),
+                            ..Article::default()
+                        }),
+                        article_id: d.id,
+                        ..Default::default()
+                    })
+                    .collect();
+                let response = client
+                    .batch_create_articles(proto::BatchCreateArticlesRequest {
+                        requests,
+                        wait_for_index: false,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("batch succeeds")
+                    .into_inner();
+                let failed = response
+                    .results
+                    .iter()
+                    .filter(|r| {
+                        matches!(
+                            r.outcome,
+                            Some(proto::batch_create_articles_result::Outcome::Error(_))
+                        )
+                    })
+                    .count();
+                assert_eq!(failed, 0, "items failed to load");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acknowledged = started.elapsed().as_secs_f64();
+    // One write that waits for the index: then everything before it is searchable.
+    client
+        .clone()
+        .create_article(proto::CreateArticleRequest {
+            article: Some(Article {
+                headline: "Marker".into(),
+                body: "Marker.".into(),
+                ..Article::default()
+            }),
+            article_id: "zz-marker".into(),
+            wait_for_index: true,
+            ..Default::default()
+        })
+        .await
+        .expect("marker written");
+    (acknowledged, started.elapsed().as_secs_f64())
+}
