@@ -55,6 +55,9 @@ enum Command {
     /// Verify that every index of the database agrees with the articles (a full scan; the
     /// server must be stopped). Exit code 1 lists the problems; restore a backup then.
     Check(DataArgs),
+    /// What the database holds per key space against what its files take on disk (a full
+    /// scan; the server must be stopped).
+    Stats(DataArgs),
     /// Import articles from IPTC ninjs (.json) and plain-text (.txt) files or folders
     /// (walked recursively) into the database, without serving (stop the server first; it
     /// indexes them when it next starts). Resumable: files already imported unchanged are
@@ -695,6 +698,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                  from the sources",
                 problems.len()
             ))
+        }
+        Command::Stats(args) => {
+            let config = args.config();
+            let store = app::open_store(&config)?;
+            let on_disk = store.size_on_disk()?;
+            let sizes = tokio::task::spawn_blocking(move || store.key_space_sizes()).await??;
+            println!(
+                "{:<8} {:>12} {:>14} {:>14}",
+                "space", "entries", "key bytes", "value bytes"
+            );
+            let mut total = 0;
+            for size in &sizes {
+                println!(
+                    "{:<8} {:>12} {:>14} {:>14}",
+                    char::from(size.prefix).escape_default().to_string(),
+                    size.entries,
+                    size.key_bytes,
+                    size.value_bytes
+                );
+                total += size.key_bytes + size.value_bytes;
+            }
+            println!(
+                "data {:.1} MiB; database files {:.1} MiB ({:.1}× the data)",
+                total as f64 / 1048576.0,
+                on_disk as f64 / 1048576.0,
+                on_disk as f64 / total.max(1) as f64
+            );
+            Ok(())
         }
         Command::Reindex(args) => {
             let config = args.config();

@@ -77,6 +77,15 @@ pub struct Page<T> {
     pub next: Option<Vec<u8>>,
 }
 
+/// The size of one key space (see [`keys`]).
+#[derive(Debug, Clone, Default)]
+pub struct KeySpaceSize {
+    pub prefix: u8,
+    pub entries: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+}
+
 /// Entities related to one entity, and how much of its history was examined.
 #[derive(Debug)]
 pub struct RelatedPage {
@@ -228,6 +237,31 @@ impl Store {
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    /// Entries, key bytes and value bytes per key space (a full scan, for `newsstore
+    /// stats`): what the data is, to set against what the files take.
+    pub fn key_space_sizes(&self) -> Result<Vec<KeySpaceSize>> {
+        let mut sizes: Vec<KeySpaceSize> = Vec::new();
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            let prefix = key.first().copied().unwrap_or(0);
+            let size = match sizes.iter_mut().find(|s| s.prefix == prefix) {
+                Some(size) => size,
+                None => {
+                    sizes.push(KeySpaceSize {
+                        prefix,
+                        ..KeySpaceSize::default()
+                    });
+                    sizes.last_mut().expect("just pushed")
+                }
+            };
+            size.entries += 1;
+            size.key_bytes += key.len() as u64;
+            size.value_bytes += value.len() as u64;
+        }
+        sizes.sort_by_key(|s| std::cmp::Reverse(s.key_bytes + s.value_bytes));
+        Ok(sizes)
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {

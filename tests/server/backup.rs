@@ -84,6 +84,16 @@ async fn a_backup_taken_under_writes_restores_consistently() {
     let (ok, stdout, stderr) = run_cli(&["check", "--data-dir", target_arg]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("consistent"), "{stdout}");
+    // `stats` sets what the data is against what the files take.
+    let (ok, stdout, stderr) = run_cli(&["stats", "--data-dir", target_arg]);
+    assert!(ok, "{stdout}{stderr}");
+    let articles = stdout
+        .lines()
+        .find(|l| l.starts_with("a "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(articles.is_some_and(|n| n >= 30), "{stdout}");
+    assert!(stdout.contains("database files"), "{stdout}");
     let restored = TestApp::spawn_with(target, |_| {}).await;
     for i in 0..30 {
         restored.get(&format!("before-{i}")).await.unwrap();
