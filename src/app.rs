@@ -21,6 +21,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::api::auth::{AuthConfig, AuthLayer};
+use crate::api::call_metrics::CallMetricsLayer;
 use crate::api::overload::ShedLayer;
 use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
@@ -351,6 +352,7 @@ impl Application {
                     .layer(ShedLayer::new(config.max_in_flight))
                     .option_layer(cors)
                     .layer(tonic_web::GrpcWebLayer::new())
+                    .layer(CallMetricsLayer)
                     .layer(AuthLayer::new(&config.auth)),
             )
             .add_service(health_service)

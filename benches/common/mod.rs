@@ -147,20 +147,45 @@ pub fn start_server(data: &Path, extra: &[&str]) -> Server {
     Server { child, port }
 }
 
-pub async fn connect(port: u16) -> ArticleServiceClient<Channel> {
+/// A connection to the server on `port`, if it accepts one now.
+pub async fn try_channel(port: u16) -> Option<Channel> {
+    Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("an address")
+        .connect()
+        .await
+        .ok()
+}
+
+/// A connection to the server on `port`, waiting up to a minute for it to come up.
+pub async fn channel(port: u16) -> Channel {
     for _ in 0..600 {
-        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            return ArticleServiceClient::new(channel)
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20);
+        if let Some(channel) = try_channel(port).await {
+            return channel;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("newsstore did not come up");
+}
+
+pub async fn connect(port: u16) -> ArticleServiceClient<Channel> {
+    ArticleServiceClient::new(channel(port).await)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
+}
+
+/// The corpus article as a newsstore article to create.
+pub fn article(doc: &Doc) -> Article {
+    Article {
+        headline: doc.headline.clone(),
+        body: doc.body.clone(),
+        source: doc.source.clone(),
+        language: "en".into(),
+        published_time: Some(Timestamp {
+            seconds: doc.published,
+            nanos: 0,
+        }),
+        ..Article::default()
+    }
 }
 
 /// Loads the corpus; returns seconds taken until acknowledged, and until searchable.
@@ -185,17 +210,7 @@ pub async fn ingest(
                 let requests = chunk
                     .into_iter()
                     .map(|d| proto::CreateArticleRequest {
-                        article: Some(Article {
-                            headline: d.headline,
-                            body: d.body,
-                            source: d.source,
-                            language: "en".into(),
-                            published_time: Some(Timestamp {
-                                seconds: d.published,
-                                nanos: 0,
-                            }),
-                            ..Article::default()
-                        }),
+                        article: Some(article(&d)),
                         article_id: d.id,
                         ..Default::default()
                     })

@@ -1,7 +1,7 @@
 //! Writes the starting corpus of every fuzz target into `fuzz/corpus/<target>/`: the seed
-//! articles as text, ninjs and store records, a mix of search queries, page tokens, and one
-//! or more well-formed requests per gRPC method naming articles and entities that exist in
-//! the harness. Coverage-guided fuzzing gets much further from valid inputs than from
+//! articles as text, ninjs and store records, a mix of search queries, page tokens, and a
+//! well-formed request for every gRPC method that takes parameters, naming articles and
+//! entities that exist in the harness. Coverage-guided fuzzing gets much further from valid inputs than from
 //! nothing. Run with `cargo run -p newsstore-fuzz --example make_corpus`.
 
 use std::fs;
@@ -72,16 +72,7 @@ fn main() -> std::io::Result<()> {
         out.add("search_query", &bytes)?;
     }
 
-    for (i, listing) in [
-        Listing::Articles,
-        Listing::Search,
-        Listing::Entities,
-        Listing::Quotes,
-        Listing::Revisions,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, listing) in Listing::ALL.into_iter().enumerate() {
         let selector = i as u8;
         let token = page_token::encode(
             listing,

@@ -1,5 +1,4 @@
-//! ninjs (JSON) import: any bytes are refused with an error or imported; an imported
-//! document exports and imports again to the same article input.
+//! ninjs (JSON) import: any bytes are refused with an error or read, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

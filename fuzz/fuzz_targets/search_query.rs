@@ -21,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
         let printed = tree.to_string();
         match query::parse(&printed) {
             Ok(Some(again)) => assert_eq!(
-                again.to_string(),
-                printed,
+                again.without_positions(),
+                tree.without_positions(),
                 "{text:?} printed as {printed:?}, which parses to another tree"
             ),
             other => panic!("{text:?} printed as {printed:?}, which parses as {other:?}"),
@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
             .articles
             .search_articles(tonic::Request::new(request)),
     );
-    // The API and the parser must agree on what is a valid query.
+    // A query the parser refuses is refused by the API, as a bad argument.
     if parsed.is_err() {
         let status = result.expect_err("a query the parser refuses was served");
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");

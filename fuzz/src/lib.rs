@@ -3,9 +3,16 @@
 //! the method table that maps an input's first byte to a request type.
 //!
 //! The services are called through their generated tonic traits, so every input goes the
-//! way a real call goes after HTTP/2: prost decoding, the API's validation and conversion,
-//! ingest, the store and the search index. Only the tower layers in front (auth, load
-//! shedding, request spans) are left out; they never look at message bodies.
+//! way a real call goes once tonic has framed it: prost decoding, the API's validation and
+//! conversion, ingest, the store and the search index. Left out are HTTP/2 and gRPC framing
+//! and message-size limits (tonic's), gRPC-Web translation (tonic-web's) and the tower layers
+//! for auth, load shedding and metrics, none of which interpret messages.
+//!
+//! The harness is stateful: one store lives for the whole run and every input writes into
+//! it, as a long-running server would see them. A crash found this way usually reproduces
+//! from its input alone (the seeds are loaded the same way each time), but one that depends
+//! on earlier inputs needs the run's corpus replayed in order. Calls that wait for the search
+//! index can take up to the server's 30 s index wait, so run with `-timeout` above that.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -71,14 +78,20 @@ impl Harness {
 
     fn build() -> Harness {
         // tmpfs when there is one: every write is flushed before it is acknowledged, and the
-        // fuzzer should spend its time in newsstore, not in fsync.
-        let base = Path::new("/dev/shm");
-        let dir = if base.is_dir() {
-            tempfile::tempdir_in(base)
+        // fuzzer should spend its time in newsstore, not in fsync. The harness is never
+        // dropped (libFuzzer exits the process), so each run first removes the folders of
+        // runs that are gone.
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
         } else {
-            tempfile::tempdir()
-        }
-        .expect("a temporary folder");
+            std::env::temp_dir()
+        };
+        remove_stale_folders(&base);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{FOLDER_PREFIX}{}-", std::process::id()))
+            .tempdir_in(&base)
+            .expect("a temporary folder");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -133,13 +146,19 @@ impl Harness {
     /// the service with it. Errors are fine (that is what bad input should get); panics,
     /// hangs and runaway memory are what the fuzzer looks for.
     pub fn call(&self, method: u8, bytes: &[u8]) {
-        self.runtime.block_on(self.dispatch(method, bytes));
+        let name = METHODS[usize::from(method) % METHODS.len()];
+        let known = self.runtime.block_on(self.dispatch(name, bytes));
+        assert!(
+            known,
+            "{name} is in METHODS but has no arm in Harness::dispatch"
+        );
         // Let the index follow every write, so that searches, purges and the percolator
         // run over what the fuzzer wrote, as they would in a server.
         let _ = self.search.catch_up(&self.store, usize::MAX);
     }
 
-    async fn dispatch(&self, method: u8, bytes: &[u8]) {
+    /// Calls `method`; false when it has no arm here.
+    async fn dispatch(&self, method: &str, bytes: &[u8]) -> bool {
         macro_rules! unary {
             ($service:expr, $call:ident, $request:ty) => {{
                 if let Ok(request) = <$request>::decode(bytes) {
@@ -147,42 +166,44 @@ impl Harness {
                 }
             }};
         }
-        match usize::from(method) % METHODS.len() {
-            0 => unary!(self.articles, create_article, proto::CreateArticleRequest),
-            1 => unary!(self.articles, get_article, proto::GetArticleRequest),
-            2 => unary!(self.articles, update_article, proto::UpdateArticleRequest),
-            3 => unary!(self.articles, delete_article, proto::DeleteArticleRequest),
-            4 => unary!(self.articles, list_articles, proto::ListArticlesRequest),
-            5 => unary!(self.articles, search_articles, proto::SearchArticlesRequest),
-            6 => unary!(
+        match method {
+            "CreateArticle" => unary!(self.articles, create_article, proto::CreateArticleRequest),
+            "GetArticle" => unary!(self.articles, get_article, proto::GetArticleRequest),
+            "UpdateArticle" => unary!(self.articles, update_article, proto::UpdateArticleRequest),
+            "DeleteArticle" => unary!(self.articles, delete_article, proto::DeleteArticleRequest),
+            "ListArticles" => unary!(self.articles, list_articles, proto::ListArticlesRequest),
+            "SearchArticles" => {
+                unary!(self.articles, search_articles, proto::SearchArticlesRequest)
+            }
+            "BatchCreateArticles" => unary!(
                 self.articles,
                 batch_create_articles,
                 proto::BatchCreateArticlesRequest
             ),
-            7 => unary!(
+            "ListArticleRevisions" => unary!(
                 self.articles,
                 list_article_revisions,
                 proto::ListArticleRevisionsRequest
             ),
-            8 => unary!(
+            "CompareArticleRevisions" => unary!(
                 self.articles,
                 compare_article_revisions,
                 proto::CompareArticleRevisionsRequest
             ),
-            9 => unary!(self.articles, purge_article, proto::PurgeArticleRequest),
-            10 => unary!(self.entities, get_entity, proto::GetEntityRequest),
-            11 => unary!(self.entities, list_entities, proto::ListEntitiesRequest),
-            12 => unary!(
+            "PurgeArticle" => unary!(self.articles, purge_article, proto::PurgeArticleRequest),
+            "GetEntity" => unary!(self.entities, get_entity, proto::GetEntityRequest),
+            "ListEntities" => unary!(self.entities, list_entities, proto::ListEntitiesRequest),
+            "ListRelatedEntities" => unary!(
                 self.entities,
                 list_related_entities,
                 proto::ListRelatedEntitiesRequest
             ),
-            13 => unary!(self.entities, list_quotes, proto::ListQuotesRequest),
-            14 => unary!(self.entities, update_entity, proto::UpdateEntityRequest),
-            15 => unary!(self.entities, merge_entities, proto::MergeEntitiesRequest),
-            16 => unary!(self.entities, block_entity, proto::BlockEntityRequest),
-            17 => unary!(self.entities, unblock_entity, proto::UnblockEntityRequest),
-            18 => {
+            "ListQuotes" => unary!(self.entities, list_quotes, proto::ListQuotesRequest),
+            "UpdateEntity" => unary!(self.entities, update_entity, proto::UpdateEntityRequest),
+            "MergeEntities" => unary!(self.entities, merge_entities, proto::MergeEntitiesRequest),
+            "BlockEntity" => unary!(self.entities, block_entity, proto::BlockEntityRequest),
+            "UnblockEntity" => unary!(self.entities, unblock_entity, proto::UnblockEntityRequest),
+            "WatchChanges" => {
                 if let Ok(request) = proto::WatchChangesRequest::decode(bytes)
                     && let Ok(response) = self.changes.watch_changes(Request::new(request)).await
                 {
@@ -195,12 +216,36 @@ impl Harness {
             }
             // These two take no parameters, so only their decoding depends on the input; a
             // full re-extraction or backup per input would only slow the fuzzer down.
-            19 => {
+            "ReextractArticles" => {
                 let _ = proto::ReextractArticlesRequest::decode(bytes);
             }
-            _ => {
+            "Backup" => {
                 let _ = proto::BackupRequest::decode(bytes);
             }
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Every harness folder's name starts with this, then the process id.
+const FOLDER_PREFIX: &str = "newsstore-fuzz-";
+
+/// Removes the harness folders of processes that no longer run.
+fn remove_stale_folders(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(FOLDER_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -7,6 +7,7 @@
 mod admin_service;
 mod article_service;
 pub mod auth;
+pub mod call_metrics;
 mod change_service;
 mod convert;
 mod entity_service;

@@ -82,6 +82,7 @@ where
         let slot = Slot(self.in_flight.clone());
         if before >= self.max_in_flight {
             drop(slot);
+            crate::metrics::record_call(request.uri().path(), "8", 0.0);
             let status = Status::resource_exhausted(format!(
                 "the server is at its limit of {} calls in flight; retry with backoff",
                 self.max_in_flight

@@ -23,6 +23,16 @@ pub enum Listing {
     Revisions = 5,
 }
 
+impl Listing {
+    pub const ALL: [Listing; 5] = [
+        Listing::Articles,
+        Listing::Search,
+        Listing::Entities,
+        Listing::Quotes,
+        Listing::Revisions,
+    ];
+}
+
 /// A fingerprint of the parts of a request that must not change between pages.
 pub fn fingerprint(parts: &[&[u8]]) -> [u8; 8] {
     let mut hasher = Sha256::new();

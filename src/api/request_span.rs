@@ -4,17 +4,10 @@
 //! The id is the caller's `x-request-id` when it sends a sane one (so a request can be
 //! followed across services), otherwise a new UUIDv7; it is echoed in the response's
 //! `x-request-id`. Everything the call logs in its task carries the span's `method` and
-//! `request_id` fields (in both the text and the JSON log formats). It also counts and times
-//! the call for the metrics by its final gRPC code: an error before any message is in the
-//! response headers ("trailers-only"); otherwise the code comes in the trailers after the
-//! last message, so a stream is counted, and timed, when it ends. A stream the caller hangs
-//! up on counts as CANCELLED.
+//! `request_id` fields (in both the text and the JSON log formats). It is the outermost
+//! layer, so a call refused by any layer inside it still has its id.
 
-use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
-
-use http_body::{Body, Frame, SizeHint};
 
 use tracing::Instrument;
 
@@ -55,7 +48,7 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
 {
-    type Response = http::Response<Observed<R>>;
+    type Response = http::Response<R>;
     type Error = S::Error;
     type Future = BoxFuture<Self::Response, Self::Error>;
 
@@ -65,17 +58,10 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let id = request_id(&request);
-        let method = request.uri().path().to_string();
-        let span = tracing::info_span!("rpc", method = %method, request_id = %id);
+        let span = tracing::info_span!("rpc", method = %request.uri().path(), request_id = %id);
         let future = {
             let _entered = span.enter();
             self.inner.call(request)
-        };
-        let mut call = Call {
-            method,
-            started: Instant::now(),
-            span: span.clone(),
-            done: false,
         };
         Box::pin(
             async move {
@@ -83,85 +69,9 @@ where
                 if let Ok(value) = http::HeaderValue::from_str(&id) {
                     response.headers_mut().insert(HEADER, value);
                 }
-                if let Some(status) = grpc_status(response.headers()) {
-                    call.finish(status);
-                }
-                Ok(response.map(|body| Observed { body, call }))
+                Ok(response)
             }
             .instrument(span),
         )
-    }
-}
-
-/// One call being answered, counted once when its final code is known.
-struct Call {
-    method: String,
-    started: Instant,
-    span: tracing::Span,
-    done: bool,
-}
-
-impl Call {
-    fn finish(&mut self, status: &str) {
-        if std::mem::replace(&mut self.done, true) {
-            return;
-        }
-        let seconds = self.started.elapsed().as_secs_f64();
-        crate::metrics::record_call(&self.method, status, seconds);
-        let _entered = self.span.enter();
-        tracing::debug!(grpc_status = %status, elapsed_ms = seconds * 1e3, "call answered");
-    }
-}
-
-impl Drop for Call {
-    /// A body dropped before its trailers: the caller hung up, or the connection broke.
-    fn drop(&mut self) {
-        self.finish("1");
-    }
-}
-
-fn grpc_status(headers: &http::HeaderMap) -> Option<&str> {
-    headers.get("grpc-status").and_then(|v| v.to_str().ok())
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that reports the call's final code when the trailers go out.
-    pub struct Observed<R> {
-        #[pin]
-        body: R,
-        call: Call,
-    }
-}
-
-impl<R: Body> Body for Observed<R> {
-    type Data = R::Data;
-    type Error = R::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.body.poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(status) = frame.trailers_ref().and_then(grpc_status) {
-                    this.call.finish(status);
-                }
-            }
-            // A body that ends without a code (gRPC-Web, plain HTTP) answered normally.
-            Poll::Ready(None) => this.call.finish("0"),
-            Poll::Ready(Some(Err(_))) => this.call.finish("13"),
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }

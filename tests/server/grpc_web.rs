@@ -9,7 +9,10 @@ use super::support::{TestApp, temp_dir};
 
 /// Sends one raw HTTP/1.1 request and returns the status line, headers (lower-cased) and
 /// body (de-chunked).
-async fn http(app: &TestApp, request: Vec<u8>) -> (String, Vec<(String, String)>, Vec<u8>) {
+pub(super) async fn http(
+    app: &TestApp,
+    request: Vec<u8>,
+) -> (String, Vec<(String, String)>, Vec<u8>) {
     let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     socket.write_all(&request).await.unwrap();
     let mut raw = Vec::new();
@@ -51,7 +54,7 @@ fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn grpc_web_call(app: &TestApp, method: &str, message: &impl Message) -> Vec<u8> {
+pub(super) fn grpc_web_call(app: &TestApp, method: &str, message: &impl Message) -> Vec<u8> {
     let payload = message.encode_to_vec();
     let mut body = vec![0u8];
     body.extend_from_slice(&(payload.len() as u32).to_be_bytes());

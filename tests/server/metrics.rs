@@ -97,3 +97,39 @@ async fn a_stream_counts_by_how_it_ended() {
     }
     assert!(counted, "the hung-up stream is counted as {cancelled}");
 }
+
+/// gRPC-Web callers are counted by their real code too: the trailers that tonic-web turns
+/// into a body frame are read before that translation, so a successful call is OK, not
+/// CANCELLED.
+#[tokio::test]
+async fn grpc_web_calls_count_by_their_code() {
+    use super::grpc_web::{grpc_web_call, http};
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        config.cors_origins = vec!["https://cms.example.com".into()];
+    })
+    .await;
+    app.create("w1", "Talks", "Officials met in Geneva.").await;
+    let request = grpc_web_call(
+        &app,
+        "newsstore.v1.ArticleService/ListArticleRevisions",
+        &proto::ListArticleRevisionsRequest {
+            article_id: "w1".into(),
+            ..Default::default()
+        },
+    );
+    let (status, _, _) = http(&app, request).await;
+    assert!(status.contains("200"), "{status}");
+    let line = |code: &str| {
+        format!(
+            "newsstore_rpc_requests_total{{method=\"/newsstore.v1.ArticleService/ListArticleRevisions\",code=\"{code}\"}}"
+        )
+    };
+    let text = scrape(&app, "/metrics").await;
+    assert!(
+        text.contains(&line("0")),
+        "missing {} in:\n{text}",
+        line("0")
+    );
+    assert!(!text.contains(&line("1")), "counted as CANCELLED:\n{text}");
+}

@@ -1,0 +1,145 @@
+//! Counts and times every gRPC call for the metrics, by its final code.
+//!
+//! An error before any message comes in the response headers ("trailers-only"); otherwise
+//! the code comes in the trailers after the last message, so a stream is counted, and timed,
+//! when it ends, and a unary call when its answer has gone out. A body dropped before its
+//! trailers is a caller that hung up: CANCELLED. The layer sits inside the gRPC-Web
+//! translation, where trailers are real HTTP trailers for both kinds of caller; calls shed
+//! before they get here are counted by the shedding layer.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http_body::{Body, Frame, SizeHint};
+
+use super::BoxFuture;
+
+/// The tower layer that counts calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallMetricsLayer;
+
+impl<S> tower::Layer<S> for CallMetricsLayer {
+    type Service = CallMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallMetrics { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CallMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for CallMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Observed<R>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let mut call = Call {
+            method: request.uri().path().to_string(),
+            started: Instant::now(),
+            // The request span opened outside; the answer is logged in it.
+            span: tracing::Span::current(),
+            done: false,
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = match future.await {
+                Ok(response) => response,
+                Err(err) => {
+                    call.finish("13");
+                    return Err(err);
+                }
+            };
+            if let Some(status) = grpc_status(response.headers()) {
+                call.finish(status);
+            }
+            Ok(response.map(|body| Observed { body, call }))
+        })
+    }
+}
+
+/// One call being answered, counted once when its final code is known.
+struct Call {
+    method: String,
+    started: Instant,
+    span: tracing::Span,
+    done: bool,
+}
+
+impl Call {
+    fn finish(&mut self, status: &str) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        crate::metrics::record_call(&self.method, status, seconds);
+        let _entered = self.span.enter();
+        tracing::debug!(grpc_status = %status, elapsed_ms = seconds * 1e3, "call answered");
+    }
+}
+
+impl Drop for Call {
+    /// A body dropped before its trailers: the caller hung up, or the connection broke.
+    fn drop(&mut self) {
+        self.finish("1");
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get("grpc-status").and_then(|v| v.to_str().ok())
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that reports the call's final code when the trailers go out.
+    pub struct Observed<R> {
+        #[pin]
+        body: R,
+        call: Call,
+    }
+}
+
+impl<R: Body> Body for Observed<R> {
+    type Data = R::Data;
+    type Error = R::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.body.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(status) = frame.trailers_ref().and_then(grpc_status) {
+                    this.call.finish(status);
+                }
+            }
+            // Not a gRPC answer (no code in headers or trailers): nothing went wrong.
+            Poll::Ready(None) => this.call.finish("0"),
+            Poll::Ready(Some(Err(_))) => this.call.finish("13"),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
