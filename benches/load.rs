@@ -444,10 +444,7 @@ fn main() {
 
 async fn run(args: Args) {
     let docs = load_corpus(&args.corpus, args.articles);
-    let raw_bytes: u64 = docs
-        .iter()
-        .map(|d| (d.headline.len() + d.body.len()) as u64)
-        .sum();
+    let raw_bytes = common::raw_text_bytes(&docs);
     println!(
         "corpus: {} articles, {:.1} MiB of text; {} clients, {} s per workload",
         docs.len(),

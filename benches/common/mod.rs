@@ -66,6 +66,13 @@ pub fn load_corpus(dir: &Path, wanted: usize) -> Vec<Doc> {
         .collect()
 }
 
+/// The text of the corpus (headlines and bodies), in bytes: what disk use is measured against.
+pub fn raw_text_bytes(docs: &[Doc]) -> u64 {
+    docs.iter()
+        .map(|d| (d.headline.len() + d.body.len()) as u64)
+        .sum()
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
