@@ -1,7 +1,7 @@
 //! Prometheus metrics, served on their own HTTP port (`--metrics-listen`).
 //!
-//! Calls are counted and timed per method by the request-span layer (see
-//! `api::request_span`), watchers by the change service; the store and index figures are
+//! Calls are counted and timed per method by the call-metrics layer (see
+//! `api::call_metrics`; calls shed under overload by `api::overload`), watchers by the change service; the store and index figures are
 //! sampled by a background task every few seconds rather than at scrape time, so a scrape
 //! is cheap and never scans the store on the caller's clock. The recorder is process-wide
 //! (one server per process in production; tests that start several share it).

@@ -26,7 +26,7 @@ pub use entity_service::EntityApi;
 use crate::error::{Error, Invalid, Result};
 
 /// The future type of the tower layers in front of the services (auth, load shedding,
-/// request spans).
+/// request spans, call metrics).
 type BoxFuture<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
 
 /// Generated protobuf types, clients and servers of `newsstore.v1`.

@@ -242,24 +242,19 @@ impl Store {
     /// Entries, key bytes and value bytes per key space (a full scan, for `newsstore
     /// stats`): what the data is, to set against what the files take.
     pub fn key_space_sizes(&self) -> Result<Vec<KeySpaceSize>> {
-        let mut sizes: Vec<KeySpaceSize> = Vec::new();
+        let mut sizes = std::collections::BTreeMap::<u8, KeySpaceSize>::new();
         for entry in self.tree.iter() {
             let (key, value) = entry?;
             let prefix = key.first().copied().unwrap_or(0);
-            let size = match sizes.iter_mut().find(|s| s.prefix == prefix) {
-                Some(size) => size,
-                None => {
-                    sizes.push(KeySpaceSize {
-                        prefix,
-                        ..KeySpaceSize::default()
-                    });
-                    sizes.last_mut().expect("just pushed")
-                }
-            };
+            let size = sizes.entry(prefix).or_insert_with(|| KeySpaceSize {
+                prefix,
+                ..KeySpaceSize::default()
+            });
             size.entries += 1;
             size.key_bytes += key.len() as u64;
             size.value_bytes += value.len() as u64;
         }
+        let mut sizes: Vec<KeySpaceSize> = sizes.into_values().collect();
         sizes.sort_by_key(|s| std::cmp::Reverse(s.key_bytes + s.value_bytes));
         Ok(sizes)
     }
