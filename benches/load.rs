@@ -62,6 +62,13 @@ struct Args {
     /// Keep the data folder here instead of a temporary one.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Serve the `--data` folder as it is instead of loading it (to measure or profile a
+    /// kept corpus again); the ingest figures are then missing.
+    #[arg(long, requires = "data")]
+    reuse: bool,
+    /// Run only these workloads (health always runs first, as the reference).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
     /// Skip the overload phase.
     #[arg(long)]
     no_overload: bool,
@@ -130,6 +137,8 @@ struct Pool {
     queries: Vec<SearchArticlesRequest>,
     docs: Vec<Doc>,
     created: AtomicU64,
+    /// Keeps created ids unique when `--reuse` runs again on the same folder.
+    run: u32,
 }
 
 /// splitmix64: a small, fast, seedable generator; each client has its own.
@@ -202,7 +211,7 @@ async fn call(
             conn.articles
                 .create_article(proto::CreateArticleRequest {
                     article: Some(common::article(doc)),
-                    article_id: format!("load-{n:08}"),
+                    article_id: format!("load-{}-{n:08}", pool.run),
                     ..Default::default()
                 })
                 .await?;
@@ -459,21 +468,33 @@ async fn run(args: Args) {
         .unwrap_or_else(|| temp.path().to_path_buf());
 
     // Load.
-    let loader = common::start_server(&data, &[]);
-    let client = connect(loader.port).await;
-    let (acknowledged, searchable) = ingest(&client, &docs, args.batch, args.loaders).await;
-    // Until searchable: extraction, durable writes and full-text indexing.
-    let ingest_rate = docs.len() as f64 / searchable;
-    let acknowledged_rate = docs.len() as f64 / acknowledged;
-    let (ingest_peak_mib, _) = memory_mib(loader.child.id());
-    println!(
-        "ingest: {ingest_rate:.0} articles/s through BatchCreateArticles until all searchable \
-         ({searchable:.1} s, extraction, durable writes and indexing); {acknowledged_rate:.0} \
-         articles/s until acknowledged ({acknowledged:.1} s); peak RSS {ingest_peak_mib:.0} MiB"
-    );
-    let entities = top_entities(loader.port).await;
-    drop(client);
-    loader.stop();
+    let mut loaded = None;
+    if !args.reuse {
+        let loader = common::start_server(&data, &[]);
+        let client = connect(loader.port).await;
+        let (acknowledged, searchable) = ingest(&client, &docs, args.batch, args.loaders).await;
+        // Until searchable: extraction, durable writes and full-text indexing.
+        let ingest_rate = docs.len() as f64 / searchable;
+        let acknowledged_rate = docs.len() as f64 / acknowledged;
+        let (ingest_peak_mib, _) = memory_mib(loader.child.id());
+        println!(
+            "ingest: {ingest_rate:.0} articles/s through BatchCreateArticles until all \
+             searchable ({searchable:.1} s, extraction, durable writes and indexing); \
+             {acknowledged_rate:.0} articles/s until acknowledged ({acknowledged:.1} s); peak \
+             RSS {ingest_peak_mib:.0} MiB"
+        );
+        drop(client);
+        let shutdown_seconds = loader.stop();
+        println!("shutdown after loading: {shutdown_seconds:.2} s (with the store's checkpoint)");
+        loaded = Some(json!({
+            "ingest_articles_per_second": ingest_rate,
+            "acknowledged_articles_per_second": acknowledged_rate,
+            "ingest_seconds": acknowledged,
+            "searchable_after_seconds": searchable,
+            "ingest_peak_rss_mib": ingest_peak_mib,
+            "shutdown_after_load_seconds": shutdown_seconds,
+        }));
+    }
     let store_bytes = dir_size(&data.join("store"));
     let index_bytes = dir_size(&data.join("search"));
     let disk = dir_size(&data);
@@ -481,6 +502,7 @@ async fn run(args: Args) {
     // Restart.
     let (server, restart_seconds) = start_and_time(&data, &[], &docs[0].id).await;
     println!("restart: first GetArticle answered {restart_seconds:.2} s after start");
+    let entities = top_entities(server.port).await;
 
     let pool = Arc::new(Pool {
         ids: docs.iter().map(|d| d.id.clone()).collect(),
@@ -488,6 +510,7 @@ async fn run(args: Args) {
         queries: queries(),
         docs,
         created: AtomicU64::new(0),
+        run: std::process::id(),
     });
     let mut conns = Vec::new();
     for _ in 0..args.clients {
@@ -498,7 +521,12 @@ async fn run(args: Args) {
     drive(Workload::Get, &conns, &pool, Duration::from_secs(1)).await;
     let mut results = Vec::new();
     for workload in Workload::ALL {
-        results.push(drive(workload, &conns, &pool, duration).await);
+        let wanted = workload == Workload::Health
+            || args.workloads.is_empty()
+            || args.workloads.iter().any(|w| w == workload.name());
+        if wanted {
+            results.push(drive(workload, &conns, &pool, duration).await);
+        }
     }
     let (serving_peak_mib, serving_rss_mib) = memory_mib(server.child.id());
     drop(conns);
@@ -559,16 +587,11 @@ async fn run(args: Args) {
         overload(&data, &pool, args.seconds).await
     };
 
-    let report = json!({
+    let mut report = json!({
         "articles": pool.ids.len(),
         "clients": args.clients,
         "seconds_per_workload": args.seconds,
         "raw_text_bytes": raw_bytes,
-        "ingest_articles_per_second": ingest_rate,
-        "acknowledged_articles_per_second": acknowledged_rate,
-        "ingest_seconds": acknowledged,
-        "searchable_after_seconds": searchable,
-        "ingest_peak_rss_mib": ingest_peak_mib,
         "restart_seconds": restart_seconds,
         "serving_peak_rss_mib": serving_peak_mib,
         "disk_bytes": disk,
@@ -579,6 +602,11 @@ async fn run(args: Args) {
         "overload": overload,
         "machine": machine(),
     });
+    if let (Some(serde_json::Value::Object(loaded)), serde_json::Value::Object(report)) =
+        (loaded, &mut report)
+    {
+        report.extend(loaded);
+    }
     let out = PathBuf::from(format!("target/bench/load-{}.json", pool.ids.len()));
     std::fs::create_dir_all("target/bench").expect("target/bench");
     std::fs::write(&out, serde_json::to_string_pretty(&report).expect("json")).expect("written");

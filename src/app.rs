@@ -109,7 +109,7 @@ impl Config {
             data_dir,
             seeds: None,
             max_seed_bytes: 4 * 1024 * 1024,
-            cache_bytes: 128 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
             index_refresh: Duration::from_millis(500),
             limits: Limits::default(),
             max_message_bytes: 16 * 1024 * 1024,
@@ -392,13 +392,20 @@ impl Application {
         if let Err(err) = follower.await {
             tracing::error!(error = %err, "the search follower failed");
         }
-        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        // Every service is gone with the server, so this is the last handle: the store can
+        // close with a checkpoint, which keeps the next start short.
+        let closed = tokio::task::spawn_blocking(move || store.close(CLOSE_WAIT)).await;
         served.context("the gRPC server failed")?;
-        flushed.context("flushing the store")??;
+        let checkpointed = closed.context("closing the store")??;
+        tracing::info!(checkpointed, "store closed");
         tracing::info!("newsstore stopped");
         Ok(())
     }
 }
+
+/// How long shutdown waits for the store's last users and file lock before it closes the
+/// store without a checkpoint.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// The CORS policy for browsers calling through gRPC-Web from `origins`; `None` for none.
 fn cors_layer(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::CorsLayer>> {

@@ -163,8 +163,9 @@ struct DataArgs {
     /// Folder for the database and the search index.
     #[arg(long, env = "NEWSSTORE_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// Database page cache, in MiB.
-    #[arg(long, env = "NEWSSTORE_CACHE_MB", default_value_t = 128)]
+    /// Database page cache, in MiB. sled counts it by encoded size; the nodes it holds
+    /// take more memory than that.
+    #[arg(long, env = "NEWSSTORE_CACHE_MB", default_value_t = 64)]
     cache_mb: u64,
 }
 

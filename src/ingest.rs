@@ -6,6 +6,8 @@
 //! does too, so neither stalls the async runtime.
 
 use std::collections::BTreeSet;
+
+use rayon::prelude::*;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -145,8 +147,7 @@ impl Ingest {
         let outcome = tokio::task::spawn_blocking(move || {
             // Validation and extraction first; only the good items reach the store.
             let mut results: Vec<Option<Result<Stored>>> = Vec::with_capacity(items.len());
-            let mut writes = Vec::new();
-            let mut positions = Vec::new();
+            let mut to_prepare = Vec::new();
             let mut seen_ids = BTreeSet::new();
             for (i, (id, input, tag)) in items.into_iter().enumerate() {
                 // A retry of a stored item needs no analysis (and its generated id must not
@@ -165,7 +166,7 @@ impl Ingest {
                         }
                     }
                 }
-                let prepared = id
+                let id = id
                     .map_or_else(|| Ok(generate_id()), |id| validate_id(&id).map(|()| id))
                     .and_then(|id| {
                         if seen_ids.insert(id.clone()) {
@@ -176,15 +177,30 @@ impl Ingest {
                                 id,
                             })
                         }
-                    })
-                    .and_then(|id| prepare(input, &limits).map(|content| (id, content)));
-                match prepared {
-                    Ok((id, content)) => {
+                    });
+                match id {
+                    Ok(id) => {
                         results.push(None);
+                        to_prepare.push((i, id, input, tag));
+                    }
+                    Err(err) => results.push(Some(Err(err))),
+                }
+            }
+            // Extraction is most of the work and each article's is independent: analyse
+            // them on every core while the store stays single-writer.
+            let prepared: Vec<_> = to_prepare
+                .into_par_iter()
+                .map(|(i, id, input, tag)| (i, prepare(input, &limits).map(|c| (id, c)), tag))
+                .collect();
+            let mut writes = Vec::new();
+            let mut positions = Vec::new();
+            for (i, outcome, tag) in prepared {
+                match outcome {
+                    Ok((id, content)) => {
                         positions.push(i);
                         writes.push((Write::Create { id, content }, tag));
                     }
-                    Err(err) => results.push(Some(Err(err))),
+                    Err(err) => results[i] = Some(Err(err)),
                 }
             }
             for (position, outcome) in positions.into_iter().zip(store.write_tagged(writes)) {

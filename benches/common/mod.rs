@@ -122,12 +122,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Stops the server as an operator would (SIGTERM), waiting for it to exit.
-    pub fn stop(mut self) {
+    /// Stops the server as an operator would (SIGTERM), waiting for it to exit; returns how
+    /// long the shutdown took, in seconds.
+    pub fn stop(mut self) -> f64 {
+        let started = std::time::Instant::now();
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+        started.elapsed().as_secs_f64()
     }
 }
 
@@ -226,6 +229,8 @@ pub async fn ingest(
                     .batch_create_articles(proto::BatchCreateArticlesRequest {
                         requests,
                         wait_for_index: false,
+                        // A loader needs the outcome, not its own bodies back.
+                        view: proto::ArticleView::Basic as i32,
                         ..Default::default()
                     })
                     .await

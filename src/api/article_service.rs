@@ -311,6 +311,7 @@ impl ArticleService for ArticleApi {
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("BatchCreateArticles", &request_id, &request)?;
         let wait = request.wait_for_index;
+        let view = convert::view_from_proto(request.view, View::Full)?;
         let requests = request.requests;
         let max = self.ingest.limits().max_batch;
         if requests.is_empty() {
@@ -338,7 +339,7 @@ impl ArticleService for ArticleApi {
                     positions.push(i);
                     valid.push((id, input, tag.as_ref().map(|t| request_id::item_tag(t, i))));
                 }
-                Err(err) => results.push(Some(item_result(Err(err)))),
+                Err(err) => results.push(Some(item_result(Err(err), view))),
             }
         }
         let outcomes = self.ingest.create_batch(valid).await;
@@ -348,7 +349,7 @@ impl ArticleService for ArticleApi {
             .max()
             .unwrap_or(0);
         for (position, outcome) in positions.into_iter().zip(outcomes) {
-            results[position] = Some(item_result(outcome.map(|stored| stored.article)));
+            results[position] = Some(item_result(outcome.map(|stored| stored.article), view));
         }
         self.wait_for_index(wait, last_seq).await?;
         Ok(Response::new(proto::BatchCreateArticlesResponse {
@@ -454,10 +455,13 @@ fn revision(value: i64, field: &str) -> Result<u64> {
     })
 }
 
-fn item_result(outcome: Result<crate::model::Article>) -> proto::BatchCreateArticlesResult {
+fn item_result(
+    outcome: Result<crate::model::Article>,
+    view: View,
+) -> proto::BatchCreateArticlesResult {
     use proto::batch_create_articles_result::Outcome;
     let outcome = match outcome {
-        Ok(article) => Outcome::Article(convert::article_to_proto(&article, View::Full)),
+        Ok(article) => Outcome::Article(convert::article_to_proto(&article, view)),
         Err(err) => Outcome::Error(proto::BatchItemError {
             code: super::status::code(&err) as i32,
             message: super::status::message(&err),

@@ -43,8 +43,10 @@ use schema::{Fields, SCHEMA_VERSION};
 
 pub use follower::spawn_follower;
 
-/// Memory tantivy's writer may use before it flushes a segment.
-const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+/// Memory tantivy's writer may use before it flushes a segment. One indexing thread: the
+/// follower feeds it from one thread, and every further thread holds its own arena.
+const WRITER_MEMORY: usize = 32 * 1024 * 1024;
+const WRITER_THREADS: usize = 1;
 /// The deepest result a search may page to; beyond it, narrow the query.
 pub const MAX_SEARCH_DEPTH: usize = 10_000;
 /// How long a search's snapshot is kept for its next pages.
@@ -259,7 +261,7 @@ impl SearchIndex {
             .try_into()
             .map_err(|e| Error::internal("opening the search index reader", e))?;
         let writer = index
-            .writer(WRITER_MEMORY)
+            .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)
             .map_err(|e| Error::internal("opening the search index writer", e))?;
         let (applied_tx, _) = watch::channel(applied);
         let current = RwLock::new(View {

@@ -97,6 +97,8 @@ pub struct RelatedPage {
 pub struct Store {
     /// Random, fixed at creation: derived indexes record it to recognise their store.
     id: String,
+    /// How the database was opened, to open it again for a checkpoint (see [`Store::close`]).
+    db_config: sled::Config,
     db: sled::Db,
     tree: sled::Tree,
     /// Serialises writers and holds the next sequence number.
@@ -112,26 +114,25 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store in `dir`, with `cache_bytes` of page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
-        let db = sled::Config::new()
+        let db_config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("lock") {
-                    return Error::Internal(format!(
-                        "cannot open the database in {}: another newsstore process (a running \
+            .mode(sled::Mode::HighThroughput);
+        let db = db_config.open().map_err(|e| {
+            let text = e.to_string();
+            if text.contains("lock") {
+                return Error::Internal(format!(
+                    "cannot open the database in {}: another newsstore process (a running \
                          server?) is using it; stop that process first ({text})",
-                        dir.display()
-                    ));
-                }
-                Error::Internal(format!(
-                    "cannot open the database in {}: {text}. If the folder is damaged, move it \
-                     aside and start again (seeds reload), or restore it from a backup",
                     dir.display()
-                ))
-            })?;
+                ));
+            }
+            Error::Internal(format!(
+                "cannot open the database in {}: {text}. If the folder is damaged, move it \
+                     aside and start again (seeds reload), or restore it from a backup",
+                dir.display()
+            ))
+        })?;
         let tree = db.open_tree("newsstore")?;
         match tree.get(keys::META_LAYOUT)? {
             None => {
@@ -164,6 +165,7 @@ impl Store {
         let (durable, _) = watch::channel(last);
         Ok(Store {
             id,
+            db_config,
             db,
             tree,
             writer: Mutex::new(last + 1),
@@ -232,6 +234,56 @@ impl Store {
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
         self.wait_durable(self.last_seq())
+    }
+
+    /// Flushes and closes the store, then checkpoints it: opens the closed database once
+    /// more, which is when sled 0.34 writes its snapshot of the log, so the next start reads
+    /// that snapshot instead of replaying every log segment written since the last start
+    /// (after loading 100,000 articles: 0.7 s to the first answer instead of 5 s). A clean
+    /// shutdown pays the replay instead of the next start, as a database's shutdown
+    /// checkpoint does; after a crash the next start still replays, from the last snapshot.
+    ///
+    /// Waits up to `wait` for the other holders of the store to let go and for sled's
+    /// background threads to release the file lock. Returns whether it checkpointed: if the
+    /// store is still held, or the lock stays taken, it only flushes.
+    pub fn close(self: std::sync::Arc<Self>, wait: std::time::Duration) -> Result<bool> {
+        self.flush()?;
+        let deadline = std::time::Instant::now() + wait;
+        let pause = std::time::Duration::from_millis(20);
+        let mut store = self;
+        let store = loop {
+            match std::sync::Arc::try_unwrap(store) {
+                Ok(store) => break store,
+                Err(shared) if std::time::Instant::now() < deadline => {
+                    store = shared;
+                    std::thread::sleep(pause);
+                }
+                Err(_) => {
+                    tracing::warn!("the store is still in use; closing without a checkpoint");
+                    return Ok(false);
+                }
+            }
+        };
+        let config = store.db_config.clone();
+        drop(store);
+        loop {
+            match config.open() {
+                Ok(db) => {
+                    db.flush()?;
+                    return Ok(true);
+                }
+                // sled releases its file lock from background threads after the last
+                // handle is dropped.
+                Err(sled::Error::Io(err)) if err.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        tracing::warn!("the database stayed locked; closed without a checkpoint");
+                        return Ok(false);
+                    }
+                    std::thread::sleep(pause);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     /// Bytes the database occupies on disk.

@@ -648,3 +648,105 @@ fn compaction_keeps_the_retention_the_floor_and_the_newest_entry() {
     assert_eq!(store.last_seq(), 11);
     assert_eq!(store.changes_after(0, 10).unwrap().len(), 2);
 }
+
+/// The entity's first and last seen times follow creates in any order, replacements that
+/// move a bound, and deletions, and always agree with the index (`check`).
+#[test]
+fn entity_bounds_follow_writes_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    let body = BODIES[1];
+    let one = |write: Write| store.write(vec![write]).pop().unwrap().unwrap();
+    let bounds = || {
+        let lavrov = store.get_entity("sergei-lavrov").unwrap().unwrap();
+        (lavrov.first_seen, lavrov.last_seen, lavrov.article_count)
+    };
+    for (id, time) in [("b", 2_000), ("a", 1_000), ("c", 3_000)] {
+        one(Write::Create {
+            id: id.into(),
+            content: content("Lavrov", body, time),
+        });
+    }
+    assert_eq!(
+        bounds(),
+        (Some(Timestamp(1_000)), Some(Timestamp(3_000)), 3)
+    );
+    // Moving the newest article inside the range narrows the upper bound.
+    one(Write::Replace {
+        id: "c".into(),
+        etag: None,
+        content: content("Lavrov", body, 1_500),
+    });
+    assert_eq!(
+        bounds(),
+        (Some(Timestamp(1_000)), Some(Timestamp(2_000)), 3)
+    );
+    // Deleting from the middle keeps both bounds; deleting the oldest moves the lower one.
+    one(Write::Delete {
+        id: "c".into(),
+        etag: None,
+    });
+    assert_eq!(
+        bounds(),
+        (Some(Timestamp(1_000)), Some(Timestamp(2_000)), 2)
+    );
+    one(Write::Delete {
+        id: "a".into(),
+        etag: None,
+    });
+    assert_eq!(
+        bounds(),
+        (Some(Timestamp(2_000)), Some(Timestamp(2_000)), 1)
+    );
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    one(Write::Delete {
+        id: "b".into(),
+        etag: None,
+    });
+    assert_eq!(bounds(), (None, None, 0));
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}
+
+/// The log position sled's newest snapshot file covers (its name is `snap.<hex lsn>`).
+fn snapshot_lsn(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let hex = name.strip_prefix("snap.")?;
+            u64::from_str_radix(hex.split('.').next()?, 16).ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Closing checkpoints: the snapshot then covers every write, so the next open reads it
+/// instead of replaying the log. A store still in use closes without one.
+#[test]
+fn closing_checkpoints_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), 16 << 20).unwrap());
+    for i in 0..20 {
+        store
+            .write(vec![Write::Create {
+                id: format!("a{i}"),
+                content: content("Headline", BODIES[i % 4], i as i64),
+            }])
+            .pop()
+            .unwrap()
+            .unwrap();
+    }
+    let before = snapshot_lsn(dir.path());
+    let held = store.clone();
+    let wait = std::time::Duration::from_millis(100);
+    assert!(!store.close(wait).unwrap(), "another handle is alive");
+    assert_eq!(snapshot_lsn(dir.path()), before);
+    assert!(held.close(std::time::Duration::from_secs(10)).unwrap());
+    assert!(
+        snapshot_lsn(dir.path()) > before,
+        "the snapshot moved past the writes"
+    );
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    assert_eq!(store.last_seq(), 20);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}

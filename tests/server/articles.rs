@@ -482,6 +482,73 @@ async fn batch_create_reports_each_item() {
     assert_eq!(paris.article_count, 2);
 }
 
+/// A loader can ask for the BASIC view of what it created: the same outcome, ids, etags and
+/// entities, without its bodies sent back. FULL stays the default.
+#[tokio::test]
+async fn batch_create_returns_the_view_asked_for() {
+    let app = TestApp::spawn().await;
+    let batch = |ids: [&str; 2], view: i32| proto::BatchCreateArticlesRequest {
+        requests: ids
+            .iter()
+            .map(|id| proto::CreateArticleRequest {
+                article: Some(article("Paris talks", "Officials met in Paris on Monday.")),
+                article_id: (*id).into(),
+                ..Default::default()
+            })
+            .collect(),
+        view,
+        ..Default::default()
+    };
+    let created = |response: proto::BatchCreateArticlesResponse| -> Vec<Article> {
+        use proto::batch_create_articles_result::Outcome;
+        response
+            .results
+            .into_iter()
+            .map(|r| match r.outcome.unwrap() {
+                Outcome::Article(a) => a,
+                Outcome::Error(e) => panic!("{e:?}"),
+            })
+            .collect()
+    };
+    let basic = app
+        .articles()
+        .batch_create_articles(batch(["v-1", "v-2"], proto::ArticleView::Basic as i32))
+        .await
+        .unwrap()
+        .into_inner();
+    for article in created(basic) {
+        assert!(article.body.is_empty() && article.paragraphs.is_empty());
+        assert!(!article.etag.is_empty());
+        assert!(article.entities.iter().any(|e| e.entity_id == "paris"));
+    }
+    let full = app
+        .articles()
+        .batch_create_articles(batch(["v-3", "v-4"], 0))
+        .await
+        .unwrap()
+        .into_inner();
+    for article in created(full) {
+        assert_eq!(article.body, "Officials met in Paris on Monday.");
+    }
+    let err = app
+        .articles()
+        .batch_create_articles(batch(["v-5", "v-6"], 42))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("ArticleView"), "{}", err.message());
+    // Nothing of the refused call was stored.
+    let missing = app
+        .articles()
+        .get_article(proto::GetArticleRequest {
+            id: "v-5".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
 #[tokio::test]
 async fn articles_about_an_entity_list_most_salient_first() {
     let app = TestApp::spawn().await;
