@@ -405,7 +405,7 @@ impl Application {
 
 /// How long shutdown waits for the store's last users and file lock before it closes the
 /// store without a checkpoint.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// The CORS policy for browsers calling through gRPC-Web from `origins`; `None` for none.
 fn cors_layer(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::CorsLayer>> {

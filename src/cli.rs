@@ -479,7 +479,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = app::open_store(&config)?;
             let ingest = Ingest::new(store.clone(), Limits::default());
             let report = crate::seed::load(&ingest, &args.seeds, args.max_seed_bytes).await;
-            tokio::task::spawn_blocking(move || store.flush()).await??;
+            drop(ingest);
+            // Closing checkpoints, so the server's next start does not replay the load.
+            tokio::task::spawn_blocking(move || store.close(app::CLOSE_WAIT)).await??;
             println!(
                 "seeds: {} created, {} updated, {} unchanged, {} skipped",
                 report.created,
@@ -570,8 +572,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await;
             bar.finish_and_clear();
-            tokio::task::spawn_blocking(move || store.flush()).await??;
+            drop(ingest);
+            let durable = store.clone();
+            tokio::task::spawn_blocking(move || durable.flush()).await??;
             let elapsed = bar.elapsed().as_secs_f64();
+            // Closing checkpoints, so the server's next start does not replay the import.
+            tokio::task::spawn_blocking(move || store.close(app::CLOSE_WAIT)).await??;
             println!(
                 "imported: {} created, {} updated, {} unchanged (already imported), {} bad, in \
                  {elapsed:.1} s ({:.0} files/s)",
