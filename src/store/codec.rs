@@ -9,9 +9,9 @@
 //!
 //! Compression: article records (the body, its layout, mentions and quotes) are most of the
 //! data, and sled writes every record several times before its log segments are cleaned, so
-//! halving them shrinks the files, the log replayed at start and the cache misses of
+//! taking a third off them shrinks the files, the log replayed at start and the cache misses of
 //! `GetArticle`. LZ4 because decoding must stay cheap on the read path (about 2 µs for an
-//! article; zstd took ten times as long for a quarter less space). Small records (index
+//! article; zstd took eight times as long for a fifth less space). Small records (index
 //! entries, counters, most entities) stay plain: there is nothing to gain on them.
 
 use serde::Serialize;

@@ -806,9 +806,8 @@ impl<'s> Batch<'s> {
     ///
     /// Adding only widens the bounds, so most writes need no index read. Only when the
     /// removed entry sits on a bound or was the last one (or a record has articles but no
-    /// bounds) does the stored index say what is left: two scans of the entity's keys, which
-    /// clone a sled node at every step and took a tenth of the time of loading articles when
-    /// every write ran them.
+    /// bounds) does the stored index say what is left: two scans of the entity's keys, with
+    /// sled iterators that clone a node at every step, which every write used to run.
     fn seen_bounds(
         &self,
         id: &str,
