@@ -392,8 +392,10 @@ impl Application {
         if let Err(err) = follower.await {
             tracing::error!(error = %err, "the search follower failed");
         }
-        // Every service is gone with the server, so this is the last handle: the store can
-        // close with a checkpoint, which keeps the next start short.
+        // The services went with the server, so this is normally the last handle and the
+        // store closes with a checkpoint, which keeps the next start short. Calls still
+        // running past the grace period keep theirs: close then waits for them up to
+        // CLOSE_WAIT and skips the checkpoint.
         let closed = tokio::task::spawn_blocking(move || store.close(CLOSE_WAIT)).await;
         served.context("the gRPC server failed")?;
         let checkpointed = closed.context("closing the store")??;

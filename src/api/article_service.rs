@@ -309,9 +309,11 @@ impl ArticleService for ArticleApi {
     ) -> Result<Response<proto::BatchCreateArticlesResponse>, Status> {
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
+        // The view only shapes the answer: a retry may ask for a smaller one (after a FULL
+        // answer was too large, say), so it is not part of what the request id stands for.
+        let view = convert::view_from_proto(std::mem::take(&mut request.view), View::Full)?;
         let tag = request_id::tag("BatchCreateArticles", &request_id, &request)?;
         let wait = request.wait_for_index;
-        let view = convert::view_from_proto(request.view, View::Full)?;
         let requests = request.requests;
         let max = self.ingest.limits().max_batch;
         if requests.is_empty() {

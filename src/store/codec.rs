@@ -36,6 +36,13 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
         return Ok(out);
     }
     let plain = &out[1..];
+    // What decode would refuse must not be written.
+    if plain.len() > MAX_DECODED {
+        return Err(Error::Internal(format!(
+            "a record of {} bytes is too large to store",
+            plain.len()
+        )));
+    }
     let length = u32::try_from(plain.len())
         .map_err(|_| Error::Internal(format!("a record of {} bytes is too large", plain.len())))?;
     let mut compressed =

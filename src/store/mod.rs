@@ -239,13 +239,15 @@ impl Store {
     /// Flushes and closes the store, then checkpoints it: opens the closed database once
     /// more, which is when sled 0.34 writes its snapshot of the log, so the next start reads
     /// that snapshot instead of replaying every log segment written since the last start
-    /// (after loading 100,000 articles: 0.7 s to the first answer instead of 5 s). A clean
+    /// (after loading 100,000 articles: 0.23 s to the first answer instead of 5 s). A clean
     /// shutdown pays the replay instead of the next start, as a database's shutdown
-    /// checkpoint does; after a crash the next start still replays, from the last snapshot.
+    /// checkpoint does (7 s after that load); after a crash the next start still replays,
+    /// from the last snapshot.
     ///
     /// Waits up to `wait` for the other holders of the store to let go and for sled's
-    /// background threads to release the file lock. Returns whether it checkpointed: if the
-    /// store is still held, or the lock stays taken, it only flushes.
+    /// background threads to release the file lock; the replay itself is not bounded by it.
+    /// Returns whether it checkpointed: if the store is still held, the lock stays taken or
+    /// the reopen fails, it has only flushed (and logs why).
     pub fn close(self: std::sync::Arc<Self>, wait: std::time::Duration) -> Result<bool> {
         self.flush()?;
         let deadline = std::time::Instant::now() + wait;
@@ -266,12 +268,17 @@ impl Store {
         };
         let config = store.db_config.clone();
         drop(store);
+        // Everything is durable by now: the checkpoint only saves the next start some time,
+        // so failing it is logged, not an error of the shutdown.
         loop {
             match config.open() {
-                Ok(db) => {
-                    db.flush()?;
-                    return Ok(true);
-                }
+                Ok(db) => match db.flush() {
+                    Ok(_) => return Ok(true),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the checkpoint failed; the next start replays the log");
+                        return Ok(false);
+                    }
+                },
                 // sled releases its file lock from background threads after the last
                 // handle is dropped.
                 Err(sled::Error::Io(err)) if err.to_string().contains("could not acquire lock") => {
@@ -281,7 +288,10 @@ impl Store {
                     }
                     std::thread::sleep(pause);
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => {
+                    tracing::warn!(error = %err, "the checkpoint failed; the next start replays the log");
+                    return Ok(false);
+                }
             }
         }
     }

@@ -746,7 +746,22 @@ fn closing_checkpoints_the_log() {
         snapshot_lsn(dir.path()) > before,
         "the snapshot moved past the writes"
     );
-    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    // sled may still be releasing its file lock from a background thread.
+    let mut tries = 0;
+    let store = loop {
+        match Store::open(dir.path(), 16 << 20) {
+            Ok(store) => break store,
+            Err(err) if tries < 250 => {
+                tries += 1;
+                assert!(
+                    err.to_string().contains("another newsstore process"),
+                    "{err}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("{err}"),
+        }
+    };
     assert_eq!(store.last_seq(), 20);
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
