@@ -11,11 +11,11 @@
 //! process on a fresh data folder and loads the corpus through `BatchCreateArticles` (the
 //! ingest rate counts until everything is searchable: extraction, durable writes and
 //! indexing). It then restarts the server (time to the first answered GetArticle) and drives
-//! it with `--clients` concurrent clients, each on its
-//! own connection, for `--seconds` per workload: the health check, GetArticle by random id,
-//! ListArticles by entity, SearchArticles from a fixed query mix, CreateArticle and a 90/10
-//! read/write mix. Last, an overload phase starts the server with a small `--max-in-flight`
-//! and drives it far past it while a separate client checks health.
+//! it with `--clients` concurrent clients, each on its own connection, for `--seconds` per
+//! workload: the health check, GetArticle by random id, ListArticles by entity,
+//! SearchArticles from a fixed query mix, CreateArticle and a 90/10 read/write mix. Last, an
+//! overload phase starts the server with a small `--max-in-flight` and drives it far past it
+//! while a separate client checks health.
 //!
 //! Results are printed and written to `target/bench/load-<articles>.json`; `--chart` draws
 //! how latency, memory, disk and startup grow across several such files as an SVG.

@@ -6,10 +6,9 @@
 //! does too, so neither stalls the async runtime.
 
 use std::collections::BTreeSet;
-
-use rayon::prelude::*;
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Invalid, Result};

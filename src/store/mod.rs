@@ -69,6 +69,12 @@ impl From<sled::transaction::TransactionError<Error>> for Error {
     }
 }
 
+/// Whether opening failed because another handle (another process, or this one's closing
+/// store) still holds the database's file lock.
+fn is_locked(err: &sled::Error) -> bool {
+    matches!(err, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// One page of a listing and the cursor to continue from.
 #[derive(Debug)]
 pub struct Page<T> {
@@ -119,17 +125,16 @@ impl Store {
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput);
         let db = db_config.open().map_err(|e| {
-            let text = e.to_string();
-            if text.contains("lock") {
+            if is_locked(&e) {
                 return Error::Internal(format!(
                     "cannot open the database in {}: another newsstore process (a running \
-                         server?) is using it; stop that process first ({text})",
+                     server?) is using it; stop that process first ({e})",
                     dir.display()
                 ));
             }
             Error::Internal(format!(
-                "cannot open the database in {}: {text}. If the folder is damaged, move it \
-                     aside and start again (seeds reload), or restore it from a backup",
+                "cannot open the database in {}: {e}. If the folder is damaged, move it \
+                 aside and start again (seeds reload), or restore it from a backup",
                 dir.display()
             ))
         })?;
@@ -271,25 +276,15 @@ impl Store {
         // Everything is durable by now: the checkpoint only saves the next start some time,
         // so failing it is logged, not an error of the shutdown.
         loop {
-            match config.open() {
-                Ok(db) => match db.flush() {
-                    Ok(_) => return Ok(true),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "the checkpoint failed; the next start replays the log");
-                        return Ok(false);
-                    }
-                },
+            match config.open().and_then(|db| db.flush()) {
+                Ok(_) => return Ok(true),
                 // sled releases its file lock from background threads after the last
                 // handle is dropped.
-                Err(sled::Error::Io(err)) if err.to_string().contains("could not acquire lock") => {
-                    if std::time::Instant::now() >= deadline {
-                        tracing::warn!("the database stayed locked; closed without a checkpoint");
-                        return Ok(false);
-                    }
+                Err(err) if is_locked(&err) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(pause);
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "the checkpoint failed; the next start replays the log");
+                    tracing::warn!(error = %err, "no checkpoint; the next start replays the log");
                     return Ok(false);
                 }
             }
