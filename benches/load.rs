@@ -87,6 +87,9 @@ struct Args {
 enum Workload {
     Health,
     Get,
+    /// GetArticle with the BASIC view: the same call without the body and the analysis,
+    /// which tells the cost of the answer's size from the cost of the call.
+    GetBasic,
     ListByEntity,
     Search,
     Create,
@@ -94,9 +97,10 @@ enum Workload {
 }
 
 impl Workload {
-    const ALL: [Workload; 6] = [
+    const ALL: [Workload; 7] = [
         Workload::Health,
         Workload::Get,
+        Workload::GetBasic,
         Workload::ListByEntity,
         Workload::Search,
         Workload::Create,
@@ -107,6 +111,7 @@ impl Workload {
         match self {
             Workload::Health => "health",
             Workload::Get => "get_article",
+            Workload::GetBasic => "get_article_basic",
             Workload::ListByEntity => "list_by_entity",
             Workload::Search => "search",
             Workload::Create => "create_article",
@@ -181,10 +186,16 @@ async fn call(
                 })
                 .await?;
         }
-        Workload::Get => {
+        Workload::Get | Workload::GetBasic => {
+            let view = if workload == Workload::GetBasic {
+                proto::ArticleView::Basic
+            } else {
+                proto::ArticleView::Unspecified
+            };
             conn.articles
                 .get_article(proto::GetArticleRequest {
                     id: pool.ids[rng.below(pool.ids.len())].clone(),
+                    view: view.into(),
                     ..Default::default()
                 })
                 .await?;

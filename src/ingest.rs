@@ -316,68 +316,144 @@ impl Ingest {
         .await
     }
 
-    /// Loads article `id` from a file whose bytes have `fingerprint`. A file already loaded
-    /// in this version changes nothing, so edits and deletes made through the API since
-    /// then stand; a new or changed file is stored (see [`Ingest::upsert`]).
-    pub async fn load_file(
-        &self,
-        id: String,
-        input: ArticleInput,
-        fingerprint: String,
-    ) -> Result<Upserted> {
-        let store = self.store.clone();
-        let check_id = id.clone();
-        let seen = run_blocking(move || store.origin(&check_id)).await?;
-        if seen.as_deref() == Some(fingerprint.as_str()) {
-            return Ok(Upserted::Unchanged);
-        }
-        let (_, what) = self.upsert(id.clone(), input).await?;
-        let store = self.store.clone();
-        run_blocking(move || store.set_origin(&id, &fingerprint)).await?;
-        Ok(what)
+    /// Loads the articles of many files with one store write and one flush, like
+    /// [`Ingest::create_batch`]: a file whose `fingerprint` the store already recorded
+    /// changes nothing, so edits and deletes made through the API since then stand; a new
+    /// or changed file is created or replaced. Ids must be distinct. One outcome per file.
+    pub async fn load_files(&self, files: Vec<FileArticle>) -> Vec<Result<Upserted>> {
+        let this = self.clone();
+        let count = files.len();
+        let outcome = tokio::task::spawn_blocking(move || this.load_files_blocking(files)).await;
+        outcome.unwrap_or_else(|err| {
+            (0..count)
+                .map(|_| Err(Error::internal("the load task failed", &err)))
+                .collect()
+        })
     }
 
-    /// Creates article `id`, or replaces it if its content differs; does nothing when it is
-    /// the same.
-    pub async fn upsert(&self, id: String, input: ArticleInput) -> Result<(Article, Upserted)> {
-        let this = self.clone();
-        run_blocking(move || {
-            validate_id(&id)?;
-            let content = prepare(input, &this.limits)?;
-            for _ in 0..UPDATE_RETRIES {
-                let (write, kind) = match this.store.get_article(&id)? {
-                    Some(current) if current.derived.content_hash == content.content_hash => {
-                        return Ok((current, Upserted::Unchanged));
-                    }
-                    Some(current) => (
-                        Write::Replace {
-                            id: id.clone(),
-                            etag: Some(current.etag()),
-                            content: content.clone(),
-                        },
-                        Upserted::Updated,
-                    ),
-                    None => (
-                        Write::Create {
-                            id: id.clone(),
-                            content: content.clone(),
-                        },
-                        Upserted::Created,
-                    ),
-                };
-                match this.store.write(vec![write]).pop() {
-                    // Someone else wrote it in between: look again.
-                    Some(Err(Error::EtagMismatch { .. } | Error::AlreadyExists { .. })) => continue,
-                    Some(outcome) => return Ok((outcome.and_then(expect_article)?.article, kind)),
-                    None => return Err(Error::Internal("a write returned nothing".into())),
+    fn load_files_blocking(&self, files: Vec<FileArticle>) -> Vec<Result<Upserted>> {
+        let store = &self.store;
+        let mut results: Vec<Option<Result<Upserted>>> = Vec::with_capacity(files.len());
+        let mut to_prepare = Vec::new();
+        for (i, file) in files.into_iter().enumerate() {
+            let seen = validate_id(&file.id).and_then(|()| store.origin(&file.id));
+            match seen {
+                Ok(Some(seen)) if seen == file.fingerprint => {
+                    results.push(Some(Ok(Upserted::Unchanged)));
                 }
+                Ok(_) => {
+                    results.push(None);
+                    to_prepare.push((i, file));
+                }
+                Err(err) => results.push(Some(Err(err))),
             }
-            Err(Error::Conflict(format!(
-                "article {id:?} is being changed by other writers too often; retry later"
-            )))
-        })
-        .await
+        }
+        // As in `create_batch`: analysis on every core, then one single-writer store call.
+        let prepared: Vec<_> = to_prepare
+            .into_par_iter()
+            .map(|(i, file)| {
+                (
+                    i,
+                    prepare(file.input, &self.limits),
+                    file.id,
+                    file.fingerprint,
+                )
+            })
+            .collect();
+        let mut writes = Vec::new();
+        let mut pending = Vec::new();
+        let mut origins = Vec::new();
+        for (i, content, id, fingerprint) in prepared {
+            let planned = content.and_then(|content| {
+                let planned = plan_upsert(store, &id, &content)?;
+                Ok((planned, content))
+            });
+            match planned {
+                Ok((None, _)) => {
+                    results[i] = Some(Ok(Upserted::Unchanged));
+                    origins.push((id, fingerprint));
+                }
+                Ok((Some((write, kind)), content)) => {
+                    writes.push(write);
+                    pending.push((i, kind, id, content, fingerprint));
+                }
+                Err(err) => results[i] = Some(Err(err)),
+            }
+        }
+        for ((i, kind, id, content, fingerprint), outcome) in
+            pending.into_iter().zip(store.write(writes))
+        {
+            let outcome = match outcome {
+                // Someone else wrote it in between: the one-at-a-time path looks again.
+                Err(Error::EtagMismatch { .. } | Error::AlreadyExists { .. }) => {
+                    self.upsert(&id, content)
+                }
+                outcome => outcome.map(|_| kind),
+            };
+            if outcome.is_ok() {
+                origins.push((id, fingerprint));
+            }
+            results[i] = Some(outcome);
+        }
+        // Not flushed on its own: a fingerprint lost in a crash only means the file is
+        // analysed again next time, and found unchanged.
+        if let Err(err) = store.set_origins(&origins) {
+            tracing::warn!(error = %err, "recording loaded files' fingerprints failed");
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Internal("a file was lost".into()))))
+            .collect()
     }
+
+    /// Makes article `id` hold analysed `content`, creating or replacing it, retrying when
+    /// another writer gets between the read and the write.
+    fn upsert(&self, id: &str, content: Content) -> Result<Upserted> {
+        for _ in 0..UPDATE_RETRIES {
+            let Some((write, kind)) = plan_upsert(&self.store, id, &content)? else {
+                return Ok(Upserted::Unchanged);
+            };
+            match self.store.write(vec![write]).pop() {
+                Some(Err(Error::EtagMismatch { .. } | Error::AlreadyExists { .. })) => continue,
+                Some(outcome) => return outcome.map(|_| kind),
+                None => return Err(Error::Internal("a write returned nothing".into())),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "article {id:?} is being changed by other writers too often; retry later"
+        )))
+    }
+}
+
+/// A file's article, to load: its id, content and the fingerprint of the file's bytes.
+#[derive(Debug, Clone)]
+pub struct FileArticle {
+    pub id: String,
+    pub input: ArticleInput,
+    pub fingerprint: String,
+}
+
+/// The write that makes article `id` hold `content`, and what it amounts to; `None` when it
+/// already does.
+fn plan_upsert(store: &Store, id: &str, content: &Content) -> Result<Option<(Write, Upserted)>> {
+    Ok(match store.get_article(id)? {
+        Some(current) if current.derived.content_hash == content.content_hash => None,
+        Some(current) => Some((
+            Write::Replace {
+                id: id.to_string(),
+                etag: Some(current.etag()),
+                content: content.clone(),
+            },
+            Upserted::Updated,
+        )),
+        None => Some((
+            Write::Create {
+                id: id.to_string(),
+                content: content.clone(),
+            },
+            Upserted::Created,
+        )),
+    })
 }
 
 /// How far a re-extraction has got.

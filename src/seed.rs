@@ -12,15 +12,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
 use crate::extract::document;
-use crate::ingest::{Ingest, Upserted};
+use crate::ingest::{FileArticle, Ingest, Upserted};
 use crate::model::ArticleInput;
 
-/// Files loaded at once; concurrent writers share flushes.
-const CONCURRENCY: usize = 16;
+/// Files read, analysed and written together: one store write and one flush per chunk,
+/// as a `BatchCreateArticles` call of this size would.
+const CHUNK: usize = 128;
 
 /// What a seeding run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -285,52 +286,98 @@ pub async fn load_files(
         work = kept;
     }
 
-    let total = work.len();
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (id, path) in work {
-        let ingest = ingest.clone();
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let read_path = path.clone();
-            let file = tokio::task::spawn_blocking(move || read_seed(&read_path, max_bytes))
-                .await
-                .unwrap_or_else(|e| Err(format!("reading it failed: {e}")));
-            let outcome = match (file, id) {
-                (Ok(file), Some(id)) => ingest
-                    .load_file(id, file.input, file.fingerprint)
-                    .await
-                    .map_err(|e| e.to_string()),
-                (Ok(_), None) => Err("it changed while it was being imported".to_string()),
-                (Err(reason), _) => Err(reason),
-            };
-            (path, outcome)
-        });
-    }
     let mut state = Progress {
-        total,
+        total: work.len(),
         ..Progress::default()
     };
-    while let Some(joined) = tasks.join_next().await {
-        state.done += 1;
-        match joined {
-            Ok((_, Ok(Upserted::Created))) => report.created += 1,
-            Ok((_, Ok(Upserted::Updated))) => report.updated += 1,
-            Ok((_, Ok(Upserted::Unchanged))) => report.unchanged += 1,
-            Ok((path, Err(reason))) => {
-                state.failed += 1;
-                skip(&mut report, path, reason);
-            }
-            Err(err) => {
-                state.failed += 1;
-                tracing::error!(error = %err, "a load task failed");
-            }
+    // Two chunks in flight: one being read and analysed while the other is written.
+    let mut chunks = work.chunks(CHUNK).map(<[_]>::to_vec);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        while tasks.len() < 2
+            && let Some(chunk) = chunks.next()
+        {
+            tasks.spawn(load_chunk(ingest.clone(), chunk, max_bytes));
         }
-        progress(state);
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let outcomes = match joined {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                tracing::error!(error = %err, "a load task failed");
+                continue;
+            }
+        };
+        for (path, outcome) in outcomes {
+            state.done += 1;
+            match outcome {
+                Ok(Upserted::Created) => report.created += 1,
+                Ok(Upserted::Updated) => report.updated += 1,
+                Ok(Upserted::Unchanged) => report.unchanged += 1,
+                Err(reason) => {
+                    state.failed += 1;
+                    skip(&mut report, path, reason);
+                }
+            }
+            progress(state);
+        }
     }
     report.skipped.sort();
     report
+}
+
+/// Reads the files of `chunk` and loads their articles with one store write; the outcome
+/// of each file, with the reason when it was not loaded.
+async fn load_chunk(
+    ingest: Ingest,
+    chunk: Vec<(Option<String>, PathBuf)>,
+    max_bytes: u64,
+) -> Vec<(PathBuf, Result<Upserted, String>)> {
+    let read = tokio::task::spawn_blocking(move || {
+        chunk
+            .into_par_iter()
+            .map(|(id, path)| {
+                let file = read_seed(&path, max_bytes);
+                (id, path, file)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let read = match read {
+        Ok(read) => read,
+        Err(err) => {
+            tracing::error!(error = %err, "reading a chunk of files failed");
+            return Vec::new();
+        }
+    };
+    let mut outcomes = Vec::with_capacity(read.len());
+    let mut files = Vec::new();
+    let mut paths = Vec::new();
+    for (id, path, file) in read {
+        match (file, id) {
+            (Ok(file), Some(id)) => {
+                files.push(FileArticle {
+                    id,
+                    input: file.input,
+                    fingerprint: file.fingerprint,
+                });
+                paths.push(path);
+            }
+            (Ok(_), None) => {
+                outcomes.push((path, Err("it changed while it was being imported".into())));
+            }
+            (Err(reason), _) => outcomes.push((path, Err(reason))),
+        }
+    }
+    let loaded = ingest.load_files(files).await;
+    outcomes.extend(
+        paths
+            .into_iter()
+            .zip(loaded)
+            .map(|(path, outcome)| (path, outcome.map_err(|e| e.to_string()))),
+    );
+    outcomes
 }
 
 /// Claims article `id` for `path`, refusing a second file that maps to the same id.

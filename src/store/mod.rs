@@ -194,10 +194,15 @@ impl Store {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Records the fingerprint of the file article `id` was loaded from. Durable with the
-    /// next flush; losing it only means the file is compared by content once more.
-    pub fn set_origin(&self, id: &str, fingerprint: &str) -> Result<()> {
-        self.tree.insert(keys::origin(id), fingerprint.as_bytes())?;
+    /// Records, per `(article id, fingerprint)`, the file the article was loaded from.
+    /// Durable with the next flush; losing one only means its file is compared by content
+    /// once more.
+    pub fn set_origins(&self, origins: &[(String, String)]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (id, fingerprint) in origins {
+            batch.insert(keys::origin(id), fingerprint.as_bytes());
+        }
+        self.tree.apply_batch(batch)?;
         Ok(())
     }
 

@@ -190,3 +190,77 @@ async fn api_edits_and_deletes_of_seed_articles_survive_restarts() {
         tonic::Code::NotFound
     );
 }
+
+#[tokio::test]
+async fn many_files_load_in_chunks_and_reload_only_what_changed() {
+    // More files than one chunk of the loader holds, all naming one person, so the
+    // entity's count is built up across several store writes.
+    const FILES: usize = 300;
+    let seeds = super::support::temp_dir();
+    let story = |n: usize, day: &str| {
+        format!(
+            "Story {n}\n\nChancellor Angela Merkel visited Hamburg on {day}. \
+             Merkel met dockworkers there, officials said.\n"
+        )
+    };
+    for n in 0..FILES {
+        std::fs::write(
+            seeds.path().join(format!("story-{n:03}.txt")),
+            story(n, "Monday"),
+        )
+        .unwrap();
+    }
+    let seed_dir = seeds.path().to_path_buf();
+    let configure = |config: &mut newsstore::app::Config| config.seeds = Some(seed_dir.clone());
+    let app = TestApp::spawn_with(super::support::temp_dir(), configure).await;
+    assert_eq!(app.seed_report.created, FILES, "{:?}", app.seed_report);
+    assert!(app.seed_report.skipped.is_empty());
+    let merkel = |app: &TestApp| {
+        let mut entities = app.entities();
+        async move {
+            entities
+                .list_entities(proto::ListEntitiesRequest {
+                    name_prefix: "Angela Merkel".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .entities
+        }
+    };
+    let found = merkel(&app).await;
+    assert_eq!(found.len(), 1, "one entity across every chunk: {found:?}");
+    assert_eq!(found[0].article_count, FILES as i64);
+
+    // Three changed files and an article deleted through the API: only the three are
+    // written again; the deletion stands.
+    for n in [0, 150, 299] {
+        std::fs::write(
+            seeds.path().join(format!("story-{n:03}.txt")),
+            story(n, "Tuesday"),
+        )
+        .unwrap();
+    }
+    app.articles()
+        .delete_article(proto::DeleteArticleRequest {
+            id: "story-200".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let data = app.stop().await;
+    let app = TestApp::spawn_with(data, configure).await;
+    assert_eq!(app.seed_report.updated, 3, "{:?}", app.seed_report);
+    assert_eq!(app.seed_report.unchanged, FILES - 3);
+    assert_eq!(app.seed_report.created, 0);
+    let changed = app.get("story-150").await.unwrap();
+    assert_eq!(changed.revision, 2);
+    assert!(changed.body.contains("Tuesday"));
+    assert_eq!(app.get("story-151").await.unwrap().revision, 1);
+    assert_eq!(
+        app.get("story-200").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    assert_eq!(merkel(&app).await[0].article_count, FILES as i64 - 1);
+}
