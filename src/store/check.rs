@@ -124,12 +124,7 @@ impl Store {
                 ));
             }
             if entity.article_count > 0 {
-                ranks.insert(keys::rank(
-                    Some(entity.kind),
-                    entity.article_count,
-                    &entity.id,
-                ));
-                ranks.insert(keys::rank(None, entity.article_count, &entity.id));
+                ranks.insert(keys::rank(entity.kind, entity.article_count, &entity.id));
             }
         }
         for id in entity_articles.keys() {

@@ -184,23 +184,14 @@ fn not_found(id: &str) -> Error {
 /// Removes the entity's ranking entries (taken before its counts change).
 fn unrank(batch: &mut sled::Batch, entity: &Entity) {
     if entity.article_count > 0 {
-        batch.remove(keys::rank(
-            Some(entity.kind),
-            entity.article_count,
-            &entity.id,
-        ));
-        batch.remove(keys::rank(None, entity.article_count, &entity.id));
+        batch.remove(keys::rank(entity.kind, entity.article_count, &entity.id));
     }
 }
 
 fn rank(batch: &mut sled::Batch, entity: &Entity) {
     if entity.article_count > 0 && !entity.blocked && entity.merged_into.is_none() {
         batch.insert(
-            keys::rank(Some(entity.kind), entity.article_count, &entity.id),
-            Vec::new(),
-        );
-        batch.insert(
-            keys::rank(None, entity.article_count, &entity.id),
+            keys::rank(entity.kind, entity.article_count, &entity.id),
             Vec::new(),
         );
     }

@@ -16,7 +16,7 @@
 //! | `m`    | entity id, 0, newest-first time, id   | empty: articles by entity   |
 //! | `l`    | entity id, 0, salience desc, time, id | empty: by salience there    |
 //! | `x`    | article id                            | its entities and saliences  |
-//! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking       |
+//! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking, per kind |
 //! | `c`    | sequence number                       | change-log entry            |
 //! | `o`    | article id                            | fingerprint of its file     |
 //! | `k`    | entity number                         | entity id                   |
@@ -38,9 +38,6 @@ pub const ARTICLE_ENTITIES: u8 = b'x';
 pub const RANK: u8 = b'r';
 pub const CHANGE: u8 = b'c';
 pub const META: u8 = b'~';
-
-/// The ranking bucket that holds every kind.
-pub const RANK_ALL: u8 = 0;
 
 /// The metadata key holding the layout version of the tree.
 pub const META_LAYOUT: &[u8] = b"~layout";
@@ -232,22 +229,27 @@ pub fn kind_byte(kind: EntityKind) -> u8 {
     }
 }
 
-/// Prefix of the ranking for one kind, or for all kinds.
-pub fn rank_prefix(kind: Option<EntityKind>) -> Vec<u8> {
-    vec![RANK, kind.map_or(RANK_ALL, kind_byte)]
+/// Prefix of the ranking of one kind. There is no ranking of all kinds: a listing of every
+/// kind merges the four, which is cheaper than keeping a fifth ranking up to date, since
+/// every article moves each of its entities in the ranking (layout 3 dropped it).
+pub fn rank_prefix(kind: EntityKind) -> Vec<u8> {
+    vec![RANK, kind_byte(kind)]
 }
 
+/// The byte of the all-kinds ranking that layouts before 3 kept.
+pub const RANK_ALL_BEFORE_LAYOUT_3: u8 = 0;
+
 /// Ranking key: most articles first, then by id.
-pub fn rank(kind: Option<EntityKind>, article_count: u64, id: &str) -> Vec<u8> {
+pub fn rank(kind: EntityKind, article_count: u64, id: &str) -> Vec<u8> {
     let mut key = rank_prefix(kind);
     key.extend_from_slice(&(u64::MAX - article_count).to_be_bytes());
     key.extend_from_slice(id.as_bytes());
     key
 }
 
-/// The entity id at the end of a ranking key.
-pub fn entity_of_rank_key(key: &[u8]) -> Option<&str> {
-    std::str::from_utf8(key.get(10..)?).ok()
+/// The entity id at the end of a position in a ranking (a ranking key without its prefix).
+pub fn entity_of_rank_position(position: &[u8]) -> Option<&str> {
+    std::str::from_utf8(position.get(8..)?).ok()
 }
 
 pub fn change(seq: u64) -> Vec<u8> {
@@ -292,10 +294,11 @@ mod tests {
 
     #[test]
     fn ranking_puts_most_articles_first() {
-        assert!(rank(None, 10, "b") < rank(None, 9, "a"));
-        assert!(rank(None, 9, "a") < rank(None, 9, "b"));
+        let person = EntityKind::Person;
+        assert!(rank(person, 10, "b") < rank(person, 9, "a"));
+        assert!(rank(person, 9, "a") < rank(person, 9, "b"));
         assert_eq!(
-            entity_of_rank_key(&rank(None, 3, "john-kerry")),
+            entity_of_rank_position(&rank(person, 3, "john-kerry")[2..]),
             Some("john-kerry")
         );
     }

@@ -46,8 +46,9 @@ pub use write::{Content, Write, Written};
 
 /// The tree's key layout version, checked at open so an incompatible build refuses the data
 /// instead of misreading it.
-/// Layout 2 added the salience index (`l`); a layout-1 database is upgraded at open.
-const LAYOUT_VERSION: u64 = 2;
+/// Layout 2 added the salience index (`l`); layout 3 dropped the all-kinds entity ranking.
+/// An older database is upgraded at open, one layout at a time.
+const LAYOUT_VERSION: u64 = 3;
 /// A list page examines at most this many index entries, so a filter that matches rarely
 /// cannot make one request scan the whole store; the page then ends early with a token.
 pub(crate) const MAX_EXAMINED_PER_PAGE: usize = 10_000;
@@ -139,19 +140,27 @@ impl Store {
             ))
         })?;
         let tree = db.open_tree("newsstore")?;
-        match tree.get(keys::META_LAYOUT)? {
-            None => {
-                tree.insert(keys::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
-            }
-            Some(v) if v.as_ref() == LAYOUT_VERSION.to_be_bytes() => {}
-            Some(v) if v.as_ref() == 1u64.to_be_bytes() => upgrade_from_layout_1(&tree)?,
-            Some(v) => {
-                return Err(Error::Internal(format!(
-                    "the database in {} has key layout {:?}, this build reads layout \
-                     {LAYOUT_VERSION}; use the matching newsstore version",
-                    dir.display(),
-                    v.as_ref()
-                )));
+        loop {
+            let layout = tree.get(keys::META_LAYOUT)?;
+            let version = layout
+                .as_deref()
+                .map(|v| <[u8; 8]>::try_from(v).map(u64::from_be_bytes));
+            match version {
+                None => {
+                    tree.insert(keys::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+                    break;
+                }
+                Some(Ok(LAYOUT_VERSION)) => break,
+                Some(Ok(1)) => upgrade_from_layout_1(&tree)?,
+                Some(Ok(2)) => upgrade_from_layout_2(&tree)?,
+                _ => {
+                    return Err(Error::Internal(format!(
+                        "the database in {} has key layout {:?}, this build reads layout \
+                         {LAYOUT_VERSION}; use the matching newsstore version",
+                        dir.display(),
+                        layout.as_deref().unwrap_or_default()
+                    )));
+                }
             }
         }
         let id = match tree.get(keys::META_STORE_ID)? {
@@ -512,33 +521,12 @@ impl Store {
         let mut last: Option<Vec<u8>> = None;
         let mut examined = 0;
         loop {
-            // The smallest next suffix across the indexes (a k-way merge).
-            let mut best: Option<(usize, Vec<u8>)> = None;
-            for (i, iterator) in iterators.iter_mut().enumerate() {
-                match iterator.peek() {
-                    Some(Ok(suffix))
-                        if best
-                            .as_ref()
-                            .is_none_or(|(_, b)| suffix.as_ref() < b.as_slice()) =>
-                    {
-                        best = Some((i, suffix.to_vec()));
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) => {
-                        if let Some(Err(err)) = iterator.next() {
-                            return Err(err.into());
-                        }
-                    }
-                    None => {}
-                }
-            }
-            let Some((i, suffix)) = best else {
+            let Some(suffix) = merge_next(&mut iterators)? else {
                 return Ok(Page { items, next: None });
             };
             if items.len() == page_size || examined == MAX_EXAMINED_PER_PAGE {
                 return Ok(Page { items, next: last });
             }
-            iterators[i].next();
             examined += 1;
             let (time, id) = keys::split_suffix(&suffix)
                 .ok_or_else(|| Error::Internal("malformed article index key".into()))?;
@@ -550,7 +538,7 @@ impl Store {
             {
                 items.push(article);
             }
-            last = Some(suffix);
+            last = Some(suffix.to_vec());
         }
     }
 
@@ -601,30 +589,41 @@ impl Store {
         if !name_prefix.is_empty() {
             return self.list_entities_by_prefix(kind, name_prefix, page_size, cursor);
         }
-        let prefix = keys::rank_prefix(kind);
-        let low = match cursor {
-            Some(c) => {
-                let mut low = prefix.clone();
-                low.extend_from_slice(c);
-                low.push(0);
-                low
-            }
-            None => prefix.clone(),
+        let kinds = match kind {
+            Some(kind) => vec![kind],
+            None => EntityKind::ALL.to_vec(),
         };
+        // Positions (`count desc, id`) compare the same way in every kind's ranking, so the
+        // listing of all kinds is a merge of the four.
+        let mut rankings: Vec<_> = kinds
+            .into_iter()
+            .map(|kind| {
+                let prefix = keys::rank_prefix(kind);
+                let mut low = prefix.clone();
+                if let Some(cursor) = cursor {
+                    low.extend_from_slice(cursor);
+                    low.push(0);
+                }
+                let skip = prefix.len();
+                self.tree
+                    .range(low..keys::prefix_end(&prefix))
+                    .map(move |entry| entry.map(|(key, _)| key.subslice(skip, key.len() - skip)))
+                    .peekable()
+            })
+            .collect();
         let mut items = Vec::new();
         let mut last: Option<Vec<u8>> = None;
-        for entry in self.tree.range(low..keys::prefix_end(&prefix)) {
-            let (key, _) = entry?;
+        while let Some(position) = merge_next(&mut rankings)? {
             if items.len() == page_size {
                 return Ok(Page { items, next: last });
             }
-            let id = keys::entity_of_rank_key(&key)
+            let id = keys::entity_of_rank_position(&position)
                 .ok_or_else(|| Error::Internal("malformed ranking key".into()))?;
             if let Some(entity) = self.get_entity(id)? {
                 items.push(entity);
             }
-            // The position is the key itself: the entity's count may change meanwhile.
-            last = Some(key[prefix.len()..].to_vec());
+            // The position is the key's: the entity's count may change meanwhile.
+            last = Some(position.to_vec());
         }
         Ok(Page { items, next: None })
     }
@@ -763,6 +762,29 @@ impl Store {
     }
 }
 
+/// One step of a k-way merge of sorted index scans: takes the smallest next entry across
+/// `sources`; `None` once every one is exhausted.
+fn merge_next<I>(sources: &mut [std::iter::Peekable<I>]) -> Result<Option<sled::IVec>>
+where
+    I: Iterator<Item = sled::Result<sled::IVec>>,
+{
+    let mut best: Option<(usize, sled::IVec)> = None;
+    for (i, source) in sources.iter_mut().enumerate() {
+        match source.peek() {
+            Some(Ok(entry)) if best.as_ref().is_none_or(|(_, b)| entry < b) => {
+                best = Some((i, entry.clone()));
+            }
+            Some(Ok(_)) | None => {}
+            Some(Err(_)) => {
+                if let Some(Err(err)) = source.next() {
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+    Ok(best.and_then(|(i, _)| sources[i].next()).transpose()?)
+}
+
 /// The position of an entity in the ranking, as a cursor.
 fn rank_cursor(entity: &Entity) -> Vec<u8> {
     let mut cursor = (u64::MAX - entity.article_count).to_be_bytes().to_vec();
@@ -770,8 +792,8 @@ fn rank_cursor(entity: &Entity) -> Vec<u8> {
     cursor
 }
 
-/// Builds the salience index that layout 2 added, from the articles, then records the new
-/// layout. Interrupted, it simply runs again at the next open.
+/// Builds the salience index that layout 2 added, from the articles, then records layout 2.
+/// Interrupted, it simply runs again at the next open.
 fn upgrade_from_layout_1(tree: &sled::Tree) -> Result<()> {
     tracing::info!("upgrading the database to key layout 2: building the salience index");
     let mut batch = sled::Batch::default();
@@ -793,10 +815,30 @@ fn upgrade_from_layout_1(tree: &sled::Tree) -> Result<()> {
             pending = 0;
         }
     }
-    batch.insert(keys::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes());
+    batch.insert(keys::META_LAYOUT, &2u64.to_be_bytes());
     tree.apply_batch(batch)?;
     tree.flush()?;
     tracing::info!(articles, "database upgraded to key layout 2");
+    Ok(())
+}
+
+/// Removes the all-kinds entity ranking that layout 3 dropped, then records layout 3.
+/// Interrupted, it simply runs again at the next open.
+fn upgrade_from_layout_2(tree: &sled::Tree) -> Result<()> {
+    tracing::info!("upgrading the database to key layout 3: dropping the all-kinds ranking");
+    let mut removed = 0u64;
+    let mut batch = sled::Batch::default();
+    for entry in tree.scan_prefix([keys::RANK, keys::RANK_ALL_BEFORE_LAYOUT_3]) {
+        batch.remove(entry?.0);
+        removed += 1;
+        if removed.is_multiple_of(10_000) {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+        }
+    }
+    batch.insert(keys::META_LAYOUT, &3u64.to_be_bytes());
+    tree.apply_batch(batch)?;
+    tree.flush()?;
+    tracing::info!(removed, "database upgraded to key layout 3");
     Ok(())
 }
 

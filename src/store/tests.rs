@@ -765,3 +765,106 @@ fn closing_checkpoints_the_log() {
     assert_eq!(store.last_seq(), 20);
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn the_ranking_of_every_kind_merges_the_kinds_page_by_page() {
+    use crate::model::EntityKind::{Location, Misc, Organization, Person};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    let mut n = 0;
+    for (name, kind, articles) in [
+        ("Ann Lee", Person, 3),
+        ("Acme", Organization, 2),
+        ("Oslo", Location, 3),
+        ("Euro", Misc, 1),
+        ("Bob Ray", Person, 2),
+    ] {
+        for _ in 0..articles {
+            n += 1;
+            store
+                .write(vec![Write::Create {
+                    id: format!("a{n}"),
+                    content: tagged(name, kind, n),
+                }])
+                .pop()
+                .unwrap()
+                .unwrap();
+        }
+    }
+    // Most articles first, ties by id, whatever the kind.
+    let expected = ["ann-lee", "oslo", "acme", "bob-ray", "euro"];
+    let whole = store.list_entities(None, "", 100, None).unwrap();
+    let ids: Vec<&str> = whole.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, expected);
+    assert!(whole.next.is_none());
+    let mut paged = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let page = store.list_entities(None, "", 2, cursor.as_deref()).unwrap();
+        assert!(page.items.len() <= 2);
+        paged.extend(page.items.into_iter().map(|e| e.id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, expected);
+    let people = store.list_entities(Some(Person), "", 100, None).unwrap();
+    let ids: Vec<&str> = people.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["ann-lee", "bob-ray"]);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn a_layout_2_database_loses_its_all_kinds_ranking_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        create(
+            &store,
+            "a1",
+            "Talks",
+            "John Kerry met officials in Geneva.",
+            1_000,
+        );
+        // Make it look like a layout-2 database, which ranked every kind together too.
+        let mut all_kinds = Vec::new();
+        for entry in store.tree.scan_prefix([super::keys::RANK]) {
+            let mut key = entry.unwrap().0.to_vec();
+            key[1] = super::keys::RANK_ALL_BEFORE_LAYOUT_3;
+            all_kinds.push(key);
+        }
+        assert!(!all_kinds.is_empty());
+        for key in all_kinds {
+            store.tree.insert(key, Vec::new()).unwrap();
+        }
+        store
+            .tree
+            .insert(super::keys::META_LAYOUT, &2u64.to_be_bytes())
+            .unwrap();
+        assert!(!store.check().unwrap().is_empty());
+        store.flush().unwrap();
+    }
+    // sled's background flusher may hold the folder's lock a moment after the drop.
+    let store = (0..100)
+        .find_map(|_| {
+            Store::open(dir.path(), 16 << 20)
+                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                .ok()
+        })
+        .expect("the store reopens");
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert_eq!(
+        store
+            .tree
+            .scan_prefix([super::keys::RANK, super::keys::RANK_ALL_BEFORE_LAYOUT_3])
+            .count(),
+        0
+    );
+    assert_eq!(
+        store.tree.get(super::keys::META_LAYOUT).unwrap().unwrap(),
+        3u64.to_be_bytes()
+    );
+    let listed = store.list_entities(None, "", 10, None).unwrap();
+    assert!(listed.items.iter().any(|e| e.id == "john-kerry"));
+}

@@ -785,15 +785,13 @@ impl<'s> Batch<'s> {
             if let Some((kind, count)) = self.old_ranks.get(&id).copied()
                 && count > 0
             {
-                self.remove(keys::rank(Some(kind), count, &id));
-                self.remove(keys::rank(None, count, &id));
+                self.remove(keys::rank(kind, count, &id));
             }
             if entity.article_count > 0 {
                 self.insert(
-                    keys::rank(Some(entity.kind), entity.article_count, &id),
+                    keys::rank(entity.kind, entity.article_count, &id),
                     Vec::new(),
                 );
-                self.insert(keys::rank(None, entity.article_count, &id), Vec::new());
             }
             self.insert(keys::entity(&id), codec::encode(&entity)?);
         }
