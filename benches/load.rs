@@ -87,8 +87,8 @@ struct Args {
 enum Workload {
     Health,
     Get,
-    /// GetArticle with the BASIC view: the same call without the body and the analysis,
-    /// which tells the cost of the answer's size from the cost of the call.
+    /// GetArticle with the BASIC view: the same call without the body, the quotes and the
+    /// mentions' spans, which tells the cost of the answer's size from the cost of the call.
     GetBasic,
     ListByEntity,
     Search,

@@ -319,7 +319,8 @@ impl Ingest {
     /// Loads the articles of many files with one store write and one flush, like
     /// [`Ingest::create_batch`]: a file whose `fingerprint` the store already recorded
     /// changes nothing, so edits and deletes made through the API since then stand; a new
-    /// or changed file is created or replaced. Ids must be distinct. One outcome per file.
+    /// or changed file is created or replaced. One outcome per file; of two files with one id,
+    /// the second replaces the first.
     pub async fn load_files(&self, files: Vec<FileArticle>) -> Vec<Result<Upserted>> {
         let this = self.clone();
         let count = files.len();
@@ -821,5 +822,55 @@ mod tests {
             ..ArticleInput::default()
         };
         assert_ne!(content_hash(&c), content_hash(&d));
+    }
+
+    fn file(id: &str, body: &str, fingerprint: &str) -> FileArticle {
+        FileArticle {
+            id: id.into(),
+            input: ArticleInput {
+                headline: "Rain in Oslo".into(),
+                body: body.into(),
+                ..ArticleInput::default()
+            },
+            fingerprint: fingerprint.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn loading_files_creates_replaces_and_skips_what_it_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), 16 << 20).unwrap());
+        let ingest = Ingest::new(store.clone(), Limits::default());
+        // Two files for one id in one call: the second's create is refused as a duplicate
+        // and goes through the one-at-a-time path, which replaces the first.
+        let outcomes = ingest
+            .load_files(vec![
+                file("oslo", "It rained in Oslo.", "f1"),
+                file("oslo", "It rained in Oslo all day.", "f2"),
+                file("bad id", "Text.", "f3"),
+            ])
+            .await;
+        assert!(matches!(outcomes[0], Ok(Upserted::Created)), "{outcomes:?}");
+        assert!(matches!(outcomes[1], Ok(Upserted::Updated)), "{outcomes:?}");
+        assert!(matches!(outcomes[2], Err(Error::InvalidArgument { .. })));
+        let article = store.get_article("oslo").unwrap().unwrap();
+        assert_eq!(
+            (article.revision, article.input.body.as_str()),
+            (2, "It rained in Oslo all day.")
+        );
+        // A fingerprint already recorded: nothing is analysed or written, even though the
+        // content differs from the stored article's.
+        let again = ingest
+            .load_files(vec![file("oslo", "Something else entirely.", "f2")])
+            .await;
+        assert!(matches!(again[0], Ok(Upserted::Unchanged)), "{again:?}");
+        assert_eq!(store.get_article("oslo").unwrap().unwrap().revision, 2);
+        // A new fingerprint with the same content: no new revision either.
+        let same = ingest
+            .load_files(vec![file("oslo", "It rained in Oslo all day.", "f4")])
+            .await;
+        assert!(matches!(same[0], Ok(Upserted::Unchanged)), "{same:?}");
+        assert_eq!(store.get_article("oslo").unwrap().unwrap().revision, 2);
+        assert_eq!(store.check().unwrap(), Vec::<String>::new());
     }
 }

@@ -22,6 +22,9 @@ use crate::model::ArticleInput;
 /// Files read, analysed and written together: one store write and one flush per chunk,
 /// as a `BatchCreateArticles` call of this size would.
 const CHUNK: usize = 128;
+/// A chunk also ends once its files add up to this many bytes, so two chunks in flight hold
+/// a bounded amount of text whatever the per-file limit.
+const CHUNK_BYTES: u64 = 32 << 20;
 
 /// What a seeding run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -291,7 +294,7 @@ pub async fn load_files(
         ..Progress::default()
     };
     // Two chunks in flight: one being read and analysed while the other is written.
-    let mut chunks = work.chunks(CHUNK).map(<[_]>::to_vec);
+    let mut chunks = chunked(work).into_iter();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         while tasks.len() < 2
@@ -327,6 +330,28 @@ pub async fn load_files(
     report
 }
 
+/// `work` cut into chunks of at most [`CHUNK`] files and, but for a single larger file,
+/// [`CHUNK_BYTES`] bytes.
+fn chunked(work: Vec<(Option<String>, PathBuf)>) -> Vec<Vec<(Option<String>, PathBuf)>> {
+    let mut chunks = Vec::new();
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    for (id, path) in work {
+        // An unreadable file counts as empty here; reading it reports why.
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if !chunk.is_empty() && (chunk.len() == CHUNK || bytes + size > CHUNK_BYTES) {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push((id, path));
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
 /// Reads the files of `chunk` and loads their articles with one store write; the outcome
 /// of each file, with the reason when it was not loaded.
 async fn load_chunk(
@@ -334,6 +359,7 @@ async fn load_chunk(
     chunk: Vec<(Option<String>, PathBuf)>,
     max_bytes: u64,
 ) -> Vec<(PathBuf, Result<Upserted, String>)> {
+    let paths: Vec<PathBuf> = chunk.iter().map(|(_, path)| path.clone()).collect();
     let read = tokio::task::spawn_blocking(move || {
         chunk
             .into_par_iter()
@@ -346,9 +372,12 @@ async fn load_chunk(
     .await;
     let read = match read {
         Ok(read) => read,
+        // Every file of the chunk is reported, so none goes missing from the report.
         Err(err) => {
-            tracing::error!(error = %err, "reading a chunk of files failed");
-            return Vec::new();
+            return paths
+                .into_iter()
+                .map(|path| (path, Err(format!("reading it failed: {err}"))))
+                .collect();
         }
     };
     let mut outcomes = Vec::with_capacity(read.len());

@@ -457,51 +457,58 @@ fn entity_lists_written_before_salience_was_kept_still_read() {
     assert!(matches!(record, super::ArticleEntities::Weighted(ref e) if e[0].1 == 0.5));
 }
 
-#[test]
-fn a_layout_1_database_gains_the_salience_index_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(dir.path(), 16 << 20).unwrap();
-        create(
-            &store,
-            "a1",
-            "Talks",
-            "John Kerry met officials in Geneva.",
-            1_000,
-        );
-        create(
-            &store,
-            "a2",
-            "Talks",
-            "Sergei Lavrov flew to Moscow.",
-            2_000,
-        );
-        // Make it look like a database written before the salience index existed.
-        let keys: Vec<_> = store
-            .tree
-            .scan_prefix([super::keys::SALIENCE])
-            .map(|e| e.unwrap().0)
-            .collect();
-        assert!(!keys.is_empty());
-        for key in keys {
-            store.tree.remove(key).unwrap();
-        }
-        store
-            .tree
-            .insert(super::keys::META_LAYOUT, &1u64.to_be_bytes())
-            .unwrap();
-        assert!(!store.check().unwrap().is_empty());
-        store.flush().unwrap();
-    }
+/// Marks `store` (whose keys a test has made look like an older layout's) as holding key
+/// layout `layout`, closes it and opens it again, which upgrades it; the upgraded store
+/// must pass the consistency check.
+fn reopen_as_layout(dir: &std::path::Path, store: Store, layout: u64) -> Store {
+    store
+        .tree
+        .insert(super::keys::META_LAYOUT, &layout.to_be_bytes())
+        .unwrap();
+    assert!(!store.check().unwrap().is_empty());
+    store.flush().unwrap();
+    drop(store);
     // sled's background flusher may hold the folder's lock a moment after the drop.
     let store = (0..100)
         .find_map(|_| {
-            Store::open(dir.path(), 16 << 20)
+            Store::open(dir, 16 << 20)
                 .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
                 .ok()
         })
         .expect("the store reopens");
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    store
+}
+
+#[test]
+fn a_layout_1_database_gains_the_salience_index_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    create(
+        &store,
+        "a1",
+        "Talks",
+        "John Kerry met officials in Geneva.",
+        1_000,
+    );
+    create(
+        &store,
+        "a2",
+        "Talks",
+        "Sergei Lavrov flew to Moscow.",
+        2_000,
+    );
+    // Make it look like a database written before the salience index existed.
+    let keys: Vec<_> = store
+        .tree
+        .scan_prefix([super::keys::SALIENCE])
+        .map(|e| e.unwrap().0)
+        .collect();
+    assert!(!keys.is_empty());
+    for key in keys {
+        store.tree.remove(key).unwrap();
+    }
+    let store = reopen_as_layout(dir.path(), store, 1);
     let filter = ArticleFilter {
         entity_ids: vec!["john-kerry".into()],
         ..ArticleFilter::default()
@@ -818,42 +825,26 @@ fn the_ranking_of_every_kind_merges_the_kinds_page_by_page() {
 #[test]
 fn a_layout_2_database_loses_its_all_kinds_ranking_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(dir.path(), 16 << 20).unwrap();
-        create(
-            &store,
-            "a1",
-            "Talks",
-            "John Kerry met officials in Geneva.",
-            1_000,
-        );
-        // Make it look like a layout-2 database, which ranked every kind together too.
-        let mut all_kinds = Vec::new();
-        for entry in store.tree.scan_prefix([super::keys::RANK]) {
-            let mut key = entry.unwrap().0.to_vec();
-            key[1] = super::keys::RANK_ALL_BEFORE_LAYOUT_3;
-            all_kinds.push(key);
-        }
-        assert!(!all_kinds.is_empty());
-        for key in all_kinds {
-            store.tree.insert(key, Vec::new()).unwrap();
-        }
-        store
-            .tree
-            .insert(super::keys::META_LAYOUT, &2u64.to_be_bytes())
-            .unwrap();
-        assert!(!store.check().unwrap().is_empty());
-        store.flush().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    create(
+        &store,
+        "a1",
+        "Talks",
+        "John Kerry met officials in Geneva.",
+        1_000,
+    );
+    // Make it look like a layout-2 database, which ranked every kind together too.
+    let mut all_kinds = Vec::new();
+    for entry in store.tree.scan_prefix([super::keys::RANK]) {
+        let mut key = entry.unwrap().0.to_vec();
+        key[1] = super::keys::RANK_ALL_BEFORE_LAYOUT_3;
+        all_kinds.push(key);
     }
-    // sled's background flusher may hold the folder's lock a moment after the drop.
-    let store = (0..100)
-        .find_map(|_| {
-            Store::open(dir.path(), 16 << 20)
-                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
-                .ok()
-        })
-        .expect("the store reopens");
-    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert!(!all_kinds.is_empty());
+    for key in all_kinds {
+        store.tree.insert(key, Vec::new()).unwrap();
+    }
+    let store = reopen_as_layout(dir.path(), store, 2);
     assert_eq!(
         store
             .tree
