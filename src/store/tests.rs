@@ -824,15 +824,7 @@ fn the_ranking_of_every_kind_merges_the_kinds_page_by_page() {
 
 #[test]
 fn a_layout_2_database_loses_its_all_kinds_ranking_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), 16 << 20).unwrap();
-    create(
-        &store,
-        "a1",
-        "Talks",
-        "John Kerry met officials in Geneva.",
-        1_000,
-    );
+    let (dir, store) = store_with(&[("a1", "Talks", "John Kerry met officials in Geneva.", 1_000)]);
     // Make it look like a layout-2 database, which ranked every kind together too.
     let mut all_kinds = Vec::new();
     for entry in store.tree.scan_prefix([super::keys::RANK]) {
