@@ -142,8 +142,7 @@ impl Ingest {
         }
         let limits = self.limits;
         let store = self.store.clone();
-        let count = items.len();
-        let outcome = tokio::task::spawn_blocking(move || {
+        run_blocking_each(items.len(), move || {
             // Validation and extraction first; only the good items reach the store.
             let mut results: Vec<Option<Result<Stored>>> = Vec::with_capacity(items.len());
             let mut to_prepare = Vec::new();
@@ -210,12 +209,7 @@ impl Ingest {
                 .map(|r| r.unwrap_or_else(|| Err(Error::Internal("an item was lost".into()))))
                 .collect::<Vec<_>>()
         })
-        .await;
-        outcome.unwrap_or_else(|err| {
-            (0..count)
-                .map(|_| Err(Error::internal("the ingest task failed", &err)))
-                .collect()
-        })
+        .await
     }
 
     /// Changes the `fields` of article `id` to their values in `patch`. With an `etag`, the
@@ -323,13 +317,7 @@ impl Ingest {
     /// the second replaces the first.
     pub async fn load_files(&self, files: Vec<FileArticle>) -> Vec<Result<Upserted>> {
         let this = self.clone();
-        let count = files.len();
-        let outcome = tokio::task::spawn_blocking(move || this.load_files_blocking(files)).await;
-        outcome.unwrap_or_else(|err| {
-            (0..count)
-                .map(|_| Err(Error::internal("the load task failed", &err)))
-                .collect()
-        })
+        run_blocking_each(files.len(), move || this.load_files_blocking(files)).await
     }
 
     fn load_files_blocking(&self, files: Vec<FileArticle>) -> Vec<Result<Upserted>> {
@@ -553,6 +541,21 @@ async fn run_blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|err| Err(Error::internal("a blocking task failed", err)))
+}
+
+/// Like [`run_blocking`] for work with one outcome per item: if the blocking task fails,
+/// each of the `count` items gets the error.
+async fn run_blocking_each<T: Send + 'static>(
+    count: usize,
+    work: impl FnOnce() -> Vec<Result<T>> + Send + 'static,
+) -> Vec<Result<T>> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|err| {
+            (0..count)
+                .map(|_| Err(Error::internal("a blocking task failed", &err)))
+                .collect()
+        })
 }
 
 fn expect_article(written: Written) -> Result<Stored> {

@@ -359,7 +359,7 @@ async fn load_chunk(
     chunk: Vec<(Option<String>, PathBuf)>,
     max_bytes: u64,
 ) -> Vec<(PathBuf, Result<Upserted, String>)> {
-    let paths: Vec<PathBuf> = chunk.iter().map(|(_, path)| path.clone()).collect();
+    let chunk_paths: Vec<PathBuf> = chunk.iter().map(|(_, path)| path.clone()).collect();
     let read = tokio::task::spawn_blocking(move || {
         chunk
             .into_par_iter()
@@ -374,7 +374,7 @@ async fn load_chunk(
         Ok(read) => read,
         // Every file of the chunk is reported, so none goes missing from the report.
         Err(err) => {
-            return paths
+            return chunk_paths
                 .into_iter()
                 .map(|path| (path, Err(format!("reading it failed: {err}"))))
                 .collect();
@@ -382,6 +382,7 @@ async fn load_chunk(
     };
     let mut outcomes = Vec::with_capacity(read.len());
     let mut files = Vec::new();
+    // The path of each of `files`, to pair with its outcome.
     let mut paths = Vec::new();
     for (id, path, file) in read {
         match (file, id) {

@@ -509,11 +509,7 @@ impl Store {
                     }
                     None => keys::prefix_end(&prefix),
                 };
-                let skip = prefix.len();
-                self.tree
-                    .range(low..high)
-                    .map(move |entry| entry.map(|(key, _)| key.subslice(skip, key.len() - skip)))
-                    .peekable()
+                self.positions(low..high, prefix.len())
             })
             .collect();
 
@@ -604,11 +600,7 @@ impl Store {
                     low.extend_from_slice(cursor);
                     low.push(0);
                 }
-                let skip = prefix.len();
-                self.tree
-                    .range(low..keys::prefix_end(&prefix))
-                    .map(move |entry| entry.map(|(key, _)| key.subslice(skip, key.len() - skip)))
-                    .peekable()
+                self.positions(low..keys::prefix_end(&prefix), prefix.len())
             })
             .collect();
         let mut items = Vec::new();
@@ -759,6 +751,19 @@ impl Store {
             articles_examined: examined,
             complete,
         })
+    }
+
+    /// The index keys in `range`, each without its first `skip` bytes (the index's prefix),
+    /// as a source for [`merge_next`].
+    fn positions(
+        &self,
+        range: std::ops::Range<Vec<u8>>,
+        skip: usize,
+    ) -> std::iter::Peekable<impl Iterator<Item = sled::Result<sled::IVec>> + use<>> {
+        self.tree
+            .range(range)
+            .map(move |entry| entry.map(|(key, _)| key.subslice(skip, key.len() - skip)))
+            .peekable()
     }
 }
 

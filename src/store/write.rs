@@ -311,6 +311,54 @@ impl Store {
         }
         Ok(article)
     }
+
+    /// The first and last publication times of the entity's articles once this write is
+    /// applied, from the bounds in its record (read before the write changes its count), not
+    /// counting `removed` and counting `added`.
+    ///
+    /// Adding only widens the bounds, so most writes need no index read. Only when the
+    /// removed entry sits on a bound or was the last one (or a record has articles but no
+    /// bounds) does the stored index say what is left: two scans of the entity's keys, with
+    /// sled iterators that clone a node at every step, which every write used to run.
+    fn seen_bounds(
+        &self,
+        entity: &Entity,
+        removed: Option<&[u8]>,
+        added: Option<&[u8]>,
+    ) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
+        let prefix = ArticleIndex::Entity(entity.id.clone()).prefix();
+        let time_of = |key: &[u8]| keys::split_suffix(&key[prefix.len()..]).map(|(t, _)| t);
+        let (mut oldest, mut newest, count) =
+            (entity.first_seen, entity.last_seen, entity.article_count);
+        let removed_time = removed.and_then(time_of);
+        let unknown = count > 0 && (oldest.is_none() || newest.is_none());
+        let on_bound = removed_time.is_some_and(|t| Some(t) == oldest || Some(t) == newest);
+        let last_one = removed_time.is_some() && count <= 1;
+        if unknown || on_bound || last_one {
+            let kept = |key: &sled::IVec| removed.is_none_or(|r| key.as_ref() != r);
+            newest = None;
+            for entry in self.tree.scan_prefix(&prefix) {
+                let (key, _) = entry?;
+                if kept(&key) {
+                    newest = time_of(&key);
+                    break;
+                }
+            }
+            oldest = None;
+            for entry in self.tree.scan_prefix(&prefix).rev() {
+                let (key, _) = entry?;
+                if kept(&key) {
+                    oldest = time_of(&key);
+                    break;
+                }
+            }
+        }
+        if let Some(added) = added.and_then(time_of) {
+            newest = Some(newest.map_or(added, |n: Timestamp| n.max(added)));
+            oldest = Some(oldest.map_or(added, |o: Timestamp| o.min(added)));
+        }
+        Ok((oldest, newest))
+    }
 }
 
 /// An index key an article write removes and one it adds.
@@ -722,20 +770,15 @@ impl<'s> Batch<'s> {
             let after = count_of(new, &id);
             let (removed_key, added_key) = self.mention_keys.get(&id).cloned().unwrap_or_default();
             let forms = self.new_aliases.remove(&id).unwrap_or_default();
-            let Some(stored) = self
-                .entity(&id)?
-                .map(|e| ((e.first_seen, e.last_seen), e.article_count))
-            else {
+            let store = self.store;
+            let Some(entity) = self.entity(&id)? else {
                 // An article may mention an entity record that no longer exists only if the
                 // store was damaged; skip it rather than fail every later write.
                 tracing::warn!(entity = %id, "an article mentions a missing entity");
                 continue;
             };
             let (first, last) =
-                self.seen_bounds(&id, stored, removed_key.as_deref(), added_key.as_deref())?;
-            let entity = self
-                .entity(&id)?
-                .ok_or_else(|| Error::Internal(format!("entity {id} left the working set")))?;
+                store.seen_bounds(entity, removed_key.as_deref(), added_key.as_deref())?;
             if entity.kind_votes == [0; 4] {
                 // Recorded before votes were kept: its articles all count for its kind.
                 entity.kind_votes[entity.kind.index()] = entity.article_count;
@@ -796,54 +839,6 @@ impl<'s> Batch<'s> {
             self.insert(keys::entity(&id), codec::encode(&entity)?);
         }
         Ok(())
-    }
-
-    /// The first and last publication times of the entity's articles once this write is
-    /// applied, from the bounds `stored` in its record (with its article count before the
-    /// write), not counting `removed` and counting `added`.
-    ///
-    /// Adding only widens the bounds, so most writes need no index read. Only when the
-    /// removed entry sits on a bound or was the last one (or a record has articles but no
-    /// bounds) does the stored index say what is left: two scans of the entity's keys, with
-    /// sled iterators that clone a node at every step, which every write used to run.
-    fn seen_bounds(
-        &self,
-        id: &str,
-        stored: ((Option<Timestamp>, Option<Timestamp>), u64),
-        removed: Option<&[u8]>,
-        added: Option<&[u8]>,
-    ) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
-        let prefix = ArticleIndex::Entity(id.to_string()).prefix();
-        let time_of = |key: &[u8]| keys::split_suffix(&key[prefix.len()..]).map(|(t, _)| t);
-        let ((mut oldest, mut newest), count) = stored;
-        let removed_time = removed.and_then(time_of);
-        let unknown = count > 0 && (oldest.is_none() || newest.is_none());
-        let on_bound = removed_time.is_some_and(|t| Some(t) == oldest || Some(t) == newest);
-        let last_one = removed_time.is_some() && count <= 1;
-        if unknown || on_bound || last_one {
-            let kept = |key: &sled::IVec| removed.is_none_or(|r| key.as_ref() != r);
-            newest = None;
-            for entry in self.store.tree.scan_prefix(&prefix) {
-                let (key, _) = entry?;
-                if kept(&key) {
-                    newest = time_of(&key);
-                    break;
-                }
-            }
-            oldest = None;
-            for entry in self.store.tree.scan_prefix(&prefix).rev() {
-                let (key, _) = entry?;
-                if kept(&key) {
-                    oldest = time_of(&key);
-                    break;
-                }
-            }
-        }
-        if let Some(added) = added.and_then(time_of) {
-            newest = Some(newest.map_or(added, |n: Timestamp| n.max(added)));
-            oldest = Some(oldest.map_or(added, |o: Timestamp| o.min(added)));
-        }
-        Ok((oldest, newest))
     }
 }
 
