@@ -84,9 +84,15 @@ impl Store {
         let mut found: BTreeSet<Vec<u8>> = BTreeSet::new();
         for prefix in [keys::TIME, keys::SOURCE, keys::MENTION, keys::SALIENCE] {
             for entry in self.tree.scan_prefix([prefix]) {
-                found.insert(entry?.0.to_vec());
+                let key = entry?.0;
+                if prefix == keys::MENTION || prefix == keys::SALIENCE {
+                    // Layout 4 keeps these in memory only.
+                    problems.push(format!("entity-index key {} left in sled", show(&key)));
+                }
+                found.insert(key.to_vec());
             }
         }
+        found.extend(self.entity_index.all_keys());
         for missing in expected.difference(&found) {
             problems.push(format!("missing index entry {}", show(missing)));
         }

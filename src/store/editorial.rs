@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use super::history::PastRevision;
 use super::keys::{self, ArticleIndex};
 use super::requests::Outcome;
-use super::{Store, codec};
+use super::{Changes, Store, codec};
 use crate::error::{Error, Invalid, Precondition, Resource, Result};
 use crate::model::{
     Article, Change, ChangeKind, Entity, EntityPatch, RequestTag, Timestamp, name_key,
@@ -75,8 +75,8 @@ impl<'s> Rewrite<'s> {
     ) -> Result<()> {
         let prefix = ArticleIndex::Entity(entity_id.to_string()).prefix();
         let mut ids = Vec::new();
-        for entry in self.store.tree.scan_prefix(&prefix) {
-            let (key, _) = entry?;
+        for key in self.store.keys_with_prefix(&prefix) {
+            let key = key?;
             if let Some((_, id)) = keys::split_suffix(&key[prefix.len()..]) {
                 ids.push(id.to_string());
             }
@@ -113,7 +113,7 @@ impl<'s> Rewrite<'s> {
 
     /// Writes the articles and their index entries into `batch`, with one change entry
     /// each; returns how many there were.
-    fn finish(self, batch: &mut sled::Batch, next_seq: &mut u64) -> Result<u64> {
+    fn finish(self, batch: &mut Changes, next_seq: &mut u64) -> Result<u64> {
         let count = self.articles.len() as u64;
         for (id, rewritten) in self.articles {
             let Rewritten {
@@ -182,13 +182,13 @@ fn not_found(id: &str) -> Error {
 }
 
 /// Removes the entity's ranking entries (taken before its counts change).
-fn unrank(batch: &mut sled::Batch, entity: &Entity) {
+fn unrank(batch: &mut Changes, entity: &Entity) {
     if entity.article_count > 0 {
         batch.remove(keys::rank(entity.kind, entity.article_count, &entity.id));
     }
 }
 
-fn rank(batch: &mut sled::Batch, entity: &Entity) {
+fn rank(batch: &mut Changes, entity: &Entity) {
     if entity.article_count > 0 && !entity.blocked && entity.merged_into.is_none() {
         batch.insert(
             keys::rank(entity.kind, entity.article_count, &entity.id),
@@ -318,7 +318,7 @@ impl Store {
     fn decide(
         &self,
         request: Option<&RequestTag>,
-        build: impl FnOnce(&mut sled::Batch, &mut u64) -> Result<(Entity, u64, Change)>,
+        build: impl FnOnce(&mut Changes, &mut u64) -> Result<(Entity, u64, Change)>,
     ) -> Result<Decision> {
         let seq = {
             let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -349,7 +349,7 @@ impl Store {
                 }
             }
             let mut seq = *next_seq;
-            let mut batch = sled::Batch::default();
+            let mut batch = Changes::default();
             let (entity, articles_updated, mut change) = build(&mut batch, &mut seq)?;
             change.seq = seq;
             batch.insert(keys::change(seq), codec::encode(&change)?);
@@ -361,7 +361,7 @@ impl Store {
                 };
                 self.record(tag, outcome, &mut batch)?;
             }
-            self.tree.apply_batch(batch)?;
+            self.apply(batch)?;
             *next_seq = seq + 1;
             self.applied.store(seq, Ordering::Release);
             (entity, articles_updated, seq)
@@ -565,8 +565,8 @@ impl Store {
             let survivor_articles = {
                 let prefix = ArticleIndex::Entity(survivor.to_string()).prefix();
                 let mut ids = Vec::new();
-                for entry in self.tree.scan_prefix(&prefix) {
-                    let (key, _) = entry?;
+                for key in self.keys_with_prefix(&prefix) {
+                    let key = key?;
                     if let Some((time, id)) = keys::split_suffix(&key[prefix.len()..]) {
                         ids.push((time, id.to_string()));
                     }

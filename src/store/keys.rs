@@ -6,6 +6,9 @@
 //! sources) end with a 0x00 separator; none of them may contain 0x00 (ids are validated,
 //! name keys are alphanumeric, sources have control characters removed).
 //!
+//! The `m` and `l` key spaces are not in sled: the entity index holds them in memory (see
+//! [`super::entity_index`]), with the same keys in the same order.
+//!
 //! | prefix | key                                   | value                       |
 //! |--------|---------------------------------------|-----------------------------|
 //! | `a`    | article id                            | article record              |
@@ -13,8 +16,8 @@
 //! | `n`    | name key, 0, entity id                | empty: name and alias index |
 //! | `t`    | newest-first time, article id         | empty: all articles by time |
 //! | `s`    | source, 0, newest-first time, id      | empty: articles by source   |
-//! | `m`    | entity id, 0, newest-first time, id   | empty: articles by entity   |
-//! | `l`    | entity id, 0, salience desc, time, id | empty: by salience there    |
+//! | `m`    | entity id, 0, newest-first time, id   | in memory: articles by entity |
+//! | `l`    | entity id, 0, salience desc, time, id | in memory: by salience there  |
 //! | `x`    | article id                            | its entities and saliences  |
 //! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking, per kind |
 //! | `c`    | sequence number                       | change-log entry            |

@@ -11,6 +11,7 @@ mod check;
 pub mod codec;
 mod durability;
 mod editorial;
+mod entity_index;
 mod history;
 pub mod keys;
 mod quotes;
@@ -40,15 +41,19 @@ use crate::model::{
     Article, ArticleFilter, Change, Entity, EntityKind, Related, Timestamp, name_key,
 };
 use durability::GroupCommit;
+use entity_index::{Changes, EntityIndex};
 use keys::ArticleIndex;
 
 pub use write::{Content, Write, Written};
 
 /// The tree's key layout version, checked at open so an incompatible build refuses the data
 /// instead of misreading it.
-/// Layout 2 added the salience index (`l`); layout 3 dropped the all-kinds entity ranking.
-/// An older database is upgraded at open, one layout at a time.
-const LAYOUT_VERSION: u64 = 3;
+/// Layout 2 added the salience index (`l`); layout 3 dropped the all-kinds entity ranking;
+/// layout 4 moved the entity index (`m`, `l`) out of sled into memory. An older database is
+/// upgraded at open, one layout at a time.
+const LAYOUT_VERSION: u64 = 4;
+/// The entity index's snapshot, in the store's folder, written by [`Store::close`].
+const ENTITY_INDEX_FILE: &str = "entity-index";
 /// A list page examines at most this many index entries, so a filter that matches rarely
 /// cannot make one request scan the whole store; the page then ends early with a token.
 pub(crate) const MAX_EXAMINED_PER_PAGE: usize = 10_000;
@@ -104,6 +109,8 @@ pub struct RelatedPage {
 pub struct Store {
     /// Random, fixed at creation: derived indexes record it to recognise their store.
     id: String,
+    /// The folder sled keeps its files in; the entity index's snapshot goes there too.
+    dir: std::path::PathBuf,
     /// How the database was opened, to open it again for a checkpoint (see [`Store::close`]).
     db_config: sled::Config,
     db: sled::Db,
@@ -116,6 +123,8 @@ pub struct Store {
     /// The highest durable sequence number, for followers such as the search index.
     durable: watch::Sender<u64>,
     retention: Retention,
+    /// The `m` and `l` key spaces, derived from the `t` and `x` records at open.
+    entity_index: EntityIndex,
 }
 
 impl Store {
@@ -153,6 +162,7 @@ impl Store {
                 Some(Ok(LAYOUT_VERSION)) => break,
                 Some(Ok(1)) => upgrade_from_layout_1(&tree)?,
                 Some(Ok(2)) => upgrade_from_layout_2(&tree)?,
+                Some(Ok(3)) => upgrade_from_layout_3(&tree)?,
                 _ => {
                     return Err(Error::Internal(format!(
                         "the database in {} has key layout {:?}, this build reads layout \
@@ -175,10 +185,15 @@ impl Store {
             Some(entry) => keys::seq_of_change_key(&entry?.0).unwrap_or(0),
             None => 0,
         };
+        let entity_index = match EntityIndex::load(&dir.join(ENTITY_INDEX_FILE), &id, last) {
+            Some(index) => index,
+            None => build_entity_index(&tree)?,
+        };
         // Everything read back from disk is durable by definition.
         let (durable, _) = watch::channel(last);
         Ok(Store {
             id,
+            dir: dir.to_path_buf(),
             db_config,
             db,
             tree,
@@ -187,6 +202,7 @@ impl Store {
             commit: GroupCommit::new(last),
             durable,
             retention: Retention::default(),
+            entity_index,
         })
     }
 
@@ -261,7 +277,9 @@ impl Store {
     /// (after loading 100,000 articles: 0.23 s to the first answer instead of 5 s). A clean
     /// shutdown pays the replay instead of the next start, as a database's shutdown
     /// checkpoint does (7 s after that load); after a crash the next start still replays,
-    /// from the last snapshot.
+    /// from the last snapshot. It also saves the entity index, which the next start then
+    /// loads instead of rebuilding it from every article's entity list; after a crash, it
+    /// rebuilds.
     ///
     /// Waits up to `wait` for the other holders of the store to let go and for sled's
     /// background threads to release the file lock; the replay itself is not bounded by it.
@@ -285,6 +303,22 @@ impl Store {
                 }
             }
         };
+        // No write can come now: the snapshot is the index as of the last change.
+        let snapshot = store.dir.join(ENTITY_INDEX_FILE);
+        let started = std::time::Instant::now();
+        match store
+            .entity_index
+            .save(&snapshot, &store.id, store.last_seq())
+        {
+            Ok(()) => tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "entity index saved"
+            ),
+            Err(err) => tracing::warn!(
+                error = %err,
+                "the entity index was not saved; the next start rebuilds it"
+            ),
+        }
         let config = store.db_config.clone();
         drop(store);
         // Everything is durable by now: the checkpoint only saves the next start some time,
@@ -303,6 +337,15 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Applies one write's changes: sled's part atomically, then the entity index's.
+    /// Called under the writer lock, so no other write's index changes come between.
+    fn apply(&self, changes: Changes) -> Result<()> {
+        let (batch, index) = changes.split();
+        self.tree.apply_batch(batch)?;
+        self.entity_index.apply(index);
+        Ok(())
     }
 
     /// Bytes the database occupies on disk.
@@ -340,14 +383,7 @@ impl Store {
     /// The entities an article mentions with their salience there (the `x` record).
     fn article_entities(&self, article_id: &str) -> Result<Vec<(String, f32)>> {
         let record: Option<ArticleEntities> = self.get(&keys::article_entities(article_id))?;
-        Ok(match record {
-            None => Vec::new(),
-            Some(ArticleEntities::Weighted(entities)) => entities,
-            Some(ArticleEntities::Plain(ids)) => {
-                let share = 1.0 / ids.len().max(1) as f32;
-                ids.into_iter().map(|id| (id, share)).collect()
-            }
-        })
+        Ok(record.map(ArticleEntities::weighted).unwrap_or_default())
     }
 
     pub fn get_article(&self, id: &str) -> Result<Option<Article>> {
@@ -701,12 +737,12 @@ impl Store {
         let mut shared: HashMap<String, (u64, f64)> = HashMap::new();
         let mut examined = 0u64;
         let mut complete = true;
-        for entry in self.tree.scan_prefix(&prefix) {
+        for key in self.keys_with_prefix(&prefix) {
             if examined as usize == max_articles {
                 complete = false;
                 break;
             }
-            let (key, _) = entry?;
+            let key = key?;
             let Some((_, article_id)) = keys::split_suffix(&key[prefix.len()..]) else {
                 continue;
             };
@@ -760,10 +796,31 @@ impl Store {
         range: std::ops::Range<Vec<u8>>,
         skip: usize,
     ) -> std::iter::Peekable<impl Iterator<Item = sled::Result<sled::IVec>> + use<>> {
-        self.tree
-            .range(range)
-            .map(move |entry| entry.map(|(key, _)| key.subslice(skip, key.len() - skip)))
+        self.keys_in(range)
+            .map(move |key| key.map(|key| key.subslice(skip, key.len() - skip)))
             .peekable()
+    }
+
+    /// The keys in `range`, from sled or, for the `m` and `l` key spaces, from the entity
+    /// index (where a range lies within one entity's keys).
+    fn keys_in(
+        &self,
+        range: std::ops::Range<Vec<u8>>,
+    ) -> Box<dyn Iterator<Item = sled::Result<sled::IVec>> + Send> {
+        match range.start.first() {
+            Some(&keys::MENTION | &keys::SALIENCE) => {
+                Box::new(self.entity_index.range(range).map(|key| Ok(key.into())))
+            }
+            _ => Box::new(self.tree.range(range).keys()),
+        }
+    }
+
+    /// The keys of an entity-index prefix (see [`Store::keys_in`]).
+    fn keys_with_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Box<dyn Iterator<Item = sled::Result<sled::IVec>> + Send> {
+        self.keys_in(prefix.to_vec()..keys::prefix_end(prefix))
     }
 }
 
@@ -797,33 +854,9 @@ fn rank_cursor(entity: &Entity) -> Vec<u8> {
     cursor
 }
 
-/// Builds the salience index that layout 2 added, from the articles, then records layout 2.
-/// Interrupted, it simply runs again at the next open.
+/// Records layout 2, whose salience index (`l`) layout 4 keeps in memory, built at open.
 fn upgrade_from_layout_1(tree: &sled::Tree) -> Result<()> {
-    tracing::info!("upgrading the database to key layout 2: building the salience index");
-    let mut batch = sled::Batch::default();
-    let mut pending = 0;
-    let mut articles = 0u64;
-    for entry in tree.scan_prefix([keys::ARTICLE]) {
-        let article: Article = codec::decode(&entry?.1)?;
-        let time = article.sort_time();
-        for mention in &article.derived.mentions {
-            batch.insert(
-                keys::salience(&mention.entity_id, mention.salience, time, &article.id),
-                Vec::new(),
-            );
-            pending += 1;
-        }
-        articles += 1;
-        if pending >= 10_000 {
-            tree.apply_batch(std::mem::take(&mut batch))?;
-            pending = 0;
-        }
-    }
-    batch.insert(keys::META_LAYOUT, &2u64.to_be_bytes());
-    tree.apply_batch(batch)?;
-    tree.flush()?;
-    tracing::info!(articles, "database upgraded to key layout 2");
+    tree.insert(keys::META_LAYOUT, &2u64.to_be_bytes())?;
     Ok(())
 }
 
@@ -847,6 +880,61 @@ fn upgrade_from_layout_2(tree: &sled::Tree) -> Result<()> {
     Ok(())
 }
 
+/// Removes the entity index (`m`, `l`) from sled, which layout 4 keeps in memory, then
+/// records layout 4. Interrupted, it simply runs again at the next open.
+fn upgrade_from_layout_3(tree: &sled::Tree) -> Result<()> {
+    tracing::info!("upgrading the database to key layout 4: moving the entity index to memory");
+    let mut removed = 0u64;
+    for space in [keys::MENTION, keys::SALIENCE] {
+        let mut batch = sled::Batch::default();
+        for key in tree.scan_prefix([space]).keys() {
+            batch.remove(key?);
+            removed += 1;
+            if removed.is_multiple_of(10_000) {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        tree.apply_batch(batch)?;
+    }
+    tree.insert(keys::META_LAYOUT, &4u64.to_be_bytes())?;
+    tree.flush()?;
+    tracing::info!(removed, "database upgraded to key layout 4");
+    Ok(())
+}
+
+/// The entity index of every article, from the articles' times (`t`) and entities (`x`).
+fn build_entity_index(tree: &sled::Tree) -> Result<EntityIndex> {
+    let started = std::time::Instant::now();
+    let mut times: HashMap<String, [u8; 8]> = HashMap::new();
+    for key in tree.scan_prefix([keys::TIME]).keys() {
+        let key = key?;
+        if let Some(suffix) = key.get(1..)
+            && let Some((time, id)) = keys::split_suffix(suffix)
+        {
+            times.insert(id.to_string(), keys::newest_first(time));
+        }
+    }
+    let mut articles = Vec::with_capacity(times.len());
+    for entry in tree.scan_prefix([keys::ARTICLE_ENTITIES]) {
+        let (key, value) = entry?;
+        let Some(id) = key.get(1..).and_then(|id| std::str::from_utf8(id).ok()) else {
+            continue;
+        };
+        let Some(time) = times.remove(id) else {
+            continue;
+        };
+        let record: ArticleEntities = codec::decode(&value)?;
+        articles.push((id.to_string(), time, record.weighted()));
+    }
+    let index = EntityIndex::build(articles);
+    tracing::info!(
+        entries = index.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "entity index built"
+    );
+    Ok(index)
+}
+
 /// The `x` record of an article. Records written before salience was kept hold the ids
 /// alone; they still read, with equal shares.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -854,6 +942,18 @@ fn upgrade_from_layout_2(tree: &sled::Tree) -> Result<()> {
 enum ArticleEntities {
     Weighted(Vec<(String, f32)>),
     Plain(Vec<String>),
+}
+
+impl ArticleEntities {
+    fn weighted(self) -> Vec<(String, f32)> {
+        match self {
+            ArticleEntities::Weighted(entities) => entities,
+            ArticleEntities::Plain(ids) => {
+                let share = 1.0 / ids.len().max(1) as f32;
+                ids.into_iter().map(|id| (id, share)).collect()
+            }
+        }
+    }
 }
 
 /// The entity-index keys of an article's mentions: per mention, its `m` (by time) and `l`

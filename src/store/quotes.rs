@@ -78,8 +78,8 @@ impl Store {
             low.extend_from_slice(suffix);
         }
         let mut quotes = Vec::new();
-        for (read, entry) in self.tree.range(low..keys::prefix_end(&prefix)).enumerate() {
-            let (key, _) = entry?;
+        for (read, entry) in self.keys_in(low..keys::prefix_end(&prefix)).enumerate() {
+            let key = entry?;
             let suffix = &key[prefix.len()..];
             if read == MAX_ARTICLES_PER_PAGE {
                 return Ok(QuotePage {

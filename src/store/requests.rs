@@ -79,7 +79,7 @@ impl Store {
         &self,
         tag: &RequestTag,
         outcome: Outcome,
-        batch: &mut sled::Batch,
+        batch: &mut super::Changes,
     ) -> Result<()> {
         if let Some(old) = self.get::<Record>(&keys::request(&tag.id))? {
             batch.remove(keys::request_time(old.time, &tag.id));

@@ -40,11 +40,11 @@ impl Store {
         let mut items = Vec::new();
         // The last entry examined: where the next page starts after.
         let mut last: Option<Vec<u8>> = None;
-        for (examined, entry) in self.tree.range(low..keys::prefix_end(&prefix)).enumerate() {
+        for (examined, entry) in self.keys_in(low..keys::prefix_end(&prefix)).enumerate() {
             if items.len() == page_size || examined == MAX_EXAMINED_PER_PAGE {
                 return Ok(Page { items, next: last });
             }
-            let (key, _) = entry?;
+            let key = entry?;
             let suffix = &key[prefix.len()..];
             last = Some(suffix.to_vec());
             let Some((_, article_id)) = keys::split_salience_suffix(suffix) else {

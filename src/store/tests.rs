@@ -482,33 +482,22 @@ fn reopen_as_layout(dir: &std::path::Path, store: Store, layout: u64) -> Store {
 
 #[test]
 fn a_layout_1_database_gains_the_salience_index_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), 16 << 20).unwrap();
-    create(
-        &store,
-        "a1",
-        "Talks",
-        "John Kerry met officials in Geneva.",
-        1_000,
-    );
-    create(
-        &store,
-        "a2",
-        "Talks",
-        "Sergei Lavrov flew to Moscow.",
-        2_000,
-    );
-    // Make it look like a database written before the salience index existed.
-    let keys: Vec<_> = store
-        .tree
-        .scan_prefix([super::keys::SALIENCE])
-        .map(|e| e.unwrap().0)
-        .collect();
-    assert!(!keys.is_empty());
-    for key in keys {
-        store.tree.remove(key).unwrap();
+    let (dir, store) = store_with(&[
+        ("a1", "Talks", "John Kerry met officials in Geneva.", 1_000),
+        ("a2", "Talks", "Sergei Lavrov flew to Moscow.", 2_000),
+    ]);
+    // Make it look like a layout-1 database: its by-time entity index in sled, no salience
+    // index anywhere.
+    for id in ["a1", "a2"] {
+        let article = store.get_article(id).unwrap().unwrap();
+        for key in super::mention_index_keys(&article) {
+            if key[0] == super::keys::MENTION {
+                store.tree.insert(key, Vec::new()).unwrap();
+            }
+        }
     }
     let store = reopen_as_layout(dir.path(), store, 1);
+    assert_eq!(store.tree.scan_prefix([super::keys::MENTION]).count(), 0);
     let filter = ArticleFilter {
         entity_ids: vec!["john-kerry".into()],
         ..ArticleFilter::default()
@@ -516,6 +505,41 @@ fn a_layout_1_database_gains_the_salience_index_at_open() {
     let page = store.list_articles_by_salience(&filter, 10, None).unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].id, "a1");
+}
+
+#[test]
+fn a_layout_3_database_moves_its_entity_index_out_of_sled_at_open() {
+    let (dir, store) = store_with(&[
+        ("a1", "Talks", "John Kerry met officials in Geneva.", 1_000),
+        ("a2", "Talks", "John Kerry flew to Moscow.", 2_000),
+    ]);
+    // Make it look like a layout-3 database, which kept the entity index in sled.
+    let mut index_keys = Vec::new();
+    for id in ["a1", "a2"] {
+        let article = store.get_article(id).unwrap().unwrap();
+        index_keys.extend(super::mention_index_keys(&article));
+    }
+    assert!(index_keys.len() >= 4);
+    for key in &index_keys {
+        store.tree.insert(key.as_slice(), Vec::new()).unwrap();
+    }
+    let store = reopen_as_layout(dir.path(), store, 3);
+    for space in [super::keys::MENTION, super::keys::SALIENCE] {
+        assert_eq!(store.tree.scan_prefix([space]).count(), 0);
+    }
+    assert_eq!(
+        store.tree.get(super::keys::META_LAYOUT).unwrap().unwrap(),
+        4u64.to_be_bytes()
+    );
+    index_keys.sort();
+    assert_eq!(store.entity_index.all_keys(), index_keys);
+    let filter = ArticleFilter {
+        entity_ids: vec!["john-kerry".into()],
+        ..ArticleFilter::default()
+    };
+    let page = store.list_articles(&filter, 10, None).unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["a2", "a1"]);
 }
 
 /// An article whose extraction found exactly one entity, `name`, as `kind`.
@@ -846,8 +870,108 @@ fn a_layout_2_database_loses_its_all_kinds_ranking_at_open() {
     );
     assert_eq!(
         store.tree.get(super::keys::META_LAYOUT).unwrap().unwrap(),
-        3u64.to_be_bytes()
+        4u64.to_be_bytes()
     );
     let listed = store.list_entities(None, "", 10, None).unwrap();
     assert!(listed.items.iter().any(|e| e.id == "john-kerry"));
+}
+
+/// Opens the store in `dir` again once sled's background threads let go of its lock.
+fn reopen(dir: &std::path::Path) -> Store {
+    (0..250)
+        .find_map(|_| {
+            Store::open(dir, 16 << 20)
+                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                .ok()
+        })
+        .expect("the store reopens")
+}
+
+/// The entity index saved at close is what the next open uses, but only while it is the
+/// index of the store as it is: after a write with no close, the next open rebuilds it.
+#[test]
+fn the_entity_index_saved_at_close_is_used_only_while_it_is_current() {
+    let (dir, store) = store_with(&[
+        ("a1", "Talks", "John Kerry met officials in Geneva.", 1_000),
+        ("a2", "Talks", "John Kerry flew to Moscow.", 2_000),
+    ]);
+    let saved = store.entity_index.all_keys();
+    let a2_keys: Vec<Vec<u8>> =
+        super::mention_index_keys(&store.get_article("a2").unwrap().unwrap()).collect();
+    assert!(
+        Arc::new(store)
+            .close(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+    assert!(dir.path().join(super::ENTITY_INDEX_FILE).exists());
+
+    // Take a2's entity list out of sled behind the store's back: a rebuilt index would lose
+    // a2, the saved one still has it.
+    let store = reopen(dir.path());
+    store
+        .tree
+        .remove(super::keys::article_entities("a2"))
+        .unwrap();
+    store.tree.flush().unwrap();
+    drop(store);
+    let store = reopen(dir.path());
+    assert_eq!(store.entity_index.all_keys(), saved, "loaded, not rebuilt");
+
+    // A write, then no close (as in a crash): the saved index is behind the store.
+    create(
+        &store,
+        "a3",
+        "Talks",
+        "John Kerry returned to Washington.",
+        3_000,
+    );
+    store.flush().unwrap();
+    drop(store);
+    let store = reopen(dir.path());
+    let keys = store.entity_index.all_keys();
+    assert!(
+        a2_keys.iter().all(|key| !keys.contains(key)),
+        "rebuilt from sled"
+    );
+    let filter = ArticleFilter {
+        entity_ids: vec!["john-kerry".into()],
+        ..ArticleFilter::default()
+    };
+    let ids: Vec<String> = store
+        .list_articles(&filter, 10, None)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, ["a3", "a1"]);
+
+    // A damaged snapshot is rebuilt from sled, not trusted and not a failed open.
+    store
+        .tree
+        .insert(
+            super::keys::article_entities("a2"),
+            super::article_entities_record(&store.get_article("a2").unwrap().unwrap()).unwrap(),
+        )
+        .unwrap();
+    let keys = store.entity_index.all_keys();
+    assert!(
+        Arc::new(store)
+            .close(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+    let path = dir.path().join(super::ENTITY_INDEX_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let store = reopen(dir.path());
+    let mut rebuilt = store.entity_index.all_keys();
+    rebuilt.sort();
+    let mut all = keys;
+    all.extend(a2_keys);
+    all.sort();
+    all.dedup();
+    assert_eq!(rebuilt, all);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }

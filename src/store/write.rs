@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use super::keys::{self, ArticleIndex};
 use super::requests::Outcome;
-use super::{Store, codec};
+use super::{Changes, Store, codec};
 use crate::error::{Error, Invalid, Precondition, Resource, Result};
 use crate::model::{
     Article, ArticleInput, Change, ChangeKind, Derived, Entity, EntityKind, ExtractedEntity,
@@ -283,7 +283,7 @@ impl Store {
             };
             self.record(tag, outcome, &mut batch.batch)?;
         }
-        self.tree.apply_batch(batch.finish())?;
+        self.apply(batch.finish())?;
         *next_seq += 1;
         self.applied.store(seq, Ordering::Release);
         Ok(Written {
@@ -318,8 +318,7 @@ impl Store {
     ///
     /// Adding only widens the bounds, so most writes need no index read. Only when the
     /// removed entry sits on a bound or was the last one (or a record has articles but no
-    /// bounds) does the stored index say what is left: two scans of the entity's keys, with
-    /// sled iterators that clone a node at every step, which every write used to run.
+    /// bounds) does the entity index say what is left.
     fn seen_bounds(
         &self,
         entity: &Entity,
@@ -327,7 +326,7 @@ impl Store {
         added: Option<&[u8]>,
     ) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
         let prefix = ArticleIndex::Entity(entity.id.clone()).prefix();
-        let time_of = |key: &[u8]| keys::split_suffix(&key[prefix.len()..]).map(|(t, _)| t);
+        let time_of = |key: &[u8]| keys::split_suffix(key.get(prefix.len()..)?).map(|(t, _)| t);
         let (mut oldest, mut newest, count) =
             (entity.first_seen, entity.last_seen, entity.article_count);
         let removed_time = removed.and_then(time_of);
@@ -335,23 +334,11 @@ impl Store {
         let on_bound = removed_time.is_some_and(|t| Some(t) == oldest || Some(t) == newest);
         let last_one = removed_time.is_some() && count <= 1;
         if unknown || on_bound || last_one {
-            let kept = |key: &sled::IVec| removed.is_none_or(|r| key.as_ref() != r);
-            newest = None;
-            for entry in self.tree.scan_prefix(&prefix) {
-                let (key, _) = entry?;
-                if kept(&key) {
-                    newest = time_of(&key);
-                    break;
-                }
-            }
-            oldest = None;
-            for entry in self.tree.scan_prefix(&prefix).rev() {
-                let (key, _) = entry?;
-                if kept(&key) {
-                    oldest = time_of(&key);
-                    break;
-                }
-            }
+            let except = removed.and_then(|key| key.get(prefix.len()..));
+            let (first, last) = self.entity_index.bounds(&entity.id, except);
+            let time_of_suffix = |suffix: Vec<u8>| keys::split_suffix(&suffix).map(|(t, _)| t);
+            newest = first.and_then(time_of_suffix);
+            oldest = last.and_then(time_of_suffix);
         }
         if let Some(added) = added.and_then(time_of) {
             newest = Some(newest.map_or(added, |n: Timestamp| n.max(added)));
@@ -368,7 +355,7 @@ type KeyChange = (Option<Vec<u8>>, Option<Vec<u8>>);
 /// applied.
 pub(super) struct Batch<'s> {
     pub(super) store: &'s Store,
-    batch: sled::Batch,
+    batch: Changes,
     /// Entity records read or created by this write, by id.
     entities: HashMap<String, Entity>,
     /// Entities created by this write, so a second mention resolves to the first.
@@ -387,7 +374,7 @@ impl<'s> Batch<'s> {
     fn new(store: &'s Store) -> Self {
         Batch {
             store,
-            batch: sled::Batch::default(),
+            batch: Changes::default(),
             entities: HashMap::new(),
             created: HashMap::new(),
             mention_keys: HashMap::new(),
@@ -405,7 +392,7 @@ impl<'s> Batch<'s> {
         self.batch.remove(key);
     }
 
-    fn finish(mut self) -> sled::Batch {
+    fn finish(mut self) -> Changes {
         if let Some(next) = self.next_code {
             self.batch.insert(keys::META_NEXT_CODE, &next.to_be_bytes());
         }
