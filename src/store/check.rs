@@ -146,9 +146,13 @@ impl Store {
                 problems.push(format!("a name points at missing entity {id:?}"));
             }
         }
-        let mut stored_ranks: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut stored_ranks: BTreeSet<Vec<u8>> =
+            self.entity_index.ranking_keys().into_iter().collect();
         for entry in self.tree.scan_prefix([keys::RANK]) {
-            stored_ranks.insert(entry?.0.to_vec());
+            let key = entry?.0;
+            // Layout 5 keeps the ranking in memory only.
+            problems.push(format!("ranking key {} left in sled", show(&key)));
+            stored_ranks.insert(key.to_vec());
         }
         if stored_ranks != ranks {
             problems.push(format!(

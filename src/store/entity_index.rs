@@ -1,20 +1,25 @@
-//! The entity index (key spaces `m` and `l`): every entity's articles by time and by
-//! salience, held in memory instead of in sled.
+//! The entity indexes, held in memory instead of in sled: every entity's articles by time
+//! (key space `m`) and by salience (`l`), and the entities of each kind by article count
+//! (the ranking, `r`).
 //!
-//! Why: these two key spaces are about seventeen entries per article each, every one a
-//! tiny key, and sled keeps tiny keys expensively. At 100,000 articles they made sled's
-//! files 13.8 times the raw text instead of 2.1 times, held 135 MB more resident after
-//! opening, and cost a third of the keys of every write. Here an entry is 16 bytes.
+//! Why: `m` and `l` are about seventeen entries per article each, every one a tiny key, and
+//! sled keeps tiny keys expensively. At 100,000 articles they made sled's files 13.8 times
+//! the raw text instead of 2.1 times, held 135 MB more resident after opening, and cost a
+//! third of the keys of every write. Here an entry is 16 bytes. The ranking is small, but
+//! every article moves each of its entities from one ranking key to the next, a removal and
+//! an insertion in sled per mention, which cost more store time than the article's other
+//! keys together.
 //!
-//! Nothing about the keys changed: writers put `m` and `l` keys into a [`Changes`] as
+//! Nothing about the keys changed: writers put `m`, `l` and `r` keys into a [`Changes`] as
 //! before, readers scan them in the same byte order, and page tokens keep their form. Only
 //! where they live did. [`Changes`] sends them here and everything else to sled; the store
-//! applies the sled batch first and this index right after, under the writer lock, so a
-//! failed write changes neither. The index is derived: it is built from the `t` and `x`
-//! records at open (see [`EntityIndex::build`]), so sled stays the one source of truth.
+//! applies the sled batch first and these indexes right after, under the writer lock, so a
+//! failed write changes neither. They are derived: built from the `t`, `x` and `e` records
+//! at open, or loaded from the snapshot the store saved when it last closed, so sled stays
+//! the one source of truth.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hasher;
 use std::io::{Read, Write};
 use std::ops::Bound;
@@ -67,7 +72,10 @@ impl Changes {
 pub(super) struct IndexChanges(Vec<(Vec<u8>, bool)>);
 
 fn is_index_key(key: &[u8]) -> bool {
-    matches!(key.first(), Some(&keys::MENTION | &keys::SALIENCE))
+    matches!(
+        key.first(),
+        Some(&keys::MENTION | &keys::SALIENCE | &keys::RANK)
+    )
 }
 
 /// One article under one entity. `salience` is the encoded salience of an `l` key (0 in
@@ -108,6 +116,8 @@ struct Inner {
     entities: HashMap<Box<str>, Postings>,
     ids: ArticleIds,
     entries: usize,
+    /// The ranking's keys, whole: one per entity with articles, so a plain set will do.
+    ranking: BTreeSet<Box<[u8]>>,
 }
 
 /// Article ids by number; entries name articles by number to stay small. Numbers are not
@@ -171,6 +181,14 @@ impl ArticleIds {
 impl Inner {
     /// Inserts or removes one key; keys that are not entity-index keys are ignored.
     fn apply(&mut self, key: &[u8], insert: bool) {
+        if key.first() == Some(&keys::RANK) {
+            if insert {
+                self.ranking.insert(key.into());
+            } else {
+                self.ranking.remove(key);
+            }
+            return;
+        }
         let Some((space, entity, suffix)) = split_key(key) else {
             return;
         };
@@ -190,6 +208,7 @@ impl Inner {
             entities,
             ids,
             entries,
+            ..
         } = self;
         let article = if insert {
             ids.number(id)
@@ -289,9 +308,13 @@ pub(super) struct EntityIndex {
 }
 
 impl EntityIndex {
-    /// The index of `articles`, sorted once at the end rather than entry by entry.
-    pub(super) fn build(articles: Vec<IndexedArticle>) -> EntityIndex {
-        let mut inner = Inner::default();
+    /// The indexes of `articles` and the ranking keys `ranking`, sorted once at the end
+    /// rather than entry by entry.
+    pub(super) fn build(articles: Vec<IndexedArticle>, ranking: Vec<Vec<u8>>) -> EntityIndex {
+        let mut inner = Inner {
+            ranking: ranking.into_iter().map(Vec::into_boxed_slice).collect(),
+            ..Inner::default()
+        };
         for (id, time, entities) in articles {
             let Some(article) = inner.ids.number(&id) else {
                 break;
@@ -315,6 +338,7 @@ impl EntityIndex {
             entities,
             ids,
             entries,
+            ..
         } = &mut inner;
         for postings in entities.values_mut() {
             for list in [&mut postings.by_time, &mut postings.by_salience] {
@@ -348,29 +372,41 @@ impl EntityIndex {
             .entries
     }
 
-    /// The keys in `range`, lazily, in order, like a sled range scan. The range must lie
-    /// within one entity's keys of one space (every reader's does: it starts at an
-    /// entity's prefix and ends at most at that prefix's end).
+    /// The keys in `range`, lazily, in order, like a sled range scan. A range of `m` or `l`
+    /// keys must lie within one entity's keys (every reader's does: it starts at an entity's
+    /// prefix and ends at most at that prefix's end).
     pub(super) fn range(&self, range: std::ops::Range<Vec<u8>>) -> Scan {
-        let prefix = match split_key(&range.start) {
-            Some((_, entity, _)) => range.start[..entity.len() + 2].to_vec(),
-            // A bare `prefix` with no separator yet: nothing of the form this index holds.
-            None => Vec::new(),
+        let source = match range.start.first() {
+            Some(&keys::RANK) => Source::Ranking,
+            _ => match split_key(&range.start) {
+                Some((space, entity, _)) => Source::Entity {
+                    space,
+                    entity: entity.into(),
+                    prefix: range.start[..entity.len() + 2].to_vec(),
+                },
+                // A bare prefix with no separator yet: nothing of the form this index holds.
+                None => Source::Nothing,
+            },
         };
-        let low = range.start.get(prefix.len()..).unwrap_or_default().to_vec();
-        let high = if !prefix.is_empty() && range.end.starts_with(&prefix) {
-            Bound::Excluded(range.end[prefix.len()..].to_vec())
-        } else {
-            Bound::Unbounded
+        let (low, high) = match &source {
+            Source::Entity { prefix, .. } => (
+                range.start[prefix.len()..].to_vec(),
+                if range.end.starts_with(prefix) {
+                    Bound::Excluded(range.end[prefix.len()..].to_vec())
+                } else {
+                    Bound::Unbounded
+                },
+            ),
+            _ => (range.start, Bound::Excluded(range.end)),
         };
         Scan {
             index: self.clone(),
-            done: prefix.is_empty(),
-            prefix,
+            source,
             low: Bound::Included(low),
             high,
             buffer: VecDeque::new(),
             chunk: SCAN_CHUNK,
+            done: false,
         }
     }
 
@@ -391,7 +427,13 @@ impl EntityIndex {
         (first, last)
     }
 
-    /// Every key, in order (for the consistency check).
+    /// Every ranking key, in order (for the consistency check).
+    pub(super) fn ranking_keys(&self) -> Vec<Vec<u8>> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        inner.ranking.iter().map(|key| key.to_vec()).collect()
+    }
+
+    /// Every `m` and `l` key, in order (for the consistency check).
     pub(super) fn all_keys(&self) -> Vec<Vec<u8>> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let mut all = Vec::with_capacity(inner.entries);
@@ -413,7 +455,7 @@ impl EntityIndex {
 
 /// The snapshot file's first bytes; the number after them is the format version.
 const SNAPSHOT_MAGIC: &[u8] = b"newsstore entity index\n";
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 impl EntityIndex {
     /// Writes the index to `path` as of change `seq` of store `store_id`, so the next open
@@ -444,6 +486,11 @@ impl EntityIndex {
                         out.put(&entry.article.to_le_bytes())?;
                     }
                 }
+            }
+            out.put_count(inner.ranking.len())?;
+            for key in &inner.ranking {
+                out.put_count(key.len())?;
+                out.put(key)?;
             }
         }
         let hash = out.hasher.finish();
@@ -534,6 +581,16 @@ fn read_snapshot(
         }
         inner.entities.insert(entity.into(), postings);
     }
+    let ranked = input.count(length)?;
+    for _ in 0..ranked {
+        let key = input.bytes(length)?;
+        if key.first() != Some(&keys::RANK)
+            || inner.ranking.last().is_some_and(|last| **last >= *key)
+        {
+            return Err(damaged("ranking keys malformed or out of order"));
+        }
+        inner.ranking.insert(key.into_boxed_slice());
+    }
     let computed = input.hasher.finish();
     let mut stored = [0; 8];
     input.inner.read_exact(&mut stored)?;
@@ -609,17 +666,34 @@ impl<R: Read> Hashing<R> {
         Ok(count as usize)
     }
 
-    fn text(&mut self, file_length: u64) -> std::io::Result<String> {
+    fn bytes(&mut self, file_length: u64) -> std::io::Result<Vec<u8>> {
         let mut bytes = vec![0; self.count(file_length)?];
         self.take(&mut bytes)?;
-        String::from_utf8(bytes).map_err(|_| damaged("a name that is not UTF-8"))
+        Ok(bytes)
+    }
+
+    fn text(&mut self, file_length: u64) -> std::io::Result<String> {
+        String::from_utf8(self.bytes(file_length)?).map_err(|_| damaged("a name that is not UTF-8"))
     }
 }
 
-/// A lazy scan of one entity's keys, read from the index a chunk at a time.
+/// What a scan reads: one entity's `m` or `l` keys, or the ranking.
+enum Source {
+    Entity {
+        space: u8,
+        entity: Box<str>,
+        /// The keys' common prefix, which the index does not store.
+        prefix: Vec<u8>,
+    },
+    Ranking,
+    Nothing,
+}
+
+/// A lazy scan, read from the index a chunk at a time. Its bounds are key suffixes after
+/// an entity's prefix, or whole ranking keys.
 pub(super) struct Scan {
     index: EntityIndex,
-    prefix: Vec<u8>,
+    source: Source,
     low: Bound<Vec<u8>>,
     high: Bound<Vec<u8>>,
     buffer: VecDeque<Vec<u8>>,
@@ -633,22 +707,25 @@ impl Iterator for Scan {
 
     fn next(&mut self) -> Option<Vec<u8>> {
         if self.buffer.is_empty() && !self.done {
-            let (space, entity) = match split_key(&self.prefix) {
-                Some((space, entity, _)) => (space, entity.to_string()),
-                None => return None,
-            };
             let inner = self
                 .index
                 .inner
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            let chunk = inner.read(
-                space,
-                &entity,
-                self.low.as_ref().map(Vec::as_slice),
-                self.high.as_ref().map(Vec::as_slice),
-                self.chunk,
-            );
+            let low = self.low.as_ref().map(Vec::as_slice);
+            let high = self.high.as_ref().map(Vec::as_slice);
+            let chunk: Vec<Vec<u8>> = match &self.source {
+                Source::Entity { space, entity, .. } => {
+                    inner.read(*space, entity, low, high, self.chunk)
+                }
+                Source::Ranking => inner
+                    .ranking
+                    .range::<[u8], _>((low, high))
+                    .take(self.chunk)
+                    .map(|key| key.to_vec())
+                    .collect(),
+                Source::Nothing => Vec::new(),
+            };
             drop(inner);
             self.done = chunk.len() < self.chunk;
             self.chunk = (self.chunk * 2).min(SCAN_CHUNK_MAX);
@@ -657,17 +734,22 @@ impl Iterator for Scan {
             }
             self.buffer.extend(chunk);
         }
-        let suffix = self.buffer.pop_front()?;
-        let mut key = self.prefix.clone();
-        key.extend_from_slice(&suffix);
-        Some(key)
+        let found = self.buffer.pop_front()?;
+        Some(match &self.source {
+            Source::Entity { prefix, .. } => {
+                let mut key = prefix.clone();
+                key.extend_from_slice(&found);
+                key
+            }
+            _ => found,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Timestamp;
+    use crate::model::{EntityKind, Timestamp};
     use keys::ArticleIndex;
 
     fn by_time(entity: &str, time: i64, id: &str) -> Vec<u8> {
@@ -813,6 +895,11 @@ mod tests {
                 ));
             }
         }
+        let ranking = vec![
+            keys::rank(EntityKind::Person, 2, "kerry"),
+            keys::rank(EntityKind::Location, 2, "geneva"),
+        ];
+        one_by_one.extend(ranking.iter().map(|key| (key.clone(), true)));
         let index = EntityIndex::default();
         apply(&index, &one_by_one);
         let built = EntityIndex::build(
@@ -820,8 +907,10 @@ mod tests {
                 .into_iter()
                 .map(|(id, time, entities)| (id, keys::newest_first(Timestamp(time)), entities))
                 .collect(),
+            ranking,
         );
         assert_eq!(built.all_keys(), index.all_keys());
+        assert_eq!(built.ranking_keys(), index.ranking_keys());
         assert_eq!(built.len(), index.len());
     }
 
@@ -855,6 +944,8 @@ mod tests {
                 (by_time("kerry", 5, "a"), true),
                 (keys::salience("kerry", 0.5, Timestamp(5), "a"), true),
                 (by_time("geneva", 5, "a"), true),
+                (keys::rank(EntityKind::Person, 1, "kerry"), true),
+                (keys::rank(EntityKind::Location, 1, "geneva"), true),
             ],
         );
         let dir = tempfile::tempdir().unwrap();
@@ -862,6 +953,8 @@ mod tests {
         index.save(&path, "store-1", 42).unwrap();
         let loaded = EntityIndex::load(&path, "store-1", 42).expect("loads");
         assert_eq!(loaded.all_keys(), index.all_keys());
+        assert_eq!(loaded.ranking_keys(), index.ranking_keys());
+        assert_eq!(loaded.ranking_keys().len(), 2);
         assert_eq!(loaded.len(), 3);
         assert!(EntityIndex::load(&path, "store-2", 42).is_none());
         assert!(EntityIndex::load(&path, "store-1", 43).is_none());
@@ -874,5 +967,45 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn the_ranking_scans_by_key_and_moves_with_each_write() {
+        let index = EntityIndex::default();
+        let people = keys::rank_prefix(EntityKind::Person);
+        apply(
+            &index,
+            &[
+                (keys::rank(EntityKind::Person, 3, "ann"), true),
+                (keys::rank(EntityKind::Person, 1, "bob"), true),
+                (keys::rank(EntityKind::Location, 9, "oslo"), true),
+            ],
+        );
+        let scan = |low: Vec<u8>| -> Vec<Vec<u8>> {
+            index.range(low..keys::prefix_end(&people)).collect()
+        };
+        assert_eq!(
+            scan(people.clone()),
+            [
+                keys::rank(EntityKind::Person, 3, "ann"),
+                keys::rank(EntityKind::Person, 1, "bob")
+            ]
+        );
+        // Bob's count goes to 4: one removal and one insertion, as a write makes them.
+        apply(
+            &index,
+            &[
+                (keys::rank(EntityKind::Person, 1, "bob"), false),
+                (keys::rank(EntityKind::Person, 4, "bob"), true),
+            ],
+        );
+        let mut after_first = keys::rank(EntityKind::Person, 4, "bob");
+        assert_eq!(scan(people.clone())[0], after_first);
+        after_first.push(0);
+        assert_eq!(
+            scan(after_first),
+            [keys::rank(EntityKind::Person, 3, "ann")]
+        );
+        assert_eq!(index.ranking_keys().len(), 3);
     }
 }

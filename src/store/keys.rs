@@ -6,8 +6,8 @@
 //! sources) end with a 0x00 separator; none of them may contain 0x00 (ids are validated,
 //! name keys are alphanumeric, sources have control characters removed).
 //!
-//! The `m` and `l` key spaces are not in sled: the entity index holds them in memory (see
-//! [`super::entity_index`]), with the same keys in the same order.
+//! The `m`, `l` and `r` key spaces are not in sled: the entity indexes hold them in memory
+//! (see `store/entity_index.rs`), with the same keys in the same order.
 //!
 //! | prefix | key                                   | value                       |
 //! |--------|---------------------------------------|-----------------------------|
@@ -19,7 +19,7 @@
 //! | `m`    | entity id, 0, newest-first time, id   | in memory: articles by entity |
 //! | `l`    | entity id, 0, salience desc, time, id | in memory: by salience there  |
 //! | `x`    | article id                            | its entities and saliences  |
-//! | `r`    | kind, fewest-articles-last count, id  | empty: entity ranking, per kind |
+//! | `r`    | kind, fewest-articles-last count, id  | in memory: ranking, per kind |
 //! | `c`    | sequence number                       | change-log entry            |
 //! | `o`    | article id                            | fingerprint of its file     |
 //! | `k`    | entity number                         | entity id                   |

@@ -49,9 +49,9 @@ pub use write::{Content, Write, Written};
 /// The tree's key layout version, checked at open so an incompatible build refuses the data
 /// instead of misreading it.
 /// Layout 2 added the salience index (`l`); layout 3 dropped the all-kinds entity ranking;
-/// layout 4 moved the entity index (`m`, `l`) out of sled into memory. An older database is
-/// upgraded at open, one layout at a time.
-const LAYOUT_VERSION: u64 = 4;
+/// layout 4 moved the entity index (`m`, `l`) out of sled into memory, layout 5 the ranking
+/// (`r`) too. An older database is upgraded at open, one layout at a time.
+const LAYOUT_VERSION: u64 = 5;
 /// The entity index's snapshot, in the store's folder, written by [`Store::close`].
 const ENTITY_INDEX_FILE: &str = "entity-index";
 /// A list page examines at most this many index entries, so a filter that matches rarely
@@ -162,7 +162,8 @@ impl Store {
                 Some(Ok(LAYOUT_VERSION)) => break,
                 Some(Ok(1)) => upgrade_from_layout_1(&tree)?,
                 Some(Ok(2)) => upgrade_from_layout_2(&tree)?,
-                Some(Ok(3)) => upgrade_from_layout_3(&tree)?,
+                Some(Ok(3)) => drop_key_spaces(&tree, &[keys::MENTION, keys::SALIENCE], 4)?,
+                Some(Ok(4)) => drop_key_spaces(&tree, &[keys::RANK], 5)?,
                 _ => {
                     return Err(Error::Internal(format!(
                         "the database in {} has key layout {:?}, this build reads layout \
@@ -801,14 +802,14 @@ impl Store {
             .peekable()
     }
 
-    /// The keys in `range`, from sled or, for the `m` and `l` key spaces, from the entity
-    /// index (where a range lies within one entity's keys).
+    /// The keys in `range`, from sled or, for the `m`, `l` and `r` key spaces, from the
+    /// entity indexes (see [`EntityIndex::range`]).
     fn keys_in(
         &self,
         range: std::ops::Range<Vec<u8>>,
     ) -> Box<dyn Iterator<Item = sled::Result<sled::IVec>> + Send> {
         match range.start.first() {
-            Some(&keys::MENTION | &keys::SALIENCE) => {
+            Some(&keys::MENTION | &keys::SALIENCE | &keys::RANK) => {
                 Box::new(self.entity_index.range(range).map(|key| Ok(key.into())))
             }
             _ => Box::new(self.tree.range(range).keys()),
@@ -880,12 +881,15 @@ fn upgrade_from_layout_2(tree: &sled::Tree) -> Result<()> {
     Ok(())
 }
 
-/// Removes the entity index (`m`, `l`) from sled, which layout 4 keeps in memory, then
-/// records layout 4. Interrupted, it simply runs again at the next open.
-fn upgrade_from_layout_3(tree: &sled::Tree) -> Result<()> {
-    tracing::info!("upgrading the database to key layout 4: moving the entity index to memory");
+/// Removes key spaces that the entity indexes now keep in memory (layout 4: `m` and `l`,
+/// layout 5: `r`), then records `layout`. Interrupted, it simply runs again at the next open.
+fn drop_key_spaces(tree: &sled::Tree, spaces: &[u8], layout: u64) -> Result<()> {
+    tracing::info!(
+        layout,
+        "upgrading the database: moving entity index keys to memory"
+    );
     let mut removed = 0u64;
-    for space in [keys::MENTION, keys::SALIENCE] {
+    for &space in spaces {
         let mut batch = sled::Batch::default();
         for key in tree.scan_prefix([space]).keys() {
             batch.remove(key?);
@@ -896,13 +900,14 @@ fn upgrade_from_layout_3(tree: &sled::Tree) -> Result<()> {
         }
         tree.apply_batch(batch)?;
     }
-    tree.insert(keys::META_LAYOUT, &4u64.to_be_bytes())?;
+    tree.insert(keys::META_LAYOUT, &layout.to_be_bytes())?;
     tree.flush()?;
-    tracing::info!(removed, "database upgraded to key layout 4");
+    tracing::info!(removed, layout, "database upgraded");
     Ok(())
 }
 
-/// The entity index of every article, from the articles' times (`t`) and entities (`x`).
+/// The entity indexes, from the articles' times (`t`) and entities (`x`) and the entity
+/// records (`e`).
 fn build_entity_index(tree: &sled::Tree) -> Result<EntityIndex> {
     let started = std::time::Instant::now();
     let mut times: HashMap<String, [u8; 8]> = HashMap::new();
@@ -926,7 +931,14 @@ fn build_entity_index(tree: &sled::Tree) -> Result<EntityIndex> {
         let record: ArticleEntities = codec::decode(&value)?;
         articles.push((id.to_string(), time, record.weighted()));
     }
-    let index = EntityIndex::build(articles);
+    let mut ranking = Vec::new();
+    for value in tree.scan_prefix([keys::ENTITY]).values() {
+        let entity: Entity = codec::decode(&value?)?;
+        if entity.article_count > 0 {
+            ranking.push(keys::rank(entity.kind, entity.article_count, &entity.id));
+        }
+    }
+    let index = EntityIndex::build(articles, ranking);
     tracing::info!(
         entries = index.len(),
         seconds = started.elapsed().as_secs_f64(),

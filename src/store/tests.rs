@@ -508,31 +508,39 @@ fn a_layout_1_database_gains_the_salience_index_at_open() {
 }
 
 #[test]
-fn a_layout_3_database_moves_its_entity_index_out_of_sled_at_open() {
+fn a_layout_3_database_moves_its_entity_indexes_out_of_sled_at_open() {
     let (dir, store) = store_with(&[
         ("a1", "Talks", "John Kerry met officials in Geneva.", 1_000),
         ("a2", "Talks", "John Kerry flew to Moscow.", 2_000),
     ]);
-    // Make it look like a layout-3 database, which kept the entity index in sled.
+    // Make it look like a layout-3 database, which kept the entity index and the ranking
+    // in sled.
     let mut index_keys = Vec::new();
     for id in ["a1", "a2"] {
         let article = store.get_article(id).unwrap().unwrap();
         index_keys.extend(super::mention_index_keys(&article));
     }
     assert!(index_keys.len() >= 4);
-    for key in &index_keys {
+    let ranking = store.entity_index.ranking_keys();
+    assert!(ranking.len() >= 3);
+    for key in index_keys.iter().chain(&ranking) {
         store.tree.insert(key.as_slice(), Vec::new()).unwrap();
     }
     let store = reopen_as_layout(dir.path(), store, 3);
-    for space in [super::keys::MENTION, super::keys::SALIENCE] {
+    for space in [
+        super::keys::MENTION,
+        super::keys::SALIENCE,
+        super::keys::RANK,
+    ] {
         assert_eq!(store.tree.scan_prefix([space]).count(), 0);
     }
     assert_eq!(
         store.tree.get(super::keys::META_LAYOUT).unwrap().unwrap(),
-        4u64.to_be_bytes()
+        super::LAYOUT_VERSION.to_be_bytes()
     );
     index_keys.sort();
     assert_eq!(store.entity_index.all_keys(), index_keys);
+    assert_eq!(store.entity_index.ranking_keys(), ranking);
     let filter = ArticleFilter {
         entity_ids: vec!["john-kerry".into()],
         ..ArticleFilter::default()
@@ -851,8 +859,7 @@ fn a_layout_2_database_loses_its_all_kinds_ranking_at_open() {
     let (dir, store) = store_with(&[("a1", "Talks", "John Kerry met officials in Geneva.", 1_000)]);
     // Make it look like a layout-2 database, which ranked every kind together too.
     let mut all_kinds = Vec::new();
-    for entry in store.tree.scan_prefix([super::keys::RANK]) {
-        let mut key = entry.unwrap().0.to_vec();
+    for mut key in store.entity_index.ranking_keys() {
         key[1] = super::keys::RANK_ALL_BEFORE_LAYOUT_3;
         all_kinds.push(key);
     }
@@ -870,7 +877,7 @@ fn a_layout_2_database_loses_its_all_kinds_ranking_at_open() {
     );
     assert_eq!(
         store.tree.get(super::keys::META_LAYOUT).unwrap().unwrap(),
-        4u64.to_be_bytes()
+        super::LAYOUT_VERSION.to_be_bytes()
     );
     let listed = store.list_entities(None, "", 10, None).unwrap();
     assert!(listed.items.iter().any(|e| e.id == "john-kerry"));
