@@ -187,7 +187,13 @@ impl Store {
             None => 0,
         };
         let entity_index = match EntityIndex::load(&dir.join(ENTITY_INDEX_FILE), &id, last) {
-            Some(index) => index,
+            Some(index) => {
+                tracing::info!(
+                    entries = index.len(),
+                    "entity index loaded from its snapshot"
+                );
+                index
+            }
             None => build_entity_index(&tree)?,
         };
         // Everything read back from disk is durable by definition.
@@ -919,7 +925,7 @@ fn build_entity_index(tree: &sled::Tree) -> Result<EntityIndex> {
             times.insert(id.to_string(), keys::newest_first(time));
         }
     }
-    let mut articles = Vec::with_capacity(times.len());
+    let mut builder = entity_index::Builder::default();
     for entry in tree.scan_prefix([keys::ARTICLE_ENTITIES]) {
         let (key, value) = entry?;
         let Some(id) = key.get(1..).and_then(|id| std::str::from_utf8(id).ok()) else {
@@ -929,16 +935,16 @@ fn build_entity_index(tree: &sled::Tree) -> Result<EntityIndex> {
             continue;
         };
         let record: ArticleEntities = codec::decode(&value)?;
-        articles.push((id.to_string(), time, record.weighted()));
+        builder.article(id, time, record.weighted());
     }
-    let mut ranking = Vec::new();
+    drop(times);
     for value in tree.scan_prefix([keys::ENTITY]).values() {
         let entity: Entity = codec::decode(&value?)?;
         if entity.article_count > 0 {
-            ranking.push(keys::rank(entity.kind, entity.article_count, &entity.id));
+            builder.rank(keys::rank(entity.kind, entity.article_count, &entity.id));
         }
     }
-    let index = EntityIndex::build(articles, ranking);
+    let index = builder.finish();
     tracing::info!(
         entries = index.len(),
         seconds = started.elapsed().as_secs_f64(),
