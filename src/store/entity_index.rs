@@ -121,7 +121,8 @@ struct Inner {
 }
 
 /// Article ids by number; entries name articles by number to stay small. Numbers are not
-/// reused while the process runs: a purged article's id stays until the next open.
+/// reused while the process runs: a deleted article's id stays until the process ends (the
+/// snapshot keeps only the ids entries name).
 #[derive(Default)]
 struct ArticleIds {
     ids: Vec<Box<str>>,
@@ -417,9 +418,11 @@ impl EntityIndex {
 
     /// The keys in `range`, lazily, in order, like a sled range scan. A range of `m` or `l`
     /// keys must lie within one entity's keys (every reader's does: it starts at an entity's
-    /// prefix and ends at most at that prefix's end).
+    /// prefix and ends at most at that prefix's end); an end past them counts as their end.
     pub(super) fn range(&self, range: std::ops::Range<Vec<u8>>) -> Scan {
         let source = match range.start.first() {
+            // An empty range, which `BTreeSet::range` would refuse.
+            _ if range.start >= range.end => Source::Nothing,
             Some(&keys::RANK) => Source::Ranking,
             _ => match split_key(&range.start) {
                 Some((space, entity, _)) => Source::Entity {
@@ -499,6 +502,8 @@ impl EntityIndex {
 /// The snapshot file's first bytes; the number after them is the format version.
 const SNAPSHOT_MAGIC: &[u8] = b"newsstore entity index\n";
 const SNAPSHOT_VERSION: u32 = 2;
+/// Bytes an entry takes in the snapshot.
+const ENTRY_BYTES: u64 = 16;
 
 impl EntityIndex {
     /// Writes the index to `path` as of change `seq` of store `store_id`, so the next open
@@ -514,8 +519,20 @@ impl EntityIndex {
             out.put(&SNAPSHOT_VERSION.to_le_bytes())?;
             out.put_text(store_id)?;
             out.put(&seq.to_le_bytes())?;
-            out.put_count(inner.ids.ids.len())?;
-            for id in &inner.ids.ids {
+            // Only the ids some entry names, numbered afresh: deleted and purged articles'
+            // ids stay in memory until the process ends, not from one start to the next.
+            let mut numbers: Vec<Option<u32>> = vec![None; inner.ids.ids.len()];
+            let mut kept: Vec<&str> = Vec::new();
+            for postings in inner.entities.values() {
+                for entry in &postings.by_time {
+                    if let Some(slot @ None) = numbers.get_mut(entry.article as usize) {
+                        *slot = u32::try_from(kept.len()).ok();
+                        kept.push(inner.ids.id(entry.article));
+                    }
+                }
+            }
+            out.put_count(kept.len())?;
+            for id in kept {
                 out.put_text(id)?;
             }
             out.put_count(inner.entities.len())?;
@@ -524,9 +541,14 @@ impl EntityIndex {
                 for list in [&postings.by_time, &postings.by_salience] {
                     out.put_count(list.len())?;
                     for entry in list {
+                        let article = numbers
+                            .get(entry.article as usize)
+                            .copied()
+                            .flatten()
+                            .ok_or_else(|| damaged("an entry under salience only"))?;
                         out.put(&entry.salience.to_le_bytes())?;
                         out.put(&entry.time.to_le_bytes())?;
-                        out.put(&entry.article.to_le_bytes())?;
+                        out.put(&article.to_le_bytes())?;
                     }
                 }
             }
@@ -586,19 +608,19 @@ fn read_snapshot(
         return Ok(None);
     }
     let mut inner = Inner::default();
-    let articles = input.count(length)?;
+    let articles = input.count(length, 1)?;
     for _ in 0..articles {
         let id = input.text(length)?;
         if inner.ids.number(&id).is_none() {
             return Err(damaged("too many articles"));
         }
     }
-    let entities = input.count(length)?;
+    let entities = input.count(length, 1)?;
     for _ in 0..entities {
         let entity = input.text(length)?;
         let mut postings = Postings::default();
         for list in [&mut postings.by_time, &mut postings.by_salience] {
-            let count = input.count(length)?;
+            let count = input.count(length, ENTRY_BYTES)?;
             list.reserve_exact(count);
             for _ in 0..count {
                 let salience = input.u32()?;
@@ -624,7 +646,7 @@ fn read_snapshot(
         }
         inner.entities.insert(entity.into(), postings);
     }
-    let ranked = input.count(length)?;
+    let ranked = input.count(length, 1)?;
     for _ in 0..ranked {
         let key = input.bytes(length)?;
         if key.first() != Some(&keys::RANK)
@@ -700,17 +722,18 @@ impl<R: Read> Hashing<R> {
         Ok(u64::from_le_bytes(bytes))
     }
 
-    /// A count, which no sound file makes larger than the file itself.
-    fn count(&mut self, file_length: u64) -> std::io::Result<usize> {
+    /// A count of things of at least `unit` bytes each, which no sound file makes larger
+    /// than the file holds: a damaged count must not make the reader allocate gigabytes.
+    fn count(&mut self, file_length: u64, unit: u64) -> std::io::Result<usize> {
         let count = self.u32()?;
-        if u64::from(count) > file_length {
+        if u64::from(count).saturating_mul(unit) > file_length {
             return Err(damaged("a count larger than the file"));
         }
         Ok(count as usize)
     }
 
     fn bytes(&mut self, file_length: u64) -> std::io::Result<Vec<u8>> {
-        let mut bytes = vec![0; self.count(file_length)?];
+        let mut bytes = vec![0; self.count(file_length, 1)?];
         self.take(&mut bytes)?;
         Ok(bytes)
     }
@@ -992,10 +1015,15 @@ mod tests {
                 (keys::rank(EntityKind::Location, 1, "geneva"), true),
             ],
         );
+        // An article that was indexed and is gone: its id is not saved.
+        apply(&index, &[(by_time("kerry", 6, "gone"), true)]);
+        apply(&index, &[(by_time("kerry", 6, "gone"), false)]);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("entity-index");
         index.save(&path, "store-1", 42).unwrap();
         let loaded = EntityIndex::load(&path, "store-1", 42).expect("loads");
+        let ids = loaded.inner.read().unwrap().ids.ids.len();
+        assert_eq!(ids, 1, "only the ids entries name");
         assert_eq!(loaded.all_keys(), index.all_keys());
         assert_eq!(loaded.ranking_keys(), index.ranking_keys());
         assert_eq!(loaded.ranking_keys().len(), 2);

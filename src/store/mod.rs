@@ -310,7 +310,9 @@ impl Store {
                 }
             }
         };
-        // No write can come now: the snapshot is the index as of the last change.
+        // No write can come now, and a last one that came after the flush above is made
+        // durable here: the snapshot is the index as of the last durable change.
+        store.flush()?;
         let snapshot = store.dir.join(ENTITY_INDEX_FILE);
         let started = std::time::Instant::now();
         match store
@@ -934,8 +936,23 @@ fn build_entity_index(tree: &sled::Tree) -> Result<EntityIndex> {
         let Some(time) = times.remove(id) else {
             continue;
         };
-        let record: ArticleEntities = codec::decode(&value)?;
-        builder.article(id, time, record.weighted());
+        let entities = match codec::decode(&value)? {
+            // Written before saliences were kept beside the ids: the article has them.
+            ArticleEntities::Plain(_) => match tree.get(keys::article(id))? {
+                Some(article) => {
+                    let article: Article = codec::decode(&article)?;
+                    article
+                        .derived
+                        .mentions
+                        .iter()
+                        .map(|m| (m.entity_id.clone(), m.salience))
+                        .collect()
+                }
+                None => continue,
+            },
+            weighted => weighted.weighted(),
+        };
+        builder.article(id, time, entities);
     }
     drop(times);
     for value in tree.scan_prefix([keys::ENTITY]).values() {

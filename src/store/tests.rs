@@ -487,7 +487,7 @@ fn a_layout_1_database_gains_the_salience_index_at_open() {
         ("a2", "Talks", "Sergei Lavrov flew to Moscow.", 2_000),
     ]);
     // Make it look like a layout-1 database: its by-time entity index in sled, no salience
-    // index anywhere.
+    // index anywhere, and entity lists of ids alone (their saliences are in the articles).
     for id in ["a1", "a2"] {
         let article = store.get_article(id).unwrap().unwrap();
         for key in super::mention_index_keys(&article) {
@@ -495,6 +495,17 @@ fn a_layout_1_database_gains_the_salience_index_at_open() {
                 store.tree.insert(key, Vec::new()).unwrap();
             }
         }
+        let ids = article
+            .derived
+            .mentions
+            .iter()
+            .map(|m| m.entity_id.clone())
+            .collect();
+        let plain = super::codec::encode(&super::ArticleEntities::Plain(ids)).unwrap();
+        store
+            .tree
+            .insert(super::keys::article_entities(id), plain)
+            .unwrap();
     }
     let store = reopen_as_layout(dir.path(), store, 1);
     assert_eq!(store.tree.scan_prefix([super::keys::MENTION]).count(), 0);
