@@ -146,18 +146,7 @@ impl ArticleIds {
 
     /// How `entry`'s key suffix compares with `bound` (a suffix, maybe partial), bytewise.
     fn compare(&self, space: u8, entry: &Entry, bound: &[u8]) -> Ordering {
-        let time = entry.time.to_be_bytes();
-        let salience = entry.salience.to_be_bytes();
-        let fixed: &[u8] = if space == keys::SALIENCE {
-            &salience
-        } else {
-            &[]
-        };
-        fixed
-            .iter()
-            .chain(time.iter())
-            .chain(self.id(entry.article).as_bytes())
-            .cmp(bound.iter())
+        self.suffix(space, entry).as_slice().cmp(bound)
     }
 
     /// The order of two entries, which is their keys' order.

@@ -123,7 +123,8 @@ pub struct Store {
     /// The highest durable sequence number, for followers such as the search index.
     durable: watch::Sender<u64>,
     retention: Retention,
-    /// The `m` and `l` key spaces, derived from the `t` and `x` records at open.
+    /// The `m`, `l` and `r` key spaces, derived from the `t`, `x` and `e` records (or
+    /// loaded from the snapshot [`Store::close`] saved).
     entity_index: EntityIndex,
 }
 
@@ -161,9 +162,11 @@ impl Store {
                 }
                 Some(Ok(LAYOUT_VERSION)) => break,
                 Some(Ok(1)) => upgrade_from_layout_1(&tree)?,
-                Some(Ok(2)) => upgrade_from_layout_2(&tree)?,
-                Some(Ok(3)) => drop_key_spaces(&tree, &[keys::MENTION, keys::SALIENCE], 4)?,
-                Some(Ok(4)) => drop_key_spaces(&tree, &[keys::RANK], 5)?,
+                Some(Ok(2)) => {
+                    drop_key_spaces(&tree, &[&[keys::RANK, keys::RANK_ALL_BEFORE_LAYOUT_3]], 3)?
+                }
+                Some(Ok(3)) => drop_key_spaces(&tree, &[&[keys::MENTION], &[keys::SALIENCE]], 4)?,
+                Some(Ok(4)) => drop_key_spaces(&tree, &[&[keys::RANK]], 5)?,
                 _ => {
                     return Err(Error::Internal(format!(
                         "the database in {} has key layout {:?}, this build reads layout \
@@ -869,37 +872,15 @@ fn upgrade_from_layout_1(tree: &sled::Tree) -> Result<()> {
     Ok(())
 }
 
-/// Removes the all-kinds entity ranking that layout 3 dropped, then records layout 3.
+/// Removes every key under each of `prefixes`, then records `layout`: layout 3 dropped the
+/// all-kinds entity ranking, layout 4 moved `m` and `l` into memory, layout 5 `r`.
 /// Interrupted, it simply runs again at the next open.
-fn upgrade_from_layout_2(tree: &sled::Tree) -> Result<()> {
-    tracing::info!("upgrading the database to key layout 3: dropping the all-kinds ranking");
+fn drop_key_spaces(tree: &sled::Tree, prefixes: &[&[u8]], layout: u64) -> Result<()> {
+    tracing::info!(layout, "upgrading the database: dropping key spaces");
     let mut removed = 0u64;
-    let mut batch = sled::Batch::default();
-    for entry in tree.scan_prefix([keys::RANK, keys::RANK_ALL_BEFORE_LAYOUT_3]) {
-        batch.remove(entry?.0);
-        removed += 1;
-        if removed.is_multiple_of(10_000) {
-            tree.apply_batch(std::mem::take(&mut batch))?;
-        }
-    }
-    batch.insert(keys::META_LAYOUT, &3u64.to_be_bytes());
-    tree.apply_batch(batch)?;
-    tree.flush()?;
-    tracing::info!(removed, "database upgraded to key layout 3");
-    Ok(())
-}
-
-/// Removes key spaces that the entity indexes now keep in memory (layout 4: `m` and `l`,
-/// layout 5: `r`), then records `layout`. Interrupted, it simply runs again at the next open.
-fn drop_key_spaces(tree: &sled::Tree, spaces: &[u8], layout: u64) -> Result<()> {
-    tracing::info!(
-        layout,
-        "upgrading the database: moving entity index keys to memory"
-    );
-    let mut removed = 0u64;
-    for &space in spaces {
+    for prefix in prefixes {
         let mut batch = sled::Batch::default();
-        for key in tree.scan_prefix([space]).keys() {
+        for key in tree.scan_prefix(prefix).keys() {
             batch.remove(key?);
             removed += 1;
             if removed.is_multiple_of(10_000) {

@@ -468,14 +468,7 @@ fn reopen_as_layout(dir: &std::path::Path, store: Store, layout: u64) -> Store {
     assert!(!store.check().unwrap().is_empty());
     store.flush().unwrap();
     drop(store);
-    // sled's background flusher may hold the folder's lock a moment after the drop.
-    let store = (0..100)
-        .find_map(|_| {
-            Store::open(dir, 16 << 20)
-                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
-                .ok()
-        })
-        .expect("the store reopens");
+    let store = reopen(dir);
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     store
 }
@@ -894,7 +887,8 @@ fn a_layout_2_database_loses_its_all_kinds_ranking_at_open() {
     assert!(listed.items.iter().any(|e| e.id == "john-kerry"));
 }
 
-/// Opens the store in `dir` again once sled's background threads let go of its lock.
+/// Opens the store in `dir` again once sled's background flusher, which may hold the
+/// folder's lock a moment after the drop, lets go of it.
 fn reopen(dir: &std::path::Path) -> Store {
     (0..250)
         .find_map(|_| {
