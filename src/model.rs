@@ -478,7 +478,13 @@ pub fn normalize_source(source: &str) -> String {
 pub fn name_key(name: &str) -> String {
     let mut key = String::with_capacity(name.len());
     for c in name.chars() {
-        if c.is_alphanumeric() {
+        // Most names are ASCII, which needs neither folding nor Unicode case tables
+        // (extraction keys every candidate word: this was 5 % of ingest CPU).
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                key.push(c.to_ascii_lowercase());
+            }
+        } else if c.is_alphanumeric() {
             for lower in fold_accent(c).to_lowercase() {
                 key.push(lower);
             }
@@ -521,5 +527,34 @@ fn fold_accent(c: char) -> char {
         'ź' | 'ż' | 'ž' => 'z',
         'Ź' | 'Ż' | 'Ž' => 'Z',
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `name_key` without its ASCII shortcut: every character through the Unicode path.
+    fn name_key_unicode(name: &str) -> String {
+        name.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(|c| fold_accent(c).to_lowercase())
+            .collect()
+    }
+
+    #[test]
+    fn name_keys_fold_case_accents_and_punctuation() {
+        assert_eq!(name_key("U.S."), "us");
+        assert_eq!(name_key("al-Qaeda"), "alqaeda");
+        assert_eq!(name_key("Recep Tayyip Erdoğan"), "receptayyiperdogan");
+        assert_eq!(name_key("İSTANBUL"), name_key_unicode("İSTANBUL"));
+    }
+
+    proptest! {
+        #[test]
+        fn the_ascii_shortcut_gives_the_unicode_key(name in "[ -~àÉğİıßΣσς0-9\u{300}]{0,24}") {
+            prop_assert_eq!(name_key(&name), name_key_unicode(&name));
+        }
     }
 }

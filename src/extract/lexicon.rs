@@ -26,8 +26,10 @@ pub struct Known {
 
 pub struct Lexicon {
     names: HashMap<String, Known>,
-    /// Titles as lower-case word sequences, longest first.
-    titles: Vec<Vec<String>>,
+    /// Titles as lower-case word sequences, by their first word; each with its place in
+    /// the longest-first order, since the longest match wins. Extraction asks of nearly
+    /// every word whether a title starts there, so this must not walk every title.
+    titles: HashMap<String, Vec<(usize, Vec<String>)>>,
     title_words: HashSet<String>,
     org_heads: HashSet<String>,
     loc_heads: HashSet<String>,
@@ -161,9 +163,18 @@ impl Lexicon {
         }
 
         let title_words = titles.iter().flatten().cloned().collect();
+        let mut by_first: HashMap<String, Vec<(usize, Vec<String>)>> = HashMap::new();
+        for (rank, title) in titles.into_iter().enumerate() {
+            if let Some(first) = title.first() {
+                by_first
+                    .entry(first.clone())
+                    .or_default()
+                    .push((rank, title));
+            }
+        }
         Lexicon {
             names,
-            titles,
+            titles: by_first,
             title_words,
             org_heads: lower_set(include_str!("data/org_heads.txt")),
             loc_heads: lower_set(include_str!("data/loc_heads.txt")),
@@ -197,12 +208,23 @@ impl Lexicon {
                 || w.strip_suffix('s')
                     .is_some_and(|singular| t.eq_ignore_ascii_case(singular))
         };
-        self.titles
-            .iter()
-            .find(|title| {
+        let Some(first) = words.first() else {
+            return 0;
+        };
+        // The first word matches a title's first word as written or without a plural "s";
+        // titles are lower case, so an ASCII-lowered word finds exactly what
+        // `eq_ignore_ascii_case` accepts.
+        let first = first.trim_end_matches('.').to_ascii_lowercase();
+        let singular = first.strip_suffix('s');
+        std::iter::once(first.as_str())
+            .chain(singular)
+            .filter_map(|key| self.titles.get(key))
+            .flatten()
+            .filter(|(_, title)| {
                 title.len() <= words.len() && title.iter().zip(words).all(|(t, w)| matches(t, w))
             })
-            .map_or(0, Vec::len)
+            .min_by_key(|(rank, _)| *rank)
+            .map_or(0, |(_, title)| title.len())
     }
 
     /// Whether a word can be part of a title ("Foreign", "Minister").

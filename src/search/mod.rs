@@ -17,6 +17,7 @@ mod follower;
 mod highlight;
 pub mod query;
 mod schema;
+mod stemmer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub use follower::spawn_follower;
 
 /// Memory tantivy's writer may use before it flushes a segment. One indexing thread: the
 /// follower feeds it from one thread, and every further thread holds its own arena.
-const WRITER_MEMORY: usize = 32 * 1024 * 1024;
+const WRITER_MEMORY: usize = 16 * 1024 * 1024;
 const WRITER_THREADS: usize = 1;
 /// The deepest result a search may page to; beyond it, narrow the query.
 pub const MAX_SEARCH_DEPTH: usize = 10_000;
