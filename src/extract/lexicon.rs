@@ -211,9 +211,9 @@ impl Lexicon {
         let Some(first) = words.first() else {
             return 0;
         };
-        // The first word matches a title's first word as written or without a plural "s";
-        // titles are lower case, so an ASCII-lowered word finds exactly what
-        // `eq_ignore_ascii_case` accepts.
+        // Candidates: titles whose first word is this word, ASCII-lowered (titles are lower
+        // case, so that is what `eq_ignore_ascii_case` accepts), as written or without a
+        // plural "s". The lookup may propose more than match; `matches` decides.
         let first = first.trim_end_matches('.').to_ascii_lowercase();
         let singular = first.strip_suffix('s');
         std::iter::once(first.as_str())

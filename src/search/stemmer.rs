@@ -15,7 +15,8 @@ use tantivy::tokenizer::{Token, TokenFilter, TokenStream, Tokenizer};
 const MAX_WORDS: usize = 50_000;
 
 /// The token filter: English Snowball stems, remembered per analyser instance. Each
-/// indexing segment and each query works on its own clone, so nothing is shared or locked.
+/// indexing segment, query and highlighter builds or clones its own analyser, so nothing is
+/// shared or locked.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CachedEnglishStemmer;
 
