@@ -14,18 +14,34 @@
 //! capitalised in mid-sentence probably is, even at the start of a sentence or in a
 //! headline set in capitals).
 
+use std::borrow::Cow;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::label::LABELS;
 
 /// Hashes bytes with FNV-1a.
 fn fnv(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut hash = Fnv::new();
+    hash.write(bytes);
+    hash.0
+}
+
+/// FNV-1a fed piece by piece: the same value as [`fnv`] over the pieces joined, without
+/// joining them (a word's shape is hashed as it is read).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
     }
-    hash
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 /// Combines two hashes (SplitMix64's finaliser over their mix).
@@ -138,10 +154,9 @@ impl SentenceFeatures {
     }
 }
 
-/// A word's shape: capitals become `X`, small letters `x`, digits `d`, others stay; runs
-/// longer than `cap` are cut to `cap`.
-fn shape(word: &str, cap: usize) -> String {
-    let mut out = String::with_capacity(8);
+/// A word's shape, a character at a time: capitals become `X`, small letters `x`, digits
+/// `d`, others stay; runs longer than `cap` are cut to `cap`.
+fn shape_chars(word: &str, cap: usize, mut emit: impl FnMut(char)) {
     let mut last = '\0';
     let mut run = 0;
     for c in word.chars() {
@@ -161,9 +176,23 @@ fn shape(word: &str, cap: usize) -> String {
             last = s;
         }
         if run <= cap {
-            out.push(s);
+            emit(s);
         }
     }
+}
+
+/// `fnv` of the word's shape, without building the shape: every token of every article
+/// needs two of these.
+fn shape_hash(word: &str, cap: usize) -> u64 {
+    let mut hash = Fnv::new();
+    shape_chars(word, cap, |c| hash.write(c.encode_utf8(&mut [0; 4]).as_bytes()));
+    hash.0
+}
+
+#[cfg(test)]
+fn shape(word: &str, cap: usize) -> String {
+    let mut out = String::new();
+    shape_chars(word, cap, |c| out.push(c));
     out
 }
 
@@ -292,7 +321,17 @@ pub fn document(sentences: &[Vec<&str>], resources: &Resources) -> Vec<SentenceF
 
 fn sentence(words: &[&str], resources: &Resources, facts: &DocumentFacts) -> SentenceFeatures {
     let caps_sentence = is_all_caps_sentence(words);
-    let lowers: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    // Most words are lower-case ASCII already: borrow those rather than copy them.
+    let lowers: Vec<Cow<str>> = words
+        .iter()
+        .map(|w| {
+            if w.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+                Cow::Borrowed(*w)
+            } else {
+                Cow::Owned(w.to_lowercase())
+            }
+        })
+        .collect();
     let clusters: Vec<Option<[u16; 3]>> = words
         .iter()
         .zip(&lowers)
@@ -300,7 +339,7 @@ fn sentence(words: &[&str], resources: &Resources, facts: &DocumentFacts) -> Sen
             resources
                 .clusters
                 .get(*word)
-                .or_else(|| resources.clusters.get(lower))
+                .or_else(|| resources.clusters.get(lower.as_ref()))
                 .copied()
         })
         .collect();
@@ -311,8 +350,8 @@ fn sentence(words: &[&str], resources: &Resources, facts: &DocumentFacts) -> Sen
         .map(|((word, lower), cluster)| Atoms {
             word: fnv(word.as_bytes()),
             lower: fnv(lower.as_bytes()),
-            shape: fnv(shape(word, 3).as_bytes()),
-            short_shape: fnv(shape(word, 1).as_bytes()),
+            shape: shape_hash(word, 3),
+            short_shape: shape_hash(word, 1),
             cluster_mid: cluster.map_or(u64::MAX, |c| u64::from(c[1])),
         })
         .collect();
@@ -367,17 +406,22 @@ fn sentence(words: &[&str], resources: &Resources, facts: &DocumentFacts) -> Sen
         h.push(f2(t::PREV_LOWER_SHAPE, prev.lower, this.shape));
         h.push(f2(t::SHAPE_NEXT_LOWER, this.shape, next.lower));
 
-        let lower = &lowers[i];
-        let chars: Vec<(usize, char)> = lower.char_indices().collect();
-        for n in 1..=4.min(chars.len()) {
-            let prefix_end = chars.get(n).map_or(lower.len(), |&(b, _)| b);
+        // Affixes of one to four characters: the n-th end is where the first n characters
+        // end, the n-th start where the last n begin.
+        let lower: &str = &lowers[i];
+        let ends = lower
+            .char_indices()
+            .skip(1)
+            .map(|(b, _)| b)
+            .chain(std::iter::once(lower.len()));
+        let starts = lower.char_indices().rev().map(|(b, _)| b);
+        for (n, (prefix_end, suffix_start)) in (1..=4u64).zip(ends.zip(starts)) {
             h.push(f1(
-                t::PREFIX + n as u64 - 1,
+                t::PREFIX + n - 1,
                 fnv(&lower.as_bytes()[..prefix_end]),
             ));
-            let suffix_start = chars[chars.len() - n].0;
             h.push(f1(
-                t::SUFFIX + n as u64 - 1,
+                t::SUFFIX + n - 1,
                 fnv(&lower.as_bytes()[suffix_start..]),
             ));
         }
@@ -459,6 +503,11 @@ mod tests {
         assert_eq!(shape("U.S.", 1), "X.X.");
         assert_eq!(shape("1996-08-22", 1), "d-d-d");
         assert_eq!(shape("McDonald", 1), "XxXx");
+        for word in ["Washington", "U.S.", "1996-08-22", "McDonald", "Zürich", "ÉTÉ", ""] {
+            for cap in [1, 3] {
+                assert_eq!(shape_hash(word, cap), fnv(shape(word, cap).as_bytes()));
+            }
+        }
     }
 
     #[test]
