@@ -185,7 +185,9 @@ fn shape_chars(word: &str, cap: usize, mut emit: impl FnMut(char)) {
 /// needs two of these.
 fn shape_hash(word: &str, cap: usize) -> u64 {
     let mut hash = Fnv::new();
-    shape_chars(word, cap, |c| hash.write(c.encode_utf8(&mut [0; 4]).as_bytes()));
+    shape_chars(word, cap, |c| {
+        hash.write(c.encode_utf8(&mut [0; 4]).as_bytes())
+    });
     hash.0
 }
 
@@ -416,10 +418,7 @@ fn sentence(words: &[&str], resources: &Resources, facts: &DocumentFacts) -> Sen
             .chain(std::iter::once(lower.len()));
         let starts = lower.char_indices().rev().map(|(b, _)| b);
         for (n, (prefix_end, suffix_start)) in (1..=4u64).zip(ends.zip(starts)) {
-            h.push(f1(
-                t::PREFIX + n - 1,
-                fnv(&lower.as_bytes()[..prefix_end]),
-            ));
+            h.push(f1(t::PREFIX + n - 1, fnv(&lower.as_bytes()[..prefix_end])));
             h.push(f1(
                 t::SUFFIX + n - 1,
                 fnv(&lower.as_bytes()[suffix_start..]),
@@ -503,7 +502,15 @@ mod tests {
         assert_eq!(shape("U.S.", 1), "X.X.");
         assert_eq!(shape("1996-08-22", 1), "d-d-d");
         assert_eq!(shape("McDonald", 1), "XxXx");
-        for word in ["Washington", "U.S.", "1996-08-22", "McDonald", "Zürich", "ÉTÉ", ""] {
+        for word in [
+            "Washington",
+            "U.S.",
+            "1996-08-22",
+            "McDonald",
+            "Zürich",
+            "ÉTÉ",
+            "",
+        ] {
             for cap in [1, 3] {
                 assert_eq!(shape_hash(word, cap), fnv(shape(word, cap).as_bytes()));
             }
