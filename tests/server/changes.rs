@@ -9,7 +9,7 @@ use tonic::{Code, Streaming};
 use super::support::TestApp;
 
 async fn watch(app: &TestApp, request: WatchChangesRequest) -> Streaming<WatchChangesResponse> {
-    ChangeServiceClient::new(app.channel.clone())
+    app.changes()
         .watch_changes(request)
         .await
         .unwrap()
@@ -141,7 +141,8 @@ async fn watchers_hear_only_what_their_filters_ask_for() {
     assert_eq!(decision[0].kind, ChangeKind::EntityUpdated as i32);
     assert_eq!(decision[0].entity_id, "john-kerry");
 
-    let err = ChangeServiceClient::new(app.channel.clone())
+    let err = app
+        .changes()
         .watch_changes(WatchChangesRequest {
             after_sequence: -1,
             ..Default::default()
@@ -263,7 +264,8 @@ async fn a_saved_query_lets_through_only_matching_articles() {
         ]
     );
 
-    let status = ChangeServiceClient::new(app.channel.clone())
+    let status = app
+        .changes()
         .watch_changes(WatchChangesRequest {
             query: "ceasefire AND (".into(),
             ..Default::default()
@@ -290,7 +292,8 @@ async fn a_compacted_log_answers_out_of_range_with_the_oldest_sequence() {
     let mut oldest = 0;
     let mut status = None;
     for _ in 0..100 {
-        if let Err(err) = ChangeServiceClient::new(app.channel.clone())
+        if let Err(err) = app
+            .changes()
             .watch_changes(WatchChangesRequest::default())
             .await
         {
@@ -446,20 +449,14 @@ async fn one_client_may_hold_only_so_many_streams() {
     for _ in 0..3 {
         open.push(watch(&app, request()).await);
     }
-    let status = ChangeServiceClient::new(app.channel.clone())
-        .watch_changes(request())
-        .await
-        .unwrap_err();
+    let status = app.changes().watch_changes(request()).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     // Closing one frees its slot.
     drop(open.pop());
     let mut reopened = None;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if let Ok(stream) = ChangeServiceClient::new(app.channel.clone())
-            .watch_changes(request())
-            .await
-        {
+        if let Ok(stream) = app.changes().watch_changes(request()).await {
             reopened = Some(stream);
             break;
         }

@@ -1,7 +1,6 @@
 //! Revision history: every revision kept, readable, comparable; deletion as a tombstone;
 //! purge removing an article everywhere.
 
-use newsstore::api::proto::change_service_client::ChangeServiceClient;
 use newsstore::api::proto::{self, Article, ChangeKind, TextEditOp};
 use tonic::Code;
 
@@ -303,7 +302,8 @@ async fn purge_removes_an_article_everywhere() {
     }
 
     // The change feed records the purge by id only.
-    let mut stream = ChangeServiceClient::new(app.channel.clone())
+    let mut stream = app
+        .changes()
         .watch_changes(proto::WatchChangesRequest::default())
         .await
         .unwrap()

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use newsstore::api::proto;
-use newsstore::api::proto::change_service_client::ChangeServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::support::{TestApp, temp_dir};
@@ -32,7 +31,8 @@ async fn metrics_count_calls_and_sample_the_store() {
     .await;
     app.create("m1", "Talks", "Officials met in Geneva.").await;
     let _ = app.get("missing").await;
-    let _stream = ChangeServiceClient::new(app.channel.clone())
+    let _stream = app
+        .changes()
         .watch_changes(proto::WatchChangesRequest {
             from_now: true,
             ..Default::default()
@@ -77,7 +77,8 @@ async fn a_stream_counts_by_how_it_ended() {
     .await;
     app.create("s1", "Talks", "Officials met in Geneva.").await;
     let cancelled = "newsstore_rpc_requests_total{method=\"/newsstore.v1.ChangeService/WatchChanges\",code=\"1\"}";
-    let mut stream = ChangeServiceClient::new(app.channel.clone())
+    let mut stream = app
+        .changes()
         .watch_changes(proto::WatchChangesRequest {
             after_sequence: 0,
             ..Default::default()

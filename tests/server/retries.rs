@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use newsstore::api::proto::change_service_client::ChangeServiceClient;
 use newsstore::api::proto::{self, Article, WatchChangesRequest};
 use tonic::Code;
 
@@ -25,7 +24,8 @@ fn create_request(request_id: &str, headline: &str) -> proto::CreateArticleReque
 /// event means the backlog is done. (The search index's `index_sequence` would not do: it
 /// follows the log a refresh interval behind, more on a loaded machine.)
 async fn changes_after(app: &TestApp, after: i64) -> Vec<i64> {
-    let mut stream = ChangeServiceClient::new(app.channel.clone())
+    let mut stream = app
+        .changes()
         .watch_changes(WatchChangesRequest {
             after_sequence: after,
             ..Default::default()

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use newsstore::api::proto::article_service_client::ArticleServiceClient;
+use newsstore::api::proto::change_service_client::ChangeServiceClient;
 use newsstore::api::proto::entity_service_client::EntityServiceClient;
 use newsstore::api::proto::{self, Article};
 use newsstore::app::{Application, Config};
@@ -87,6 +88,10 @@ impl TestApp {
 
     pub fn entities(&self) -> EntityServiceClient<Channel> {
         EntityServiceClient::new(self.channel.clone())
+    }
+
+    pub fn changes(&self) -> ChangeServiceClient<Channel> {
+        ChangeServiceClient::new(self.channel.clone())
     }
 
     /// Shuts the server down gracefully and hands back its data folder.
