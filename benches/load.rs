@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{Doc, Server, connect, dir_size, ingest, load_corpus, memory_mib};
+use common::{Doc, Resident, Server, connect, dir_size, ingest, load_corpus, memory_mib};
 use newsstore::api::proto::article_service_client::ArticleServiceClient;
 use newsstore::api::proto::entity_service_client::EntityServiceClient;
 use newsstore::api::proto::{self, ArticleFilter, SearchArticlesRequest};
@@ -244,6 +244,8 @@ struct Stats {
     latencies: Vec<Duration>,
     errors: u64,
     shed: u64,
+    /// The server's peak resident memory during the workload, each figure on its own.
+    resident: Resident,
 }
 
 impl Stats {
@@ -257,9 +259,26 @@ impl Stats {
 }
 
 /// Runs `workload` on every connection at once for `duration`.
-async fn drive(workload: Workload, conns: &[Conn], pool: &Arc<Pool>, duration: Duration) -> Stats {
+/// Runs `workload` from every connection for `duration`, sampling the resident memory of
+/// the server (`pid`) every 50 ms meanwhile: the kernel keeps only the peak of the whole
+/// process life, and the issue asks for the peak under one workload.
+async fn drive(
+    workload: Workload,
+    conns: &[Conn],
+    pool: &Arc<Pool>,
+    duration: Duration,
+    pid: u32,
+) -> Stats {
     let started = Instant::now();
     let deadline = started + duration;
+    let sampler = tokio::spawn(async move {
+        let mut peak = Resident::of(pid);
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            peak = peak.max(Resident::of(pid));
+        }
+        peak
+    });
     let mut tasks = Vec::new();
     for (i, conn) in conns.iter().enumerate() {
         let mut conn = conn.clone();
@@ -285,6 +304,7 @@ async fn drive(workload: Workload, conns: &[Conn], pool: &Arc<Pool>, duration: D
         latencies: Vec::new(),
         errors: 0,
         shed: 0,
+        resident: Resident::default(),
     };
     for task in tasks {
         let (latencies, errors, shed) = task.await.expect("a client task");
@@ -293,6 +313,7 @@ async fn drive(workload: Workload, conns: &[Conn], pool: &Arc<Pool>, duration: D
         stats.shed += shed;
     }
     stats.seconds = started.elapsed().as_secs_f64();
+    stats.resident = sampler.await.expect("the memory sampler");
     stats.latencies.sort();
     stats
 }
@@ -412,7 +433,14 @@ async fn overload(data: &Path, pool: &Arc<Pool>, seconds: u64) -> serde_json::Va
         latencies.sort();
         (ok, failed, latencies)
     });
-    let load = drive(Workload::Search, &conns, pool, Duration::from_secs(seconds)).await;
+    let load = drive(
+        Workload::Search,
+        &conns,
+        pool,
+        Duration::from_secs(seconds),
+        server.child.id(),
+    )
+    .await;
     let (health_ok, health_failed, health_latencies) = prober.await.expect("the prober");
     // Recovery: the first call after the load must be answered, not shed.
     let mut after = open(server.port).await;
@@ -534,14 +562,21 @@ async fn run(args: Args) {
     }
     let duration = Duration::from_secs(args.seconds);
     // Warm the connections and caches a little before measuring.
-    drive(Workload::Get, &conns, &pool, Duration::from_secs(1)).await;
+    drive(
+        Workload::Get,
+        &conns,
+        &pool,
+        Duration::from_secs(1),
+        server.child.id(),
+    )
+    .await;
     let mut results = Vec::new();
     for workload in Workload::ALL {
         let wanted = workload == Workload::Health
             || args.workloads.is_empty()
             || args.workloads.iter().any(|w| w == workload.name());
         if wanted {
-            results.push(drive(workload, &conns, &pool, duration).await);
+            results.push(drive(workload, &conns, &pool, duration, server.child.id()).await);
         }
     }
     let (serving_peak_mib, serving_rss_mib) = memory_mib(server.child.id());
@@ -550,7 +585,7 @@ async fn run(args: Args) {
 
     let health = &results[0];
     println!(
-        "\n{:<16} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10}",
+        "\n{:<17} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>18}",
         "workload",
         "calls/s",
         "p50 ms",
@@ -558,14 +593,15 @@ async fn run(args: Args) {
         "p99.9 ms",
         "errors",
         "p50/health",
-        "tput/health"
+        "tput/health",
+        "peak RSS (anon+file) MiB"
     );
     let mut workloads = Vec::new();
     for stats in &results {
         let p50_ratio = stats.quantile_ms(0.5) / health.quantile_ms(0.5);
         let tput_ratio = stats.throughput() / health.throughput();
         println!(
-            "{:<16} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>10.2} {:>10.2}",
+            "{:<17} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>10.2} {:>10.2} {:>8.0} ({:.0}+{:.0})",
             stats.workload.name(),
             stats.throughput(),
             stats.quantile_ms(0.5),
@@ -573,7 +609,10 @@ async fn run(args: Args) {
             stats.quantile_ms(0.999),
             stats.errors + stats.shed,
             p50_ratio,
-            tput_ratio
+            tput_ratio,
+            stats.resident.total,
+            stats.resident.anon,
+            stats.resident.file
         );
         workloads.push(json!({
             "workload": stats.workload.name(),
@@ -587,6 +626,9 @@ async fn run(args: Args) {
             "shed": stats.shed,
             "p50_vs_health": p50_ratio,
             "throughput_vs_health": tput_ratio,
+            "peak_rss_mib": stats.resident.total,
+            "peak_rss_anon_mib": stats.resident.anon,
+            "peak_rss_file_mib": stats.resident.file,
         }));
     }
     println!(
@@ -597,6 +639,18 @@ async fn run(args: Args) {
         store_bytes as f64 / 1048576.0,
         index_bytes as f64 / 1048576.0
     );
+    let mixed = results
+        .iter()
+        .find(|stats| stats.workload == Workload::Mixed)
+        .map(|stats| stats.resident);
+    if let Some(mixed) = mixed {
+        println!(
+            "while serving the 90/10 mix: peak RSS {:.0} MiB; peak of its parts: {:.0} MiB \
+             allocated (anonymous), {:.0} MiB of mapped files (the search index's segments, \
+             the binary)",
+            mixed.total, mixed.anon, mixed.file
+        );
+    }
     let overload = if args.no_overload {
         serde_json::Value::Null
     } else {
@@ -610,6 +664,9 @@ async fn run(args: Args) {
         "raw_text_bytes": raw_bytes,
         "restart_seconds": restart_seconds,
         "serving_peak_rss_mib": serving_peak_mib,
+        "mixed_peak_rss_mib": mixed.map(|m| m.total),
+        "mixed_peak_rss_anon_mib": mixed.map(|m| m.anon),
+        "mixed_peak_rss_file_mib": mixed.map(|m| m.file),
         "disk_bytes": disk,
         "store_bytes": store_bytes,
         "index_bytes": index_bytes,

@@ -98,15 +98,49 @@ pub fn dir_size(path: &Path) -> u64 {
 /// Peak and current resident memory of a process, in MiB, from /proc.
 pub fn memory_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    (status_mib(&status, "VmHWM:"), status_mib(&status, "VmRSS:"))
+}
+
+/// Resident memory of a process now, in MiB, split the way the kernel counts it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Resident {
+    /// Everything resident: the two below plus shared memory.
+    pub total: f64,
+    /// The heap, stacks and other private memory: what the process allocated.
+    pub anon: f64,
+    /// Pages of mapped files (the binary, the search index's memory-mapped segments): the
+    /// kernel's page cache, counted for the process because it maps them, and dropped by
+    /// the kernel under pressure without writing anything.
+    pub file: f64,
+}
+
+impl Resident {
+    pub fn of(pid: u32) -> Resident {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        Resident {
+            total: status_mib(&status, "VmRSS:"),
+            anon: status_mib(&status, "RssAnon:"),
+            file: status_mib(&status, "RssFile:"),
+        }
+    }
+
+    /// The larger of each figure.
+    pub fn max(self, other: Resident) -> Resident {
+        Resident {
+            total: self.total.max(other.total),
+            anon: self.anon.max(other.anon),
+            file: self.file.max(other.file),
+        }
+    }
+}
+
+fn status_mib(status: &str, name: &str) -> f64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 pub fn free_port() -> u16 {
