@@ -109,7 +109,7 @@ impl Config {
             data_dir,
             seeds: None,
             max_seed_bytes: 4 * 1024 * 1024,
-            cache_bytes: 64 * 1024 * 1024,
+            cache_bytes: DEFAULT_CACHE_MB * 1024 * 1024,
             index_refresh: Duration::from_millis(500),
             limits: Limits::default(),
             max_message_bytes: 16 * 1024 * 1024,
@@ -404,6 +404,15 @@ impl Application {
         Ok(())
     }
 }
+
+/// The database page cache, in MiB, unless configured. Small on purpose: at 100,000 articles
+/// most reads are random and miss any cache that fits the memory target, so 16 MiB served
+/// GetArticle as fast as 64 did, while the written pages a larger cache keeps (sled counts
+/// them by encoded size; in memory they take about twice that) raised the peak under
+/// writes by about 60 MiB (load benchmark, 2026-12-06, README). The cost: the entity
+/// listing and loading ran about 10 % and 6 % slower. Stores much larger than that, or
+/// with hot sets that fit, do better with `--cache-mb` raised.
+pub const DEFAULT_CACHE_MB: u64 = 16;
 
 /// How long shutdown waits for the store's last users and file lock before it closes the
 /// store without a checkpoint.

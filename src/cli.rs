@@ -164,8 +164,9 @@ struct DataArgs {
     #[arg(long, env = "NEWSSTORE_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
     /// Database page cache, in MiB. sled counts it by encoded size; the nodes it holds
-    /// take more memory than that.
-    #[arg(long, env = "NEWSSTORE_CACHE_MB", default_value_t = 64)]
+    /// take more memory than that. Raise it for stores well past 100,000 articles or with
+    /// a hot set that fits.
+    #[arg(long, env = "NEWSSTORE_CACHE_MB", default_value_t = app::DEFAULT_CACHE_MB)]
     cache_mb: u64,
 }
 
