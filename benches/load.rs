@@ -258,10 +258,9 @@ impl Stats {
     }
 }
 
-/// Runs `workload` on every connection at once for `duration`.
-/// Runs `workload` from every connection for `duration`, sampling the resident memory of
-/// the server (`pid`) every 50 ms meanwhile: the kernel keeps only the peak of the whole
-/// process life, and the issue asks for the peak under one workload.
+/// Runs `workload` on every connection at once for `duration`, sampling the resident
+/// memory of the server (`pid`) every 50 ms meanwhile: the kernel keeps only the peak of
+/// the whole process life, and the issue asks for the peak under one workload.
 async fn drive(
     workload: Workload,
     conns: &[Conn],

@@ -97,7 +97,7 @@ pub fn dir_size(path: &Path) -> u64 {
 
 /// Peak and current resident memory of a process, in MiB, from /proc.
 pub fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let status = proc_status(pid);
     (status_mib(&status, "VmHWM:"), status_mib(&status, "VmRSS:"))
 }
 
@@ -116,7 +116,7 @@ pub struct Resident {
 
 impl Resident {
     pub fn of(pid: u32) -> Resident {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let status = proc_status(pid);
         Resident {
             total: status_mib(&status, "VmRSS:"),
             anon: status_mib(&status, "RssAnon:"),
@@ -134,6 +134,12 @@ impl Resident {
     }
 }
 
+/// `/proc/<pid>/status`, or nothing once the process is gone.
+fn proc_status(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in MiB; 0 when missing.
 fn status_mib(status: &str, name: &str) -> f64 {
     status
         .lines()
