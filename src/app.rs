@@ -297,6 +297,7 @@ impl Application {
             config.compact_every,
             stop_follower.subscribe(),
         );
+        let index = search.clone();
         let articles = ArticleServiceServer::new(ArticleApi::new(ingest, store.clone(), search))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
@@ -392,6 +393,8 @@ impl Application {
         if let Err(err) = follower.await {
             tracing::error!(error = %err, "the search follower failed");
         }
+        let merges = index.finish_merges();
+        drop(index);
         // The services went with the server, so this is normally the last handle and the
         // store closes with a checkpoint, which keeps the next start short. Calls still
         // running past the grace period keep theirs: close then waits for them up to
@@ -400,6 +403,23 @@ impl Application {
         served.context("the gRPC server failed")?;
         let checkpointed = closed.context("closing the store")??;
         tracing::info!(checkpointed, "store closed");
+        // Everything acknowledged is on disk by now; a kill from here on costs only the
+        // merge (see SearchIndex::finish_merges).
+        let started = std::time::Instant::now();
+        let merged = tokio::task::spawn_blocking(move || merges.recv_timeout(MERGE_WAIT)).await?;
+        match merged {
+            Ok(Ok(())) => tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "search index merges finished"
+            ),
+            Ok(Err(err)) => tracing::warn!(error = %err, "a search index merge failed"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tracing::warn!(
+                seconds = MERGE_WAIT.as_secs(),
+                "search index merges still running; stopping without them (the next start \
+                 merges again)"
+            ),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {}
+        }
         tracing::info!("newsstore stopped");
         Ok(())
     }
@@ -413,6 +433,11 @@ impl Application {
 /// listing and loading ran about 10 % and 6 % slower. Stores much larger than that, or
 /// with hot sets that fit, do better with `--cache-mb` raised.
 pub const DEFAULT_CACHE_MB: u64 = 16;
+
+/// How long shutdown waits, after the store is closed, for search index merges in progress
+/// (see [`SearchIndex::finish_merges`]). Merges are bounded (`search/merges.rs`), so this is
+/// seconds at most; past it the process exits and the next start merges again.
+pub(crate) const MERGE_WAIT: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for the store's last users and file lock before it closes the
 /// store without a checkpoint.

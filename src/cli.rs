@@ -745,7 +745,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)?;
                 }
-                Ok(SearchIndex::open(&dir, &store)?.applied())
+                let index = SearchIndex::open(&dir, &store)?;
+                // The rebuild left many segments; merging them now spares the server that
+                // work (and the memory it maps) when it starts.
+                if let Ok(merged) = index.finish_merges().recv() {
+                    merged?;
+                }
+                Ok(index.applied())
             })
             .await??;
             println!("search index rebuilt up to change {applied}");

@@ -15,6 +15,7 @@ mod compile;
 mod facets;
 mod follower;
 mod highlight;
+mod merges;
 pub mod query;
 mod schema;
 mod stemmer;
@@ -54,6 +55,11 @@ pub const MAX_SEARCH_DEPTH: usize = 10_000;
 pub const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
 /// Most snapshots kept at once; the least recently used goes first.
 const MAX_SNAPSHOTS: usize = 64;
+
+/// What a change gets once shutdown has taken the writer.
+fn closed() -> Error {
+    Error::ShuttingDown("the search index is closing and takes no more changes".into())
+}
 
 /// The order of hits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -227,7 +233,8 @@ pub struct SearchIndex {
     store_id: String,
     reader: IndexReader,
     fields: Fields,
-    writer: Mutex<IndexWriter>,
+    /// `None` once [`SearchIndex::finish_merges`] has taken it at shutdown.
+    writer: Mutex<Option<IndexWriter>>,
     current: RwLock<View>,
     /// The change-log sequence the searchable index reflects.
     applied: AtomicU64,
@@ -264,6 +271,7 @@ impl SearchIndex {
         let writer = index
             .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)
             .map_err(|e| Error::internal("opening the search index writer", e))?;
+        writer.set_merge_policy(Box::new(merges::BoundedMerges::default()));
         let (applied_tx, _) = watch::channel(applied);
         let current = RwLock::new(View {
             searcher: reader.searcher(),
@@ -274,7 +282,7 @@ impl SearchIndex {
             store_id: store.id().to_string(),
             reader,
             fields,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             current,
             applied: AtomicU64::new(applied),
             applied_tx,
@@ -380,7 +388,7 @@ impl SearchIndex {
     /// Re-indexes every article of the store, logging progress, and commits.
     pub fn rebuild(&self, store: &Store) -> Result<u64> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        self.rebuild_locked(&mut writer, store)
+        self.rebuild_locked(writer.as_mut().ok_or_else(closed)?, store)
     }
 
     fn rebuild_locked(&self, writer: &mut IndexWriter, store: &Store) -> Result<u64> {
@@ -461,7 +469,8 @@ impl SearchIndex {
     /// change in this batch covers it, and otherwise ends the batch until the newer write is
     /// durable.
     pub fn catch_up(&self, store: &Store, limit: usize) -> Result<usize> {
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let writer = guard.as_mut().ok_or_else(closed)?;
         let from = self.applied();
         let durable = store.durable_seq();
         if durable <= from {
@@ -476,7 +485,7 @@ impl SearchIndex {
                 oldest_change = changes.first().map_or(0, |c| c.seq),
                 "the search index is older than the change log; rebuilding it"
             );
-            self.rebuild_locked(&mut writer, store)?;
+            self.rebuild_locked(writer, store)?;
             return Ok(usize::try_from(self.applied().saturating_sub(from)).unwrap_or(0));
         }
         changes.retain(|change| change.seq <= durable);
@@ -520,12 +529,49 @@ impl SearchIndex {
         };
         // A purge is acknowledged once searches reflect it, so the segments are rewritten
         // before the new sequence is published.
-        self.persist(&mut writer, last)?;
+        self.persist(writer, last)?;
         if !purged.is_empty() {
-            self.expunge(&mut writer, &purged)?;
+            self.expunge(writer, &purged)?;
         }
         self.publish(last)?;
         Ok(usize::try_from(last - from).unwrap_or(usize::MAX))
+    }
+
+    /// Takes the writer, so the index accepts no more changes, and lets the merges it has
+    /// running finish on a thread of their own; the receiver hears when they have. For
+    /// shutdown, after the follower's last commit.
+    ///
+    /// Dropping the writer instead abandons a merge half done, and tantivy's merge policy
+    /// starts the same merge again at the first commit after the restart, so the work is
+    /// done twice and the restarted server pays for it while it serves. The thread is not
+    /// joined: when the process exits first, the merge is lost and nothing else, since
+    /// tantivy switches to merged segments in one commit.
+    pub fn finish_merges(&self) -> std::sync::mpsc::Receiver<Result<()>> {
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(writer) = writer else {
+            let _ = done.send(Ok(()));
+            return finished;
+        };
+        let wait = move || {
+            let outcome = writer
+                .wait_merging_threads()
+                .map_err(|e| Error::internal("finishing the search index merges", e));
+            let _ = done.send(outcome);
+        };
+        if let Err(err) = std::thread::Builder::new()
+            .name("index-merges".into())
+            .spawn(wait)
+        {
+            // The closure (and with it the sender and the writer) was dropped: the receiver
+            // hears a disconnect, and the writer's drop abandons the merges.
+            tracing::warn!(error = %err, "cannot wait for the search index merges");
+        }
+        finished
     }
 
     /// Rewrites the segments that still hold documents of the purged `ids` (marked deleted)

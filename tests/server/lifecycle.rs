@@ -132,3 +132,32 @@ async fn a_damaged_data_folder_is_a_clear_startup_error_not_a_panic() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_clean_shutdown_finishes_the_search_index_merges() {
+    let app = TestApp::spawn().await;
+    // One commit, and so one segment, per article: the eighth sets off a merge of all eight.
+    for i in 0..8 {
+        let id = format!("quake-{i}");
+        app.create(
+            &id,
+            "Earthquake",
+            &format!("Tremor number {i} shook the coast."),
+        )
+        .await;
+        app.search_until(search("tremor"), |r| r.total_size == i + 1)
+            .await;
+    }
+    let data = app.stop().await;
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(data.path().join("search").join("meta.json")).unwrap(),
+    )
+    .unwrap();
+    let segments: Vec<u64> = meta["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|segment| segment["max_doc"].as_u64().unwrap())
+        .collect();
+    assert_eq!(segments, vec![8], "the merge was left unfinished");
+}
