@@ -3,8 +3,8 @@
 //! [`Application::build`] opens everything, loads the seeds and binds the listener (port 0
 //! picks a free port, which is how the tests start real servers side by side);
 //! [`Application::run_until`] serves until a shutdown signal, then shuts down in order:
-//! health turns NOT_SERVING, in-flight calls finish, the search follower catches up and
-//! the store is flushed.
+//! health turns NOT_SERVING, in-flight calls finish, the search follower catches up, the
+//! store is flushed and closed, and the search index's merges in progress finish.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -7,8 +7,9 @@
 //! CreateArticle and mixed workloads of the load benchmark set off a merge of all 103,451
 //! documents, and the server held 150 MiB of mapped index files beside its 332 MiB of
 //! allocations while serving the mix (2026-12-06, README). Bounding each merge to
-//! [`MAX_MERGE_DOCS`] bounds what one merge maps to the size of that many documents. The cost is more segments for a search to visit as
-//! the index grows: one per [`MAX_MERGE_DOCS`] / 2 to [`MAX_MERGE_DOCS`] articles.
+//! [`MAX_MERGE_DOCS`] bounds what one merge maps to the size of that many documents. The
+//! cost is more segments for a search to visit as the index grows: one per
+//! [`MAX_MERGE_DOCS`] / 2 to [`MAX_MERGE_DOCS`] articles.
 
 use std::collections::HashMap;
 
