@@ -720,14 +720,39 @@ fn chart(files: &[PathBuf], out: &Path) {
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).expect("the chart's folder");
     }
-    let root = SVGBackend::new(out, (1200, 800)).into_drawing_area();
+    let root = SVGBackend::new(out, (1200, 840)).into_drawing_area();
     root.fill(&WHITE).expect("drawing");
+    // Ratios hold across machines, absolute figures do not: the caption names the machine
+    // of every run drawn.
+    let mut machines: Vec<&str> = Vec::new();
+    for machine in runs.iter().filter_map(|r| r["machine"].as_str()) {
+        if !machines.contains(&machine) {
+            machines.push(machine);
+        }
+    }
+    let root = root
+        .titled(
+            &format!(
+                "newsstore load benchmark, {} clients: {}",
+                runs.first()
+                    .and_then(|r| r["clients"].as_u64())
+                    .unwrap_or(0),
+                if machines.is_empty() {
+                    "machine not recorded".to_string()
+                } else {
+                    machines.join("; ")
+                }
+            ),
+            ("sans-serif", 18),
+        )
+        .expect("the caption");
     let panels = root.split_evenly((2, 2));
-    let series = |key: &dyn Fn(&serde_json::Value) -> f64| -> Vec<(f64, f64)> {
+    // A run from an older benchmark may lack a figure: its point is left out, not drawn at 0.
+    let series = |key: &dyn Fn(&serde_json::Value) -> Option<f64>| -> Vec<(f64, f64)> {
         articles
             .iter()
             .zip(&runs)
-            .map(|(&a, r)| (a, key(r)))
+            .filter_map(|(&a, r)| key(r).map(|v| (a, v)))
             .collect()
     };
 
@@ -743,7 +768,6 @@ fn chart(files: &[PathBuf], out: &Path) {
                         .as_array()
                         .and_then(|ws| ws.iter().find(|x| x["workload"] == name))
                         .and_then(|x| x["p50_ms"].as_f64())
-                        .unwrap_or(0.0)
                 }),
             )
         })
@@ -751,17 +775,21 @@ fn chart(files: &[PathBuf], out: &Path) {
     draw(&panels[0], "p50 latency (ms)", lo, hi, &latency);
     let memory = vec![
         (
-            "serving peak RSS",
-            series(&|r| r["serving_peak_rss_mib"].as_f64().unwrap_or(0.0)),
+            "peak RSS, 90/10 mix",
+            series(&|r| r["mixed_peak_rss_mib"].as_f64()),
         ),
         (
-            "ingest peak RSS",
-            series(&|r| r["ingest_peak_rss_mib"].as_f64().unwrap_or(0.0)),
+            "peak RSS, all workloads",
+            series(&|r| r["serving_peak_rss_mib"].as_f64()),
+        ),
+        (
+            "peak RSS, loading",
+            series(&|r| r["ingest_peak_rss_mib"].as_f64()),
         ),
     ];
     draw(&panels[1], "memory (MiB)", lo, hi, &memory);
     let mib =
-        |key: &'static str| move |r: &serde_json::Value| r[key].as_f64().unwrap_or(0.0) / 1048576.0;
+        |key: &'static str| move |r: &serde_json::Value| r[key].as_f64().map(|b| b / 1048576.0);
     let disk = vec![
         ("disk", series(&mib("disk_bytes"))),
         ("store", series(&mib("store_bytes"))),
@@ -772,16 +800,33 @@ fn chart(files: &[PathBuf], out: &Path) {
     let startup = vec![
         (
             "restart to first answer (s)",
-            series(&|r| r["restart_seconds"].as_f64().unwrap_or(0.0)),
+            series(&|r| r["restart_seconds"].as_f64()),
+        ),
+        (
+            "shutdown after loading (s)",
+            series(&|r| r["shutdown_after_load_seconds"].as_f64()),
         ),
         (
             "ingest (10³ articles/s)",
-            series(&|r| r["ingest_articles_per_second"].as_f64().unwrap_or(0.0) / 1e3),
+            series(&|r| r["ingest_articles_per_second"].as_f64().map(|v| v / 1e3)),
         ),
     ];
     draw(&panels[3], "startup and ingest", lo, hi, &startup);
     root.present().expect("the chart is written");
     println!("chart: {}", out.display());
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One panel: log-scaled corpus size across, log-scaled values up.
@@ -796,7 +841,13 @@ fn draw(
         .iter()
         .flat_map(|(_, points)| points.iter().map(|p| p.1));
     let (min, max) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let (min, max) = ((min / 2.0).max(1e-3), (max * 2.0).max(1e-2));
+    let (min, max) = if min <= max {
+        let (min, max) = ((min / 2.0).max(1e-3), (max * 2.0).max(1e-2));
+        // The legend sits in the top left: leave the top 40 % of the panel to it.
+        (min, max * (max / min).powf(0.4 / 0.6))
+    } else {
+        (1e-3, 1.0) // no run has these figures: an empty panel
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 20))
         .margin(12)
@@ -806,7 +857,14 @@ fn draw(
         .expect("a chart");
     chart
         .configure_mesh()
+        .light_line_style(TRANSPARENT)
         .x_desc("articles")
+        .x_label_formatter(&|x| thousands(x.round() as u64))
+        .y_label_formatter(&|y| match *y {
+            y if y >= 10.0 => thousands(y.round() as u64),
+            y if y >= 1.0 => format!("{y:.1}"),
+            y => format!("{y:.2}"),
+        })
         .draw()
         .expect("the mesh");
     for (i, (name, points)) in lines.iter().enumerate() {
