@@ -40,11 +40,15 @@ const SCAN_CHUNK_MAX: usize = 1024;
 pub(super) struct Changes {
     pub(super) sled: sled::Batch,
     index: Vec<(Vec<u8>, bool)>,
+    /// The name keys whose `n` entries this write adds or removes, for the writer's name
+    /// cache to forget once the batch is applied.
+    names: Vec<String>,
 }
 
 impl Changes {
     pub(super) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<sled::IVec>) {
         let key = key.into();
+        self.note_name(&key);
         if is_index_key(&key) {
             self.index.push((key, true));
         } else {
@@ -54,6 +58,7 @@ impl Changes {
 
     pub(super) fn remove(&mut self, key: impl Into<Vec<u8>>) {
         let key = key.into();
+        self.note_name(&key);
         if is_index_key(&key) {
             self.index.push((key, false));
         } else {
@@ -61,9 +66,16 @@ impl Changes {
         }
     }
 
-    /// Splits into sled's batch and the index's part, to apply in that order.
-    pub(super) fn split(self) -> (sled::Batch, IndexChanges) {
-        (self.sled, IndexChanges(self.index))
+    fn note_name(&mut self, key: &[u8]) {
+        if let Some(name_key) = keys::name_key_of(key) {
+            self.names.push(name_key.to_string());
+        }
+    }
+
+    /// Splits into sled's batch, the index's part, to apply in that order, and the name
+    /// keys the batch touches.
+    pub(super) fn split(self) -> (sled::Batch, IndexChanges, Vec<String>) {
+        (self.sled, IndexChanges(self.index), self.names)
     }
 }
 
@@ -833,7 +845,7 @@ mod tests {
                 changes.remove(key.clone());
             }
         }
-        let (batch, index_changes) = changes.split();
+        let (batch, index_changes, _) = changes.split();
         assert_eq!(
             format!("{batch:?}"),
             format!("{:?}", sled::Batch::default()),

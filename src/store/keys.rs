@@ -152,6 +152,13 @@ pub fn name(name_key: &str, entity_id: &str) -> Vec<u8> {
     with(NAME, &[name_key.as_bytes(), &[0], entity_id.as_bytes()])
 }
 
+/// The name key of a name-index key (`n`, the name key, 0, the entity id).
+pub fn name_key_of(key: &[u8]) -> Option<&str> {
+    let rest = key.strip_prefix(&[NAME])?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
 /// The entity id at the end of a name-index key.
 pub fn entity_of_name_key(key: &[u8]) -> Option<&str> {
     let at = key.iter().rposition(|&b| b == 0)?;

@@ -14,6 +14,7 @@ mod editorial;
 mod entity_index;
 mod history;
 pub mod keys;
+mod names;
 mod quotes;
 mod requests;
 mod retention;
@@ -126,6 +127,8 @@ pub struct Store {
     /// The `m`, `l` and `r` key spaces, derived from the `t`, `x` and `e` records (or
     /// loaded from the snapshot [`Store::close`] saved).
     entity_index: EntityIndex,
+    /// The name index's entries by name key, as the writer resolves names against them.
+    names: names::NameCache,
 }
 
 impl Store {
@@ -213,6 +216,7 @@ impl Store {
             durable,
             retention: Retention::default(),
             entity_index,
+            names: names::NameCache::default(),
         })
     }
 
@@ -354,10 +358,29 @@ impl Store {
     /// Applies one write's changes: sled's part atomically, then the entity index's.
     /// Called under the writer lock, so no other write's index changes come between.
     fn apply(&self, changes: Changes) -> Result<()> {
-        let (batch, index) = changes.split();
-        self.tree.apply_batch(batch)?;
+        let (batch, index, names) = changes.split();
+        let applied = self.tree.apply_batch(batch);
+        // Applied or not, what the cache knew of these names may be out of date.
+        self.names.forget(&names);
+        applied?;
         self.entity_index.apply(index);
         Ok(())
+    }
+
+    /// The ids of the entities the name index lists under exactly `name_key`, in key order.
+    fn entity_ids_by_name_key(&self, name_key: &str) -> Result<std::sync::Arc<[String]>> {
+        self.names.get_or_load(name_key, || {
+            let mut exact = keys::name_prefix(name_key);
+            exact.push(0);
+            let mut ids = Vec::new();
+            for entry in self.tree.scan_prefix(&exact) {
+                let (k, _) = entry?;
+                if let Some(id) = keys::entity_of_name_key(&k) {
+                    ids.push(id.to_string());
+                }
+            }
+            Ok(ids)
+        })
     }
 
     /// Bytes the database occupies on disk.

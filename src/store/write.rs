@@ -645,17 +645,8 @@ impl<'s> Batch<'s> {
         let lookup_keys = [canonical_key.clone()];
         for key in &lookup_keys {
             let mut best: Option<((bool, bool), u64, String)> = None;
-            let prefix = keys::name_prefix(key);
-            for entry in self.store.tree.scan_prefix(&prefix) {
-                let (k, _) = entry?;
-                // Exact key: the separator follows the prefix directly.
-                if k.get(prefix.len()) != Some(&0) {
-                    continue;
-                }
-                let Some(id) = keys::entity_of_name_key(&k) else {
-                    continue;
-                };
-                let id = id.to_string();
+            for id in self.store.entity_ids_by_name_key(key)?.iter() {
+                let id = id.clone();
                 let Some(entity) = self.entity(&id)? else {
                     continue;
                 };
