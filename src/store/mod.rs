@@ -367,20 +367,25 @@ impl Store {
         Ok(())
     }
 
-    /// The ids of the entities the name index lists under exactly `name_key`, in key order.
+    /// The ids of the entities the name index lists under exactly `name_key`, in key order,
+    /// through the writer's name cache.
     fn entity_ids_by_name_key(&self, name_key: &str) -> Result<std::sync::Arc<[String]>> {
-        self.names.get_or_load(name_key, || {
-            let mut exact = keys::name_prefix(name_key);
-            exact.push(0);
-            let mut ids = Vec::new();
-            for entry in self.tree.scan_prefix(&exact) {
-                let (k, _) = entry?;
-                if let Some(id) = keys::entity_of_name_key(&k) {
-                    ids.push(id.to_string());
-                }
+        self.names
+            .get_or_load(name_key, || self.scan_name_index(name_key))
+    }
+
+    /// The ids the name index lists under exactly `name_key`, in key order, read from sled.
+    fn scan_name_index(&self, name_key: &str) -> Result<Vec<String>> {
+        let mut exact = keys::name_prefix(name_key);
+        exact.push(0);
+        let mut ids = Vec::new();
+        for entry in self.tree.scan_prefix(&exact) {
+            let (k, _) = entry?;
+            if let Some(id) = keys::entity_of_name_key(&k) {
+                ids.push(id.to_string());
             }
-            Ok(ids)
-        })
+        }
+        Ok(ids)
     }
 
     /// Bytes the database occupies on disk.
@@ -442,14 +447,9 @@ impl Store {
         if key.is_empty() {
             return Ok(ids);
         }
-        let mut exact = keys::name_prefix(&key);
-        exact.push(0);
-        for entry in self.tree.scan_prefix(&exact) {
-            let (k, _) = entry?;
-            if let Some(id) = keys::entity_of_name_key(&k)
-                && !ids.iter().any(|known| known == id)
-            {
-                ids.push(id.to_string());
+        for id in self.scan_name_index(&key)? {
+            if !ids.contains(&id) {
+                ids.push(id);
             }
         }
         Ok(ids)
