@@ -855,49 +855,69 @@ fn group(lex: &Lexicon, occurrences: Vec<Occurrence>) -> Vec<FoundEntity> {
         })
         .collect();
 
+    // What the pairwise comparison below needs of each cluster, computed once: it looks at
+    // every pair of clusters, and recomputing these per pair was the largest part of
+    // grouping (a tenth of extraction on news text).
+    struct Facts {
+        /// Each distinct surface form with its name words.
+        forms: Vec<(String, Vec<String>)>,
+        most_words: usize,
+        key: String,
+        kind: Option<EntityKind>,
+    }
+    let facts: Vec<Facts> = clusters
+        .iter()
+        .map(|c| {
+            let mut forms: Vec<(String, Vec<String>)> = Vec::new();
+            for o in &c.occurrences {
+                if !forms.iter().any(|(surface, _)| *surface == o.surface) {
+                    forms.push((o.surface.clone(), name_words(&o.surface)));
+                }
+            }
+            Facts {
+                most_words: forms.iter().map(|(_, w)| w.len()).max().unwrap_or(0),
+                forms,
+                key: name_key(&c.occurrences[0].surface),
+                kind: c.kind(),
+            }
+        })
+        .collect();
+
     // Short forms join long forms: most words first, so chains resolve to the longest.
     let mut order: Vec<usize> = (0..clusters.len()).collect();
-    order.sort_by_key(|&i| {
-        std::cmp::Reverse(
-            clusters[i]
-                .occurrences
-                .iter()
-                .map(|o| name_words(&o.surface).len())
-                .max()
-                .unwrap_or(0),
-        )
-    });
+    order.sort_by_key(|&i| std::cmp::Reverse(facts[i].most_words));
     let mut merged_into: Vec<Option<usize>> = vec![None; clusters.len()];
     for &short in order.iter().rev() {
-        let short_words: Vec<Vec<String>> = clusters[short]
-            .occurrences
-            .iter()
-            .map(|o| name_words(&o.surface))
-            .collect();
-        let short_key = name_key(&clusters[short].occurrences[0].surface);
-        let short_kind = clusters[short].kind();
+        let short_facts = &facts[short];
         let short_curated = clusters[short].known.as_ref().is_some_and(|k| k.curated);
         let mut targets: Vec<usize> = Vec::new();
         for &long in &order {
             if long == short || merged_into[long].is_some() {
                 continue;
             }
-            let long_cluster = &clusters[long];
-            let long_kind = long_cluster.kind();
-            if !long_cluster.confirmed || short_curated {
+            let long_facts = &facts[long];
+            if !clusters[long].confirmed || short_curated {
                 continue;
             }
-            if short_kind.is_some() && long_kind.is_some() && short_kind != long_kind {
+            if short_facts.kind.is_some()
+                && long_facts.kind.is_some()
+                && short_facts.kind != long_facts.kind
+            {
                 continue;
             }
             let defined = definitions
                 .iter()
-                .any(|(acr, i)| *i == long && *acr == short_key);
-            let abbreviates = long_cluster.occurrences.iter().any(|o| {
-                let long_words = name_words(&o.surface);
-                short_words
-                    .iter()
-                    .any(|sw| abbreviates(sw, &long_words, long_kind, &o.surface, &short_key))
+                .any(|(acr, i)| *i == long && *acr == short_facts.key);
+            let abbreviates = long_facts.forms.iter().any(|(surface, long_words)| {
+                short_facts.forms.iter().any(|(_, short_words)| {
+                    abbreviates(
+                        short_words,
+                        long_words,
+                        long_facts.kind,
+                        surface,
+                        &short_facts.key,
+                    )
+                })
             });
             if defined || abbreviates {
                 targets.push(long);
