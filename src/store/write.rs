@@ -642,37 +642,34 @@ impl<'s> Batch<'s> {
         // By the canonical name, which the name index knows as a name or an alias of an
         // entity seen before ("Kerry" finds John Kerry once an article has said both).
         let several_words = extracted.name.split_whitespace().count() >= 2;
-        let lookup_keys = [canonical_key.clone()];
-        for key in &lookup_keys {
-            let mut best: Option<((bool, bool), u64, String)> = None;
-            for id in self.store.entity_ids_by_name_key(key)?.iter() {
-                let id = id.clone();
-                let Some(entity) = self.entity(&id)? else {
-                    continue;
-                };
-                if entity.merged_into.is_some() {
-                    continue;
-                }
-                // An editor's kind wins over the tagger's guess. A name of several words is
-                // one entity whatever the tagger called it in this article (its kind follows
-                // the majority of its articles); a single word may name different things.
-                let same_kind = kind.is_none_or(|k| entity.kind == k) || entity.edited;
-                let exact_name = name_key(&entity.name) == *key;
-                if !(same_kind || (exact_name && several_words)) {
-                    continue;
-                }
-                // A blocked name is not tagged, in any article from now on.
-                if entity.blocked {
-                    return Ok(None);
-                }
-                let rank = ((same_kind, exact_name), entity.article_count, id);
-                if best.as_ref().is_none_or(|b| (rank.0, rank.1) > (b.0, b.1)) {
-                    best = Some(rank);
-                }
+        let candidates = self.store.entity_ids_by_name_key(&canonical_key)?;
+        let mut best: Option<((bool, bool), u64, &str)> = None;
+        for id in candidates.iter() {
+            let Some(entity) = self.entity(id)? else {
+                continue;
+            };
+            if entity.merged_into.is_some() {
+                continue;
             }
-            if let Some((_, _, id)) = best {
-                return Ok(Some(id));
+            // An editor's kind wins over the tagger's guess. A name of several words is one
+            // entity whatever the tagger called it in this article (its kind follows the
+            // majority of its articles); a single word may name different things.
+            let same_kind = kind.is_none_or(|k| entity.kind == k) || entity.edited;
+            let exact_name = name_key(&entity.name) == canonical_key;
+            if !(same_kind || (exact_name && several_words)) {
+                continue;
             }
+            // A blocked name is not tagged, in any article from now on.
+            if entity.blocked {
+                return Ok(None);
+            }
+            let rank = ((same_kind, exact_name), entity.article_count, id.as_str());
+            if best.is_none_or(|b| (rank.0, rank.1) > (b.0, b.1)) {
+                best = Some(rank);
+            }
+        }
+        if let Some((_, _, id)) = best {
+            return Ok(Some(id.to_string()));
         }
         let Some(kind) = kind else {
             return Ok(None);
