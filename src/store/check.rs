@@ -24,7 +24,7 @@ impl Store {
     pub fn check(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
-        let mut entity_articles: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut entity_articles: BTreeMap<String, (u64, u64, [u64; 4])> = BTreeMap::new();
         let mut entity_times: BTreeMap<String, (Timestamp, Timestamp)> = BTreeMap::new();
         let mut article_ids: BTreeSet<String> = BTreeSet::new();
 
@@ -51,24 +51,18 @@ impl Store {
                     .or_default();
                 counts.0 += 1;
                 counts.1 += u64::from(mention.count);
+                if let Some(kind) = mention.extracted_kind {
+                    counts.2[kind.index()] += 1;
+                }
                 let times = entity_times
                     .entry(mention.entity_id.clone())
                     .or_insert((time, time));
                 times.0 = times.0.min(time);
                 times.1 = times.1.max(time);
             }
-            let listed: Vec<String> = self
-                .article_entities(&article.id)?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
-            let mentioned: Vec<String> = article
-                .derived
-                .mentions
-                .iter()
-                .map(|m| m.entity_id.clone())
-                .collect();
-            if listed != mentioned {
+            // An unreadable list is a problem to report, not a failed check.
+            let listed = self.article_entities(&article.id).ok();
+            if listed != Some(super::article_entities_of(&article)) {
                 problems.push(format!("article {:?}: entity list disagrees", article.id));
             }
         }
@@ -107,12 +101,20 @@ impl Store {
         let mut entity_ids: BTreeSet<String> = BTreeSet::new();
         for entry in self.tree.scan_prefix([keys::ENTITY]) {
             let (_, value) = entry?;
-            let entity: Entity = codec::decode(&value)?;
-            let (articles, mentions) = entity_articles.remove(&entity.id).unwrap_or_default();
+            let mut entity: Entity = codec::decode(&value)?;
+            self.count_entity(&mut entity);
+            let (articles, mentions, votes) =
+                entity_articles.remove(&entity.id).unwrap_or_default();
             if entity.article_count != articles || entity.mention_count != mentions {
                 problems.push(format!(
                     "entity {:?} counts {}/{} but its articles say {articles}/{mentions}",
                     entity.id, entity.article_count, entity.mention_count
+                ));
+            }
+            if entity.kind_votes != votes {
+                problems.push(format!(
+                    "entity {:?} has kind votes {:?} but its articles say {votes:?}",
+                    entity.id, entity.kind_votes
                 ));
             }
             let seen = entity_times.get(&entity.id).copied();

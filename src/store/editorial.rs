@@ -122,6 +122,7 @@ impl<'s> Rewrite<'s> {
                 mut article,
                 ..
             } = rewritten;
+            batch.tally(Some(&original), Some(&article));
             batch.insert(
                 keys::revision(&id, original.revision),
                 codec::encode(&PastRevision::Article(Box::new(original)))?,
@@ -480,7 +481,7 @@ impl Store {
                 })?;
             }
             let updated = rewrite.finish(batch, seq)?;
-            batch.insert(keys::entity(id), codec::encode(&entity)?);
+            batch.insert(keys::entity(id), super::entity_record(&entity)?);
             Ok((
                 entity,
                 updated,
@@ -556,7 +557,7 @@ impl Store {
                 redirect.first_seen = None;
                 redirect.last_seen = None;
                 redirect.kind_votes = [0; 4];
-                batch.insert(keys::entity(id), codec::encode(&redirect)?);
+                batch.insert(keys::entity(id), super::entity_record(&redirect)?);
                 gone.push(id.clone());
             }
             // Counts and first/last seen over the survivor's articles as they now are.
@@ -611,7 +612,7 @@ impl Store {
             entity.last_seen = last;
             rank(batch, &entity);
             let updated = rewrite.finish(batch, seq)?;
-            batch.insert(keys::entity(survivor), codec::encode(&entity)?);
+            batch.insert(keys::entity(survivor), super::entity_record(&entity)?);
             Ok((
                 entity,
                 updated,
@@ -651,7 +652,7 @@ impl Store {
             unrank(batch, &old);
             rank(batch, &entity);
             let updated = rewrite.finish(batch, seq)?;
-            batch.insert(keys::entity(id), codec::encode(&entity)?);
+            batch.insert(keys::entity(id), super::entity_record(&entity)?);
             let kind = if blocked {
                 ChangeKind::EntityBlocked
             } else {

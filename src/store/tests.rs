@@ -6,7 +6,7 @@ use super::{Content, Store, Write};
 use crate::error::Error;
 use crate::extract;
 use crate::ingest::content_hash;
-use crate::model::{ArticleFilter, ArticleInput, ChangeKind, Timestamp};
+use crate::model::{ArticleFilter, ArticleInput, ChangeKind, Entity, Timestamp};
 
 fn content(headline: &str, body: &str, published: i64) -> Content {
     let input = ArticleInput {
@@ -446,17 +446,6 @@ fn related_entities_rank_by_shared_salience_not_just_shared_articles() {
     );
 }
 
-#[test]
-fn entity_lists_written_before_salience_was_kept_still_read() {
-    let old = super::codec::encode(&vec!["a".to_string(), "b".to_string()]).unwrap();
-    let record: super::ArticleEntities = super::codec::decode(&old).unwrap();
-    assert!(matches!(record, super::ArticleEntities::Plain(ref ids) if ids.len() == 2));
-    let new =
-        super::codec::encode(&super::ArticleEntities::Weighted(vec![("a".into(), 0.5)])).unwrap();
-    let record: super::ArticleEntities = super::codec::decode(&new).unwrap();
-    assert!(matches!(record, super::ArticleEntities::Weighted(ref e) if e[0].1 == 0.5));
-}
-
 /// Marks `store` (whose keys a test has made look like an older layout's) as holding key
 /// layout `layout`, closes it and opens it again, which upgrades it; the upgraded store
 /// must pass the consistency check.
@@ -488,13 +477,13 @@ fn a_layout_1_database_gains_the_salience_index_at_open() {
                 store.tree.insert(key, Vec::new()).unwrap();
             }
         }
-        let ids = article
+        let ids: Vec<String> = article
             .derived
             .mentions
             .iter()
             .map(|m| m.entity_id.clone())
             .collect();
-        let plain = super::codec::encode(&super::ArticleEntities::Plain(ids)).unwrap();
+        let plain = super::codec::encode(&ids).unwrap();
         store
             .tree
             .insert(super::keys::article_entities(id), plain)
@@ -986,4 +975,137 @@ fn the_entity_index_saved_at_close_is_used_only_while_it_is_current() {
     all.dedup();
     assert_eq!(rebuilt, all);
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}
+
+/// An entity's counters come from its articles, held by the entity index: a write that
+/// only adds to them leaves the entity's record alone, and they are the same after a clean
+/// restart (the saved index) and after a crash (rebuilt from the `x` records).
+#[test]
+fn entity_counters_are_derived_and_survive_every_kind_of_restart() {
+    let (dir, store) = store_with(&[("a1", "Talks", "John Kerry met officials in Geneva.", 1_000)]);
+    let record = || {
+        store
+            .tree
+            .get(super::keys::entity("john-kerry"))
+            .unwrap()
+            .unwrap()
+    };
+    let before = record();
+    create(&store, "a2", "Talks", "John Kerry flew to Moscow.", 2_000);
+    assert_eq!(
+        record(),
+        before,
+        "a mention alone does not rewrite the record"
+    );
+    let stored: Entity = super::codec::decode(&before).unwrap();
+    assert_eq!((stored.article_count, stored.mention_count), (0, 0));
+
+    let counters = |store: &Store| {
+        let e = store.get_entity("john-kerry").unwrap().unwrap();
+        (
+            e.article_count,
+            e.mention_count,
+            e.first_seen,
+            e.last_seen,
+            e.kind_votes,
+        )
+    };
+    let mut votes = [0; 4];
+    votes[crate::model::EntityKind::Person.index()] = 2;
+    let expected = (2, 2, Some(Timestamp(1_000)), Some(Timestamp(2_000)), votes);
+    assert_eq!(counters(&store), expected);
+
+    let close = |store: Store| {
+        assert!(
+            Arc::new(store)
+                .close(std::time::Duration::from_secs(10))
+                .unwrap()
+        );
+    };
+    close(store);
+    let store = reopen(dir.path());
+    assert_eq!(counters(&store), expected, "loaded from the saved index");
+
+    close(store);
+    std::fs::remove_file(dir.path().join(super::ENTITY_INDEX_FILE)).unwrap();
+    let store = reopen(dir.path());
+    assert_eq!(counters(&store), expected, "rebuilt from the x records");
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+
+    // Taking the article away takes its share away.
+    store
+        .write(vec![Write::Delete {
+            id: "a2".into(),
+            etag: None,
+        }])
+        .pop()
+        .unwrap()
+        .unwrap();
+    votes[crate::model::EntityKind::Person.index()] = 1;
+    assert_eq!(
+        counters(&store),
+        (1, 1, Some(Timestamp(1_000)), Some(Timestamp(1_000)), votes)
+    );
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}
+
+/// A layout-5 database kept each entity's counters in its record and ids and saliences
+/// alone in the `x` records (or ids alone, from before saliences): opening it writes both
+/// kinds of record again, and the counters are what the articles say.
+#[test]
+fn a_layout_5_database_moves_entity_counters_to_the_entity_index_at_open() {
+    let (dir, store) = store_with(&[
+        ("a1", "Talks", "John Kerry met officials in Geneva.", 1_000),
+        ("a2", "Talks", "John Kerry flew to Moscow.", 2_000),
+    ]);
+    let expected = store.get_entity("john-kerry").unwrap().unwrap();
+    assert_eq!(expected.article_count, 2);
+    // The records as layout 5 wrote them.
+    for id in ["a1", "a2"] {
+        let article = store.get_article(id).unwrap().unwrap();
+        let key = super::keys::article_entities(id);
+        let old = if id == "a1" {
+            let weighted: Vec<(String, f32)> = article
+                .derived
+                .mentions
+                .iter()
+                .map(|m| (m.entity_id.clone(), m.salience))
+                .collect();
+            super::codec::encode(&weighted).unwrap()
+        } else {
+            let plain: Vec<String> = mentioned(&store, id);
+            super::codec::encode(&plain).unwrap()
+        };
+        store.tree.insert(key, old).unwrap();
+    }
+    store
+        .tree
+        .insert(
+            super::keys::entity("john-kerry"),
+            super::codec::encode(&expected).unwrap(),
+        )
+        .unwrap();
+    store
+        .tree
+        .insert(super::keys::META_LAYOUT, &5u64.to_be_bytes())
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    std::fs::remove_file(dir.path().join(super::ENTITY_INDEX_FILE)).ok();
+    let store = reopen(dir.path());
+    assert_eq!(
+        store.tree.get(super::keys::META_LAYOUT).unwrap().unwrap(),
+        super::LAYOUT_VERSION.to_be_bytes()
+    );
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert_eq!(store.get_entity("john-kerry").unwrap().unwrap(), expected);
+    let stored: Entity = super::codec::decode(
+        &store
+            .tree
+            .get(super::keys::entity("john-kerry"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!((stored.article_count, stored.first_seen), (0, None));
 }

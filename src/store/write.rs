@@ -356,8 +356,11 @@ type KeyChange = (Option<Vec<u8>>, Option<Vec<u8>>);
 pub(super) struct Batch<'s> {
     pub(super) store: &'s Store,
     batch: Changes,
-    /// Entity records read or created by this write, by id.
+    /// Entity records read or created by this write, by id, with their counters.
     entities: HashMap<String, Entity>,
+    /// The stored records of the entities read, counters cleared: a record is written only
+    /// when the write changes it.
+    stored: HashMap<String, Entity>,
     /// Entities created by this write, so a second mention resolves to the first.
     created: HashMap<(String, EntityKind), String>,
     /// Article-index keys removed and added per entity, for first/last-seen times.
@@ -376,6 +379,7 @@ impl<'s> Batch<'s> {
             store,
             batch: Changes::default(),
             entities: HashMap::new(),
+            stored: HashMap::new(),
             created: HashMap::new(),
             mention_keys: HashMap::new(),
             old_ranks: HashMap::new(),
@@ -425,6 +429,9 @@ impl<'s> Batch<'s> {
             };
             self.old_ranks
                 .insert(id.to_string(), (entity.kind, entity.article_count));
+            let mut record = entity.clone();
+            super::clear_counters(&mut record);
+            self.stored.insert(id.to_string(), record);
             self.entities.insert(id.to_string(), entity);
         }
         Ok(self.entities.get_mut(id))
@@ -724,8 +731,9 @@ impl<'s> Batch<'s> {
     }
 
     /// Updates counts, aliases, first/last seen and rankings of every entity `old` or `new`
-    /// mentions, and writes the records.
+    /// mentions, and writes the records this changes beyond their counters.
     fn update_entities(&mut self, old: Option<&Article>, new: Option<&Article>) -> Result<()> {
+        self.batch.tally(old, new);
         let mut ids: BTreeSet<String> = BTreeSet::new();
         let count_of = |article: Option<&Article>, id: &str| {
             article
@@ -811,7 +819,12 @@ impl<'s> Batch<'s> {
                     Vec::new(),
                 );
             }
-            self.insert(keys::entity(&id), codec::encode(&entity)?);
+            let mut record = entity;
+            super::clear_counters(&mut record);
+            if self.stored.get(&id) != Some(&record) {
+                self.insert(keys::entity(&id), codec::encode(&record)?);
+                self.stored.insert(id, record);
+            }
         }
         Ok(())
     }
