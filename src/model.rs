@@ -349,6 +349,8 @@ pub struct Entity {
     pub name: String,
     pub kind: EntityKind,
     pub aliases: Vec<String>,
+    /// This and the next three fields, and `kind_votes`, are counted from the entity's
+    /// articles: the store derives them (its entity index) and stores the record without.
     pub article_count: u64,
     pub mention_count: u64,
     pub first_seen: Option<Timestamp>,
