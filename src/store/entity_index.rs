@@ -165,9 +165,9 @@ pub(super) struct MentionTally {
 pub(super) struct Counters {
     pub(super) articles: u64,
     pub(super) tally: Tally,
-    /// The key suffixes of its newest and oldest by-time entries.
-    pub(super) newest: Option<Vec<u8>>,
-    pub(super) oldest: Option<Vec<u8>>,
+    /// The times of its newest and oldest by-time entries.
+    pub(super) newest: Option<crate::model::Timestamp>,
+    pub(super) oldest: Option<crate::model::Timestamp>,
 }
 
 fn is_index_key(key: &[u8]) -> bool {
@@ -545,12 +545,12 @@ impl EntityIndex {
         let Some(postings) = inner.entities.get(entity) else {
             return Counters::default();
         };
-        let suffix = |e: &Entry| inner.ids.suffix(keys::MENTION, e);
+        let time = |e: &Entry| keys::time_from_newest_first(e.time.to_be_bytes());
         Counters {
             articles: postings.by_time.len() as u64,
             tally: postings.tally,
-            newest: postings.by_time.first().map(suffix),
-            oldest: postings.by_time.last().map(suffix),
+            newest: postings.by_time.first().map(time),
+            oldest: postings.by_time.last().map(time),
         }
     }
 

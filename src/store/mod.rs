@@ -445,14 +445,11 @@ impl Store {
     /// Sets an entity's counters from the entity index.
     fn count_entity(&self, entity: &mut Entity) {
         let counters = self.entity_index.counters(&entity.id);
-        let time_of = |suffix: Option<Vec<u8>>| {
-            suffix.and_then(|suffix| keys::split_suffix(&suffix).map(|(time, _)| time))
-        };
         entity.article_count = counters.articles;
         entity.mention_count = counters.tally.mentions;
         entity.kind_votes = counters.tally.votes;
-        entity.last_seen = time_of(counters.newest);
-        entity.first_seen = time_of(counters.oldest);
+        entity.last_seen = counters.newest;
+        entity.first_seen = counters.oldest;
     }
 
     /// The ids of the entities `name` denotes: the entity with that id, and every entity
