@@ -537,9 +537,6 @@ impl Store {
                         entity.aliases.push(alias.clone());
                     }
                 }
-                for (votes, more) in entity.kind_votes.iter_mut().zip(old.kind_votes) {
-                    *votes += more;
-                }
                 for (scheme, value) in &old.external_ids {
                     entity
                         .external_ids
@@ -563,6 +560,7 @@ impl Store {
             // Counts and first/last seen over the survivor's articles as they now are.
             let mut articles = BTreeSet::new();
             let (mut mentions, mut first, mut last) = (0u64, None, None);
+            let mut votes = [0u64; 4];
             let survivor_articles = {
                 let prefix = ArticleIndex::Entity(survivor.to_string()).prefix();
                 let mut ids = Vec::new();
@@ -586,6 +584,9 @@ impl Store {
                         .find(|m| m.entity_id == survivor)
                 {
                     mentions += u64::from(m.count);
+                    if let Some(kind) = m.extracted_kind {
+                        votes[kind.index()] += 1;
+                    }
                     articles.insert(id);
                     first = Some(first.map_or(time, |f: Timestamp| f.min(time)));
                     last = Some(last.map_or(time, |l: Timestamp| l.max(time)));
@@ -600,6 +601,9 @@ impl Store {
                     .find(|m| m.entity_id == survivor)
                 {
                     mentions += u64::from(m.count);
+                    if let Some(kind) = m.extracted_kind {
+                        votes[kind.index()] += 1;
+                    }
                     articles.insert(id.clone());
                     first = Some(first.map_or(*time, |f: Timestamp| f.min(*time)));
                     last = Some(last.map_or(*time, |l: Timestamp| l.max(*time)));
@@ -608,6 +612,7 @@ impl Store {
             unrank(batch, &old_survivor);
             entity.article_count = articles.len() as u64;
             entity.mention_count = mentions;
+            entity.kind_votes = votes;
             entity.first_seen = first;
             entity.last_seen = last;
             rank(batch, &entity);

@@ -433,7 +433,9 @@ impl Store {
     }
 
     /// The entity's record with its counters, which the entity index holds (see
-    /// [`entity_record`]).
+    /// [`entity_record`]). The two are read apart, so a reader racing a write may see the
+    /// record after it with the counters before it, for the microseconds between the
+    /// store applying sled's batch and the index's changes, as with any entity-index read.
     pub fn get_entity(&self, id: &str) -> Result<Option<Entity>> {
         let Some(mut entity) = self.get::<Entity>(&keys::entity(id))? else {
             return Ok(None);
@@ -1008,7 +1010,7 @@ fn build_entity_index(tree: &sled::Tree) -> Result<EntityIndex> {
     for value in tree.scan_prefix([keys::ENTITY]).values() {
         let entity: Entity = codec::decode(&value?)?;
         let articles = index.counters(&entity.id).articles;
-        if articles > 0 && !entity.blocked && entity.merged_into.is_none() {
+        if articles > 0 {
             ranking.insert(keys::rank(entity.kind, articles, &entity.id), Vec::new());
         }
     }

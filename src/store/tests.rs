@@ -622,6 +622,41 @@ fn a_name_is_one_entity_whose_kind_follows_the_majority_of_its_articles() {
     );
 }
 
+/// Articles that tag an entity by id carry no kind of their own; they count for the kind
+/// the entity has, so two articles that call it something else do not outvote them.
+#[test]
+fn articles_without_a_kind_count_for_the_entitys_kind() {
+    use crate::model::EntityKind::{Location, Person};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    let write = |id: &str, content: Content| {
+        store
+            .write(vec![Write::Create {
+                id: id.into(),
+                content,
+            }])
+            .pop()
+            .unwrap()
+            .unwrap()
+    };
+    write("a1", tagged("Atlas Moreno", Person, 1));
+    for (n, id) in ["a2", "a3", "a4"].into_iter().enumerate() {
+        let mut by_id = tagged("Atlas Moreno", Person, 2 + n as i64);
+        by_id.extraction.entities[0].kind = None;
+        by_id.extraction.entities[0].entity_id = Some("atlas-moreno".into());
+        write(id, by_id);
+    }
+    write("a5", tagged("Atlas Moreno", Location, 5));
+    write("a6", tagged("Atlas Moreno", Location, 6));
+    let entity = store.get_entity("atlas-moreno").unwrap().unwrap();
+    assert_eq!((entity.article_count, entity.kind), (6, Person));
+    let mut votes = [0; 4];
+    votes[Person.index()] = 1;
+    votes[Location.index()] = 2;
+    assert_eq!(entity.kind_votes, votes, "the votes articles cast");
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}
+
 #[test]
 fn a_renamed_entity_keeps_its_old_name_even_with_a_full_alias_list() {
     let (_dir, store) = store_with(&[("a1", "Talks", "John Kerry met officials in Geneva.", 1)]);

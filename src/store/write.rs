@@ -762,10 +762,13 @@ impl<'s> Batch<'s> {
             };
             let (first, last) =
                 store.seen_bounds(entity, removed_key.as_deref(), added_key.as_deref())?;
-            if entity.kind_votes == [0; 4] {
-                // Recorded before votes were kept: its articles all count for its kind.
-                entity.kind_votes[entity.kind.index()] = entity.article_count;
-            }
+            // Articles whose mention carries no kind (tagged by entity id, or written before
+            // kinds were kept) count for the kind the entity has: a kind is never decided by
+            // the few articles that voted against the many that could not.
+            let unvoted = entity
+                .article_count
+                .saturating_sub(entity.kind_votes.iter().sum());
+            entity.kind_votes[entity.kind.index()] += unvoted;
             if let Some(kind) = vote_of(old, &id) {
                 let votes = &mut entity.kind_votes[kind.index()];
                 *votes = votes.saturating_sub(1);
