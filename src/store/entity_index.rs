@@ -602,23 +602,6 @@ impl EntityIndex {
         }
     }
 
-    /// The first and last key suffixes of an entity's by-time keys other than `except`.
-    pub(super) fn bounds(
-        &self,
-        entity: &str,
-        except: Option<&[u8]>,
-    ) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(postings) = inner.entities.get(entity) else {
-            return (None, None);
-        };
-        let suffix = |e: &Entry| inner.ids.suffix(keys::MENTION, e);
-        let kept = |e: &&Entry| except.is_none_or(|x| x != suffix(e).as_slice());
-        let first = postings.by_time.iter().find(kept).map(suffix);
-        let last = postings.by_time.iter().rev().find(kept).map(suffix);
-        (first, last)
-    }
-
     /// Every ranking key, in order (for the consistency check).
     pub(super) fn ranking_keys(&self) -> Vec<Vec<u8>> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
@@ -1063,21 +1046,11 @@ mod tests {
         assert_eq!(index.len(), 6);
         apply(&index, &[(by_time("lavrov", 5, "a"), false)]);
         assert!(scan(&index, &ArticleIndex::Entity("lavrov".into()).prefix()).is_empty());
-        let (first, last) = index.bounds("kerry", None);
-        assert_eq!(
-            first.as_deref(),
-            Some(&by_time("kerry", 9, "c")[prefix.len()..])
-        );
-        assert_eq!(
-            last.as_deref(),
-            Some(&by_time("kerry", -3, "d")[prefix.len()..])
-        );
-        let except = by_time("kerry", -3, "d");
-        let (_, last) = index.bounds("kerry", Some(&except[prefix.len()..]));
-        assert_eq!(
-            last.as_deref(),
-            Some(&by_time("kerry", 5, "b")[prefix.len()..])
-        );
+        let kerry = index.counters("kerry");
+        assert_eq!(kerry.newest, Some(Timestamp(9)));
+        assert_eq!(kerry.oldest, Some(Timestamp(-3)));
+        apply(&index, &[(by_time("kerry", -3, "d"), false)]);
+        assert_eq!(index.counters("kerry").oldest, Some(Timestamp(5)));
     }
 
     #[test]

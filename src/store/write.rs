@@ -311,45 +311,7 @@ impl Store {
         }
         Ok(article)
     }
-
-    /// The first and last publication times of the entity's articles once this write is
-    /// applied, from the bounds in its record (read before the write changes its count), not
-    /// counting `removed` and counting `added`.
-    ///
-    /// Adding only widens the bounds, so most writes need no index read. Only when the
-    /// removed entry sits on a bound or was the last one (or a record has articles but no
-    /// bounds) does the entity index say what is left.
-    fn seen_bounds(
-        &self,
-        entity: &Entity,
-        removed: Option<&[u8]>,
-        added: Option<&[u8]>,
-    ) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
-        let prefix = ArticleIndex::Entity(entity.id.clone()).prefix();
-        let time_of = |key: &[u8]| keys::split_suffix(key.get(prefix.len()..)?).map(|(t, _)| t);
-        let (mut oldest, mut newest, count) =
-            (entity.first_seen, entity.last_seen, entity.article_count);
-        let removed_time = removed.and_then(time_of);
-        let unknown = count > 0 && (oldest.is_none() || newest.is_none());
-        let on_bound = removed_time.is_some_and(|t| Some(t) == oldest || Some(t) == newest);
-        let last_one = removed_time.is_some() && count <= 1;
-        if unknown || on_bound || last_one {
-            let except = removed.and_then(|key| key.get(prefix.len()..));
-            let (first, last) = self.entity_index.bounds(&entity.id, except);
-            let time_of_suffix = |suffix: Vec<u8>| keys::split_suffix(&suffix).map(|(t, _)| t);
-            newest = first.and_then(time_of_suffix);
-            oldest = last.and_then(time_of_suffix);
-        }
-        if let Some(added) = added.and_then(time_of) {
-            newest = Some(newest.map_or(added, |n: Timestamp| n.max(added)));
-            oldest = Some(oldest.map_or(added, |o: Timestamp| o.min(added)));
-        }
-        Ok((oldest, newest))
-    }
 }
-
-/// An index key an article write removes and one it adds.
-type KeyChange = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The changes of one article write, and the entity records it touches, before they are
 /// applied.
@@ -363,8 +325,6 @@ pub(super) struct Batch<'s> {
     stored: HashMap<String, Entity>,
     /// Entities created by this write, so a second mention resolves to the first.
     created: HashMap<(String, EntityKind), String>,
-    /// Article-index keys removed and added per entity, for first/last-seen times.
-    mention_keys: HashMap<String, KeyChange>,
     /// Ranking entries to remove, taken before counts change.
     old_ranks: HashMap<String, (EntityKind, u64)>,
     /// Aliases the written article offers per entity.
@@ -381,7 +341,6 @@ impl<'s> Batch<'s> {
             entities: HashMap::new(),
             stored: HashMap::new(),
             created: HashMap::new(),
-            mention_keys: HashMap::new(),
             old_ranks: HashMap::new(),
             new_aliases: HashMap::new(),
             next_code: None,
@@ -454,12 +413,7 @@ impl<'s> Batch<'s> {
                 time,
                 &old.id,
             ));
-            let key = ArticleIndex::Entity(mention.entity_id.clone()).key(time, &old.id);
-            self.remove(key.clone());
-            self.mention_keys
-                .entry(mention.entity_id.clone())
-                .or_default()
-                .0 = Some(key);
+            self.remove(ArticleIndex::Entity(mention.entity_id.clone()).key(time, &old.id));
         }
         Ok(())
     }
@@ -573,12 +527,10 @@ impl<'s> Batch<'s> {
                 keys::salience(&mention.entity_id, mention.salience, time, id),
                 Vec::new(),
             );
-            let key = ArticleIndex::Entity(mention.entity_id.clone()).key(time, id);
-            self.insert(key.clone(), Vec::new());
-            self.mention_keys
-                .entry(mention.entity_id.clone())
-                .or_default()
-                .1 = Some(key);
+            self.insert(
+                ArticleIndex::Entity(mention.entity_id.clone()).key(time, id),
+                Vec::new(),
+            );
         }
         Ok(article)
     }
@@ -730,38 +682,30 @@ impl<'s> Batch<'s> {
         Err(Error::Internal(format!("no free entity id for {name:?}")))
     }
 
-    /// Updates counts, aliases, first/last seen and rankings of every entity `old` or `new`
-    /// mentions, and writes the records this changes beyond their counters.
+    /// Counts `old` out of and `new` into the tallies of every entity they mention, and
+    /// updates those entities' kinds, aliases and rankings, writing the records this changes.
     fn update_entities(&mut self, old: Option<&Article>, new: Option<&Article>) -> Result<()> {
         self.batch.tally(old, new);
         let mut ids: BTreeSet<String> = BTreeSet::new();
-        let count_of = |article: Option<&Article>, id: &str| {
-            article
-                .and_then(|a| a.derived.mentions.iter().find(|m| m.entity_id == id))
-                .map(|m| u64::from(m.count))
-        };
+        fn mention_of<'a>(article: Option<&'a Article>, id: &str) -> Option<&'a Mention> {
+            article.and_then(|a| a.derived.mentions.iter().find(|m| m.entity_id == id))
+        }
         let vote_of = |article: Option<&Article>, id: &str| {
-            article
-                .and_then(|a| a.derived.mentions.iter().find(|m| m.entity_id == id))
-                .and_then(|m| m.extracted_kind)
+            mention_of(article, id).and_then(|m| m.extracted_kind)
         };
         for article in [old, new].into_iter().flatten() {
             ids.extend(article.derived.mentions.iter().map(|m| m.entity_id.clone()));
         }
         for id in ids {
-            let before = count_of(old, &id);
-            let after = count_of(new, &id);
-            let (removed_key, added_key) = self.mention_keys.get(&id).cloned().unwrap_or_default();
+            let before = mention_of(old, &id).is_some();
+            let after = mention_of(new, &id).is_some();
             let forms = self.new_aliases.remove(&id).unwrap_or_default();
-            let store = self.store;
             let Some(entity) = self.entity(&id)? else {
                 // An article may mention an entity record that no longer exists only if the
                 // store was damaged; skip it rather than fail every later write.
                 tracing::warn!(entity = %id, "an article mentions a missing entity");
                 continue;
             };
-            let (first, last) =
-                store.seen_bounds(entity, removed_key.as_deref(), added_key.as_deref())?;
             // Articles whose mention carries no kind (tagged by entity id, or written before
             // kinds were kept) count for the kind the entity has: a kind is never decided by
             // the few articles that voted against the many that could not.
@@ -788,12 +732,9 @@ impl<'s> Batch<'s> {
                     entity.kind = EntityKind::ALL[best];
                 }
             }
-            entity.article_count = (entity.article_count + u64::from(after.is_some()))
-                .saturating_sub(u64::from(before.is_some()));
-            entity.mention_count =
-                (entity.mention_count + after.unwrap_or(0)).saturating_sub(before.unwrap_or(0));
-            entity.first_seen = first;
-            entity.last_seen = last;
+            // The ranking's next key; the counters themselves are the entity index's.
+            entity.article_count =
+                (entity.article_count + u64::from(after)).saturating_sub(u64::from(before));
             let mut new_alias_keys = Vec::new();
             for form in forms {
                 let key = name_key(&form);
