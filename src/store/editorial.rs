@@ -572,42 +572,28 @@ impl Store {
                 }
                 ids
             };
-            for (time, id) in survivor_articles {
-                if rewrite.articles.contains_key(&id) {
-                    continue;
-                }
-                if let Some(article) = self.get_article(&id)?
-                    && let Some(m) = article
-                        .derived
-                        .mentions
-                        .iter()
-                        .find(|m| m.entity_id == survivor)
-                {
+            // The survivor's mention in one of its articles, as that article now is.
+            let mut count = |id: &str, time: Timestamp, article: &Article| {
+                let mut mentioned = article.derived.mentions.iter();
+                if let Some(m) = mentioned.find(|m| m.entity_id == survivor) {
                     mentions += u64::from(m.count);
                     if let Some(kind) = m.extracted_kind {
                         votes[kind.index()] += 1;
                     }
-                    articles.insert(id);
+                    articles.insert(id.to_string());
                     first = Some(first.map_or(time, |f: Timestamp| f.min(time)));
                     last = Some(last.map_or(time, |l: Timestamp| l.max(time)));
                 }
+            };
+            for (time, id) in survivor_articles {
+                if !rewrite.articles.contains_key(&id)
+                    && let Some(article) = self.get_article(&id)?
+                {
+                    count(&id, time, &article);
+                }
             }
             for (id, rewritten) in &rewrite.articles {
-                let (time, article) = (&rewritten.time, &rewritten.article);
-                if let Some(m) = article
-                    .derived
-                    .mentions
-                    .iter()
-                    .find(|m| m.entity_id == survivor)
-                {
-                    mentions += u64::from(m.count);
-                    if let Some(kind) = m.extracted_kind {
-                        votes[kind.index()] += 1;
-                    }
-                    articles.insert(id.clone());
-                    first = Some(first.map_or(*time, |f: Timestamp| f.min(*time)));
-                    last = Some(last.map_or(*time, |l: Timestamp| l.max(*time)));
-                }
+                count(id, rewritten.time, &rewritten.article);
             }
             unrank(batch, &old_survivor);
             entity.article_count = articles.len() as u64;

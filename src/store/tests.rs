@@ -181,9 +181,14 @@ fn bad_cursors_are_invalid_arguments_not_panics() {
 }
 
 fn create(store: &Store, id: &str, headline: &str, body: &str, published: i64) {
+    create_with(store, id, content(headline, body, published));
+}
+
+/// Creates article `id` from `content`, which must succeed.
+fn create_with(store: &Store, id: &str, content: Content) {
     let outcome = store.write(vec![Write::Create {
         id: id.into(),
-        content: content(headline, body, published),
+        content,
     }]);
     outcome.into_iter().next().unwrap().unwrap();
 }
@@ -569,25 +574,15 @@ fn a_name_is_one_entity_whose_kind_follows_the_majority_of_its_articles() {
     use crate::model::EntityKind::{Location, Organization, Person};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), 16 << 20).unwrap();
-    let write = |id: &str, content: Content| {
-        store
-            .write(vec![Write::Create {
-                id: id.into(),
-                content,
-            }])
-            .pop()
-            .unwrap()
-            .unwrap()
-    };
-    write("a1", tagged("Bank of Atlantis", Location, 1));
-    write("a2", tagged("Bank of Atlantis", Organization, 2));
+    create_with(&store, "a1", tagged("Bank of Atlantis", Location, 1));
+    create_with(&store, "a2", tagged("Bank of Atlantis", Organization, 2));
     let entity = store.get_entity("bank-of-atlantis").unwrap().unwrap();
     assert_eq!(
         (entity.article_count, entity.kind),
         (2, Location),
         "a tie keeps the kind"
     );
-    write("a3", tagged("Bank of Atlantis", Organization, 3));
+    create_with(&store, "a3", tagged("Bank of Atlantis", Organization, 3));
     let entity = store.get_entity("bank-of-atlantis").unwrap().unwrap();
     assert_eq!((entity.article_count, entity.kind), (3, Organization));
     assert_eq!(entity.kind_votes, [0, 2, 1, 0]);
@@ -613,8 +608,8 @@ fn a_name_is_one_entity_whose_kind_follows_the_majority_of_its_articles() {
     assert_eq!((entity.article_count, entity.kind), (1, Location));
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     // A single word may name different things: those stay apart by kind.
-    write("b1", tagged("Jordan", Location, 4));
-    write("b2", tagged("Jordan", Person, 5));
+    create_with(&store, "b1", tagged("Jordan", Location, 4));
+    create_with(&store, "b2", tagged("Jordan", Person, 5));
     assert_eq!(store.get_entity("jordan").unwrap().unwrap().kind, Location);
     assert_eq!(
         store.get_entity("jordan-person").unwrap().unwrap().kind,
@@ -629,25 +624,15 @@ fn articles_without_a_kind_count_for_the_entitys_kind() {
     use crate::model::EntityKind::{Location, Person};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), 16 << 20).unwrap();
-    let write = |id: &str, content: Content| {
-        store
-            .write(vec![Write::Create {
-                id: id.into(),
-                content,
-            }])
-            .pop()
-            .unwrap()
-            .unwrap()
-    };
-    write("a1", tagged("Atlas Moreno", Person, 1));
+    create_with(&store, "a1", tagged("Atlas Moreno", Person, 1));
     for (n, id) in ["a2", "a3", "a4"].into_iter().enumerate() {
         let mut by_id = tagged("Atlas Moreno", Person, 2 + n as i64);
         by_id.extraction.entities[0].kind = None;
         by_id.extraction.entities[0].entity_id = Some("atlas-moreno".into());
-        write(id, by_id);
+        create_with(&store, id, by_id);
     }
-    write("a5", tagged("Atlas Moreno", Location, 5));
-    write("a6", tagged("Atlas Moreno", Location, 6));
+    create_with(&store, "a5", tagged("Atlas Moreno", Location, 5));
+    create_with(&store, "a6", tagged("Atlas Moreno", Location, 6));
     let entity = store.get_entity("atlas-moreno").unwrap().unwrap();
     assert_eq!((entity.article_count, entity.kind), (6, Person));
     let mut votes = [0; 4];
