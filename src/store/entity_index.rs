@@ -48,9 +48,9 @@ const SCAN_CHUNK_MAX: usize = 1024;
 pub(super) struct Changes {
     pub(super) sled: sled::Batch,
     index: Vec<(Vec<u8>, bool)>,
-    /// The name keys whose `n` entries this write adds or removes, for the writer's name
-    /// cache to forget once the batch is applied.
-    names: Vec<String>,
+    /// What this write changes that the writer's caches may hold: the name keys whose `n`
+    /// entries it adds or removes, and the ids of the entity records it writes or removes.
+    touched: Touched,
     /// Mentions and kind votes this write adds to or takes from entities' tallies.
     tallies: Vec<(String, TallyChange)>,
 }
@@ -58,7 +58,7 @@ pub(super) struct Changes {
 impl Changes {
     pub(super) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<sled::IVec>) {
         let key = key.into();
-        self.note_name(&key);
+        self.touched.note(&key);
         if is_index_key(&key) {
             self.index.push((key, true));
         } else {
@@ -68,17 +68,11 @@ impl Changes {
 
     pub(super) fn remove(&mut self, key: impl Into<Vec<u8>>) {
         let key = key.into();
-        self.note_name(&key);
+        self.touched.note(&key);
         if is_index_key(&key) {
             self.index.push((key, false));
         } else {
             self.sled.remove(key);
-        }
-    }
-
-    fn note_name(&mut self, key: &[u8]) {
-        if let Some(name_key) = keys::name_key_of(key) {
-            self.names.push(name_key.to_string());
         }
     }
 
@@ -99,17 +93,34 @@ impl Changes {
         }
     }
 
-    /// Splits into sled's batch, the index's part, to apply in that order, and the name
-    /// keys the batch touches.
-    pub(super) fn split(self) -> (sled::Batch, IndexChanges, Vec<String>) {
+    /// Splits into sled's batch, the index's part, to apply in that order, and what the
+    /// batch changes that the writer's caches may hold.
+    pub(super) fn split(self) -> (sled::Batch, IndexChanges, Touched) {
         (
             self.sled,
             IndexChanges {
                 keys: self.index,
                 tallies: self.tallies,
             },
-            self.names,
+            self.touched,
         )
+    }
+}
+
+/// The keys of a write that the writer's caches ([`super::writer_cache`]) must forget.
+#[derive(Default)]
+pub(super) struct Touched {
+    pub(super) name_keys: Vec<String>,
+    pub(super) entity_ids: Vec<String>,
+}
+
+impl Touched {
+    fn note(&mut self, key: &[u8]) {
+        if let Some(name_key) = keys::name_key_of(key) {
+            self.name_keys.push(name_key.to_string());
+        } else if let Some(id) = keys::entity_of_key(key) {
+            self.entity_ids.push(id.to_string());
+        }
     }
 }
 

@@ -159,6 +159,11 @@ pub fn name_key_of(key: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
+/// The entity id of an entity record's key.
+pub fn entity_of_key(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(key.strip_prefix(&[ENTITY])?).ok()
+}
+
 /// The entity id at the end of a name-index key.
 pub fn entity_of_name_key(key: &[u8]) -> Option<&str> {
     let at = key.iter().rposition(|&b| b == 0)?;

@@ -14,11 +14,11 @@ mod editorial;
 mod entity_index;
 mod history;
 pub mod keys;
-mod names;
 mod quotes;
 mod requests;
 mod retention;
 mod salience;
+mod writer_cache;
 
 pub use backup::BackupSummary;
 pub use editorial::Decision;
@@ -32,8 +32,8 @@ mod write;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -44,6 +44,7 @@ use crate::model::{
 use durability::GroupCommit;
 use entity_index::{Changes, EntityIndex, MentionTally};
 use keys::ArticleIndex;
+use writer_cache::WriterCache;
 
 pub use write::{Content, Write, Written};
 
@@ -129,7 +130,9 @@ pub struct Store {
     /// loaded from the snapshot [`Store::close`] saved).
     entity_index: EntityIndex,
     /// The name index's entries by name key, as the writer resolves names against them.
-    names: names::NameCache,
+    names: WriterCache<[String]>,
+    /// Entity records by id (counters cleared, `None` for none), as the writer reads them.
+    entity_records: WriterCache<Option<Entity>>,
 }
 
 impl Store {
@@ -218,7 +221,8 @@ impl Store {
             durable,
             retention: Retention::default(),
             entity_index,
-            names: names::NameCache::default(),
+            names: WriterCache::default(),
+            entity_records: WriterCache::default(),
         })
     }
 
@@ -360,20 +364,32 @@ impl Store {
     /// Applies one write's changes: sled's part atomically, then the entity index's.
     /// Called under the writer lock, so no other write's index changes come between.
     fn apply(&self, changes: Changes) -> Result<()> {
-        let (batch, index, names) = changes.split();
+        let (batch, index, touched) = changes.split();
         let applied = self.tree.apply_batch(batch);
-        // Applied or not, what the cache knew of these names may be out of date.
-        self.names.forget(&names);
+        // Applied or not, what the caches knew of these keys may be out of date.
+        self.names.forget(&touched.name_keys);
+        self.entity_records.forget(&touched.entity_ids);
         applied?;
         self.entity_index.apply(index);
         Ok(())
     }
 
     /// The ids of the entities the name index lists under exactly `name_key`, in key order,
-    /// through the writer's name cache.
-    fn entity_ids_by_name_key(&self, name_key: &str) -> Result<std::sync::Arc<[String]>> {
+    /// through the writer's cache.
+    fn entity_ids_by_name_key(&self, name_key: &str) -> Result<Arc<[String]>> {
         self.names
-            .get_or_load(name_key, || self.scan_name_index(name_key))
+            .get_or_load(name_key, || Ok(self.scan_name_index(name_key)?.into()))
+    }
+
+    /// Entity `id`'s record as stored (counters cleared), through the writer's cache.
+    fn entity_record_for_writer(&self, id: &str) -> Result<Arc<Option<Entity>>> {
+        self.entity_records.get_or_load(id, || {
+            let mut record = self.get::<Entity>(&keys::entity(id))?;
+            if let Some(record) = &mut record {
+                clear_counters(record);
+            }
+            Ok(Arc::new(record))
+        })
     }
 
     /// The ids the name index lists under exactly `name_key`, in key order, read from sled.
@@ -1062,9 +1078,47 @@ fn article_entities_record(article: &Article) -> Result<Vec<u8>> {
 /// of every entity its article mentions: at 2,125 articles that was half of what sled wrote
 /// and a third of its files.
 fn entity_record(entity: &Entity) -> Result<Vec<u8>> {
+    codec::encode(&record_of(entity))
+}
+
+/// What [`entity_record`] encodes: `entity` with its counters cleared.
+fn record_of(entity: &Entity) -> Entity {
     let mut record = entity.clone();
     clear_counters(&mut record);
-    codec::encode(&record)
+    record
+}
+
+/// Whether `entity` and the `stored` record agree in everything but the counters, that is
+/// whether writing `entity` would change its record. Every field is named, so a new one
+/// cannot be forgotten here.
+fn same_record(entity: &Entity, stored: &Entity) -> bool {
+    let Entity {
+        id,
+        name,
+        kind,
+        aliases,
+        article_count: _,
+        mention_count: _,
+        first_seen: _,
+        last_seen: _,
+        code,
+        description,
+        external_ids,
+        merged_into,
+        blocked,
+        edited,
+        kind_votes: _,
+    } = entity;
+    *id == stored.id
+        && *name == stored.name
+        && *kind == stored.kind
+        && *aliases == stored.aliases
+        && *code == stored.code
+        && *description == stored.description
+        && *external_ids == stored.external_ids
+        && *merged_into == stored.merged_into
+        && *blocked == stored.blocked
+        && *edited == stored.edited
 }
 
 /// Zeroes what [`entity_record`] leaves out.

@@ -1129,3 +1129,39 @@ fn a_layout_5_database_moves_entity_counters_to_the_entity_index_at_open() {
     .unwrap();
     assert_eq!((stored.article_count, stored.first_seen), (0, None));
 }
+
+#[test]
+fn the_writer_never_writes_from_an_entity_record_an_editor_changed_since_it_was_read() {
+    // a2 leaves john-kerry's record in the writer's cache without writing it.
+    let (_dir, store) = store_with(&[
+        ("a1", "Talks", "John Kerry met officials in Geneva.", 1_000),
+        ("a2", "Talks", "John Kerry flew to Moscow.", 2_000),
+    ]);
+    let patch = crate::model::EntityPatch {
+        description: Some("US Secretary of State".into()),
+        ..Default::default()
+    };
+    store.update_entity("john-kerry", patch, None).unwrap();
+    // a3 gives the entity a new alias, so the writer writes its record.
+    create(
+        &store,
+        "a3",
+        "Talks",
+        "John Kerry flew to Paris. Kerry said the talks went well.",
+        3_000,
+    );
+    let record: Entity = super::codec::decode(
+        &store
+            .tree
+            .get(super::keys::entity("john-kerry"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        record.aliases.contains(&"Kerry".to_string()),
+        "a3 wrote the record: {record:?}"
+    );
+    assert_eq!(record.description, "US Secretary of State", "{record:?}");
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}

@@ -10,8 +10,8 @@
 //! it; otherwise a new entity is created with a slug id that is never reused.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use super::keys::{self, ArticleIndex};
 use super::requests::Outcome;
@@ -322,7 +322,7 @@ pub(super) struct Batch<'s> {
     entities: HashMap<String, Entity>,
     /// The stored records of the entities read, counters cleared: a record is written only
     /// when the write changes it.
-    stored: HashMap<String, Entity>,
+    stored: HashMap<String, Arc<Option<Entity>>>,
     /// Entities created by this write, so a second mention resolves to the first.
     created: HashMap<(String, EntityKind), String>,
     /// Ranking entries to remove, taken before counts change.
@@ -383,14 +383,15 @@ impl<'s> Batch<'s> {
     /// Loads an entity record into the working set.
     fn entity(&mut self, id: &str) -> Result<Option<&mut Entity>> {
         if !self.entities.contains_key(id) {
-            let Some(entity) = self.store.get_entity(id)? else {
+            let stored = self.store.entity_record_for_writer(id)?;
+            let Some(record) = stored.as_ref() else {
                 return Ok(None);
             };
+            let mut entity = record.clone();
+            self.store.count_entity(&mut entity);
             self.old_ranks
                 .insert(id.to_string(), (entity.kind, entity.article_count));
-            let mut record = entity.clone();
-            super::clear_counters(&mut record);
-            self.stored.insert(id.to_string(), record);
+            self.stored.insert(id.to_string(), stored);
             self.entities.insert(id.to_string(), entity);
         }
         Ok(self.entities.get_mut(id))
@@ -748,7 +749,17 @@ impl<'s> Batch<'s> {
                 entity.aliases.push(form);
                 new_alias_keys.push(key);
             }
-            let entity = entity.clone();
+            let (kind, article_count) = (entity.kind, entity.article_count);
+            // The record is written only if the write changed more than its counters; the
+            // two maps are borrowed apart, so neither needs a copy to compare.
+            let entity = self
+                .entities
+                .get(&id)
+                .ok_or_else(|| Error::Internal("updated entity missing".into()))?;
+            let record = match self.stored.get(&id).map(|stored| stored.as_ref().as_ref()) {
+                Some(Some(stored)) if super::same_record(entity, stored) => None,
+                _ => Some(super::record_of(entity)),
+            };
             for key in new_alias_keys {
                 self.insert(keys::name(&key, &id), Vec::new());
             }
@@ -757,17 +768,12 @@ impl<'s> Batch<'s> {
             {
                 self.remove(keys::rank(kind, count, &id));
             }
-            if entity.article_count > 0 {
-                self.insert(
-                    keys::rank(entity.kind, entity.article_count, &id),
-                    Vec::new(),
-                );
+            if article_count > 0 {
+                self.insert(keys::rank(kind, article_count, &id), Vec::new());
             }
-            let mut record = entity;
-            super::clear_counters(&mut record);
-            if self.stored.get(&id) != Some(&record) {
+            if let Some(record) = record {
                 self.insert(keys::entity(&id), codec::encode(&record)?);
-                self.stored.insert(id, record);
+                self.stored.insert(id, Arc::new(Some(record)));
             }
         }
         Ok(())
