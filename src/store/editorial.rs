@@ -549,11 +549,6 @@ impl Store {
                 unrank(batch, &old);
                 let mut redirect = old;
                 redirect.merged_into = Some(survivor.to_string());
-                redirect.article_count = 0;
-                redirect.mention_count = 0;
-                redirect.first_seen = None;
-                redirect.last_seen = None;
-                redirect.kind_votes = [0; 4];
                 batch.insert(keys::entity(id), super::entity_record(&redirect)?);
                 gone.push(id.clone());
             }

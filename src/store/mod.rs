@@ -131,7 +131,7 @@ pub struct Store {
     entity_index: EntityIndex,
     /// The name index's entries by name key, as the writer resolves names against them.
     names: WriterCache<[String]>,
-    /// Entity records by id (counters cleared, `None` for none), as the writer reads them.
+    /// Entity records by id as stored (`None` for none), as the writer reads them.
     entity_records: WriterCache<Option<Entity>>,
 }
 
@@ -381,15 +381,11 @@ impl Store {
             .get_or_load(name_key, || Ok(self.scan_name_index(name_key)?.into()))
     }
 
-    /// Entity `id`'s record as stored (counters cleared), through the writer's cache.
+    /// Entity `id`'s record as stored, through the writer's cache. Since layout 6 a stored
+    /// record has no counters; the writer takes them from the entity index.
     fn entity_record_for_writer(&self, id: &str) -> Result<Arc<Option<Entity>>> {
-        self.entity_records.get_or_load(id, || {
-            let mut record = self.get::<Entity>(&keys::entity(id))?;
-            if let Some(record) = &mut record {
-                clear_counters(record);
-            }
-            Ok(Arc::new(record))
-        })
+        self.entity_records
+            .get_or_load(id, || Ok(Arc::new(self.get(&keys::entity(id))?)))
     }
 
     /// The ids the name index lists under exactly `name_key`, in key order, read from sled.

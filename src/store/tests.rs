@@ -203,6 +203,11 @@ fn store_with(articles: &[(&str, &str, &str, i64)]) -> (tempfile::TempDir, Store
     (dir, store)
 }
 
+/// Entity `id`'s record as sled holds it, without the counters the entity index adds.
+fn stored_record(store: &Store, id: &str) -> Entity {
+    super::codec::decode(&store.tree.get(super::keys::entity(id)).unwrap().unwrap()).unwrap()
+}
+
 fn mentioned(store: &Store, article: &str) -> Vec<String> {
     let article = store.get_article(article).unwrap().unwrap();
     let mut ids: Vec<String> = article
@@ -1119,14 +1124,7 @@ fn a_layout_5_database_moves_entity_counters_to_the_entity_index_at_open() {
     );
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     assert_eq!(store.get_entity("john-kerry").unwrap().unwrap(), expected);
-    let stored: Entity = super::codec::decode(
-        &store
-            .tree
-            .get(super::keys::entity("john-kerry"))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let stored = stored_record(&store, "john-kerry");
     assert_eq!((stored.article_count, stored.first_seen), (0, None));
 }
 
@@ -1150,14 +1148,7 @@ fn the_writer_never_writes_from_an_entity_record_an_editor_changed_since_it_was_
         "John Kerry flew to Paris. Kerry said the talks went well.",
         3_000,
     );
-    let record: Entity = super::codec::decode(
-        &store
-            .tree
-            .get(super::keys::entity("john-kerry"))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let record = stored_record(&store, "john-kerry");
     assert!(
         record.aliases.contains(&"Kerry".to_string()),
         "a3 wrote the record: {record:?}"

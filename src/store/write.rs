@@ -320,8 +320,8 @@ pub(super) struct Batch<'s> {
     batch: Changes,
     /// Entity records read or created by this write, by id, with their counters.
     entities: HashMap<String, Entity>,
-    /// The stored records of the entities read, counters cleared: a record is written only
-    /// when the write changes it.
+    /// The stored records of the entities read: a record is written only when the write
+    /// changes more than its counters.
     stored: HashMap<String, Arc<Option<Entity>>>,
     /// Entities created by this write, so a second mention resolves to the first.
     created: HashMap<(String, EntityKind), String>,
