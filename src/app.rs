@@ -22,17 +22,19 @@ use tonic_health::ServingStatus;
 
 use crate::api::auth::{AuthConfig, AuthLayer};
 use crate::api::call_metrics::CallMetricsLayer;
+use crate::api::health::{self, Findings};
 use crate::api::overload::ShedLayer;
 use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
 use crate::api::request_span::RequestSpanLayer;
+use crate::api::wire_errors::WireErrorsLayer;
 use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
 use crate::ingest::{Ingest, Limits};
 use crate::search::{self, SearchIndex};
 use crate::seed::{self, SeedReport};
-use crate::store::{Retention, Store};
+use crate::store::{OpenOptions, Retention, Store};
 
 /// Everything the server needs to know, from the command line or the environment.
 #[derive(Debug, Clone)]
@@ -70,6 +72,10 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Change streams one client address may hold open (0: no limit).
     pub max_watchers_per_client: usize,
+    /// Serve a store that lost acknowledged changes (see `store::OpenOptions`).
+    pub accept_data_loss: bool,
+    /// Writes are refused while the data folder's disk has less free space than this.
+    pub min_free_bytes: u64,
 }
 
 /// PEM files for TLS.
@@ -123,6 +129,8 @@ impl Config {
             metrics_listen: None,
             max_in_flight: 512,
             max_watchers_per_client: 256,
+            accept_data_loss: false,
+            min_free_bytes: DEFAULT_MIN_FREE_MB << 20,
         }
     }
 
@@ -143,7 +151,13 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
             config.data_dir.display()
         )
     })?;
-    let mut store = Store::open(&config.store_dir(), config.cache_bytes)?;
+    let options = OpenOptions {
+        cache_bytes: config.cache_bytes,
+        accept_data_loss: config.accept_data_loss,
+        witness: SearchIndex::recorded_position(&config.index_dir()),
+        min_free_bytes: config.min_free_bytes,
+    };
+    let mut store = Store::open_with(&config.store_dir(), &options)?;
     store.set_retention(config.retention);
     Ok(Arc::new(store))
 }
@@ -244,13 +258,15 @@ impl Application {
             ..
         } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<ArticleServiceServer<ArticleApi>>()
-            .await;
-        health.set_serving::<EntityServiceServer<EntityApi>>().await;
-        health.set_serving::<AdminServiceServer<AdminApi>>().await;
-        health.set_serving::<ChangeServiceServer<ChangeApi>>().await;
-        health.set_service_status("", ServingStatus::Serving).await;
+        let findings = Arc::new(Findings::default());
+        let (stopping, stopping_rx) = watch::channel(false);
+        let monitor = health::spawn_monitor(
+            health.clone(),
+            findings.clone(),
+            store.clone(),
+            stopping_rx.clone(),
+        )
+        .await;
 
         // Both reflection versions describe everything served, each other included, so
         // grpcurl 1.8 (v1alpha only) and newer clients (v1) see the same list.
@@ -273,7 +289,6 @@ impl Application {
             config.data_dir.join("backups"),
         ))
         .max_encoding_message_size(limit);
-        let (stopping, stopping_rx) = watch::channel(false);
         let changes = ChangeServiceServer::new(ChangeApi::new(
             store.clone(),
             search.clone(),
@@ -320,13 +335,12 @@ impl Application {
             let _ = draining.send(());
             let _ = stopping.send(true);
             tracing::info!("shutting down: finishing in-flight calls");
-            for service in [
-                "",
-                "newsstore.v1.ArticleService",
-                "newsstore.v1.EntityService",
-                "newsstore.v1.AdminService",
-                "newsstore.v1.ChangeService",
-            ] {
+            // The monitor stops first, so it cannot turn a status back to SERVING.
+            let _ = monitor.await;
+            for service in std::iter::once("")
+                .chain(health::SERVICES)
+                .chain([health::STORAGE, health::WRITES])
+            {
                 shutdown_health
                     .set_service_status(service, ServingStatus::NotServing)
                     .await;
@@ -353,7 +367,8 @@ impl Application {
                     .layer(ShedLayer::new(config.max_in_flight))
                     .option_layer(cors)
                     .layer(tonic_web::GrpcWebLayer::new())
-                    .layer(CallMetricsLayer)
+                    .layer(CallMetricsLayer::new(findings))
+                    .layer(WireErrorsLayer)
                     .layer(AuthLayer::new(&config.auth)),
             )
             .add_service(health_service)
@@ -433,6 +448,11 @@ impl Application {
 /// listing and loading ran about 10 % and 6 % slower. Stores much larger than that, or
 /// with hot sets that fit, do better with `--cache-mb` raised.
 pub const DEFAULT_CACHE_MB: u64 = 16;
+
+/// The free space, in MiB, writes must leave on the data folder's disk unless configured:
+/// room for the search index to commit and merge what was acknowledged (a bounded merge
+/// rewrites at most 25,000 articles' worth of segments) and for sled's snapshot.
+pub const DEFAULT_MIN_FREE_MB: u64 = 128;
 
 /// How long shutdown waits, after the store is closed, for search index merges in progress
 /// (see [`SearchIndex::finish_merges`]). Merges are bounded (`search/merges.rs`), so this is

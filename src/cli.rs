@@ -375,6 +375,19 @@ struct ServeArgs {
     /// Require client certificates signed by this PEM CA (mutual TLS).
     #[arg(long, env = "NEWSSTORE_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Free disk space, in MiB, that writes must leave on the data folder's disk: below it
+    /// writes get RESOURCE_EXHAUSTED (STORAGE_FULL), the health name newsstore.v1.Writes
+    /// turns NOT_SERVING, reads go on, and writes resume by themselves once space is freed.
+    /// 0 turns the check off.
+    #[arg(long, env = "NEWSSTORE_MIN_FREE_MB", default_value_t = app::DEFAULT_MIN_FREE_MB)]
+    min_free_mb: u64,
+    /// Serve a database that lost acknowledged changes (its storage log was damaged)
+    /// instead of refusing to start: what is left is served, sequence numbers continue
+    /// above the last acknowledged one, and the search index is rebuilt. Restoring the
+    /// last backup loses less; use this only when there is none. No environment variable,
+    /// so it is never left on by accident.
+    #[arg(long)]
+    accept_data_loss: bool,
 }
 
 impl ServeArgs {
@@ -414,6 +427,8 @@ impl ServeArgs {
         config.metrics_listen = self.metrics_listen;
         config.max_in_flight = self.max_in_flight;
         config.max_watchers_per_client = self.max_watchers_per_client;
+        config.accept_data_loss = self.accept_data_loss;
+        config.min_free_bytes = self.min_free_mb.saturating_mul(1 << 20);
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(app::TlsFiles {
                 cert: cert.clone(),

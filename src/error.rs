@@ -115,6 +115,16 @@ pub enum Error {
     #[error("{0}")]
     ShuttingDown(String),
 
+    /// The disk holding the data is full (or below the configured free-space reserve):
+    /// writes are refused until space is freed; reads go on.
+    #[error("{0}")]
+    StorageFull(String),
+
+    /// Stored data is damaged or acknowledged data is missing: the message names what and
+    /// what the operator can do. Never retried into success; never served as if whole.
+    #[error("{0}")]
+    DataLoss(String),
+
     /// Storage, index or I/O failures. The message is logged in full; callers get a summary.
     #[error("internal error: {0}")]
     Internal(String),
@@ -139,6 +149,34 @@ impl Error {
 
     pub fn internal(context: &str, err: impl fmt::Display) -> Self {
         Error::Internal(format!("{context}: {err}"))
+    }
+
+    /// Names the stored key a [`Error::DataLoss`] was met at (other errors pass through).
+    pub fn at_key(self, key: &[u8]) -> Self {
+        match self {
+            Error::DataLoss(message) => {
+                let shown: String = String::from_utf8_lossy(key)
+                    .chars()
+                    .take(80)
+                    .map(|c| if c.is_control() { '·' } else { c })
+                    .collect();
+                Error::DataLoss(format!("{message}{RECORD_SUFFIX}{shown:?})"))
+            }
+            other => other,
+        }
+    }
+
+    /// An I/O failure while `context`: a full disk is [`Error::StorageFull`], the rest
+    /// internal.
+    pub fn from_io(context: &str, err: std::io::Error) -> Self {
+        if is_storage_full(&err) {
+            Error::StorageFull(format!(
+                "the disk holding the data is full ({context}: {err}); free space, and \
+                 writes resume by themselves"
+            ))
+        } else {
+            Error::internal(context, err)
+        }
     }
 
     /// The stable UPPER_SNAKE_CASE reason for `google.rpc.ErrorInfo` (AIP-193). Clients may
@@ -176,7 +214,20 @@ impl Error {
             Error::Conflict(_) => "CONCURRENT_MODIFICATION",
             Error::IndexLagging(_) => "INDEX_LAGGING",
             Error::ShuttingDown(_) => "SHUTTING_DOWN",
+            Error::StorageFull(_) => "STORAGE_FULL",
+            Error::DataLoss(_) => "DATA_LOSS",
             Error::Internal(_) => "INTERNAL",
         }
     }
+}
+
+/// What [`Error::at_key`] appends to a damage message before the record's key.
+pub const RECORD_SUFFIX: &str = " (record ";
+
+/// Whether an I/O error says the disk (or the quota) is full.
+pub fn is_storage_full(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }

@@ -62,6 +62,11 @@ pub fn record_call(method: &str, grpc_status: &str, seconds: f64) {
     metrics::histogram!("newsstore_rpc_duration_seconds", "method" => method).record(seconds);
 }
 
+/// A call met damaged stored data (and answered DATA_LOSS).
+pub fn data_loss_met() {
+    metrics::counter!("newsstore_data_loss_total").increment(1);
+}
+
 /// A change-feed watcher started (+1) or ended (-1).
 pub fn watchers(delta: f64) {
     metrics::gauge!("newsstore_watchers").increment(delta);

@@ -8,28 +8,43 @@
 //! before they get here are counted by the shedding layer.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http_body::{Body, Frame, SizeHint};
 
 use super::BoxFuture;
+use super::health::Findings;
 
-/// The tower layer that counts calls.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CallMetricsLayer;
+/// The tower layer that counts calls, and tells the health monitor what their codes say
+/// about the store.
+#[derive(Debug, Clone, Default)]
+pub struct CallMetricsLayer {
+    findings: Arc<Findings>,
+}
+
+impl CallMetricsLayer {
+    pub fn new(findings: Arc<Findings>) -> Self {
+        CallMetricsLayer { findings }
+    }
+}
 
 impl<S> tower::Layer<S> for CallMetricsLayer {
     type Service = CallMetrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CallMetrics { inner }
+        CallMetrics {
+            inner,
+            findings: self.findings.clone(),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct CallMetrics<S> {
     inner: S,
+    findings: Arc<Findings>,
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for CallMetrics<S>
@@ -52,6 +67,7 @@ where
             started: Instant::now(),
             // The request span opened outside; the answer is logged in it.
             span: tracing::Span::current(),
+            findings: self.findings.clone(),
             done: false,
         };
         let future = self.inner.call(request);
@@ -76,6 +92,7 @@ struct Call {
     method: String,
     started: Instant,
     span: tracing::Span,
+    findings: Arc<Findings>,
     done: bool,
 }
 
@@ -86,6 +103,7 @@ impl Call {
         }
         let seconds = self.started.elapsed().as_secs_f64();
         crate::metrics::record_call(&self.method, status, seconds);
+        self.findings.answered(status);
         let _entered = self.span.enter();
         tracing::debug!(grpc_status = %status, elapsed_ms = seconds * 1e3, "call answered");
     }

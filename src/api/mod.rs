@@ -11,12 +11,14 @@ pub mod call_metrics;
 mod change_service;
 mod convert;
 mod entity_service;
+pub mod health;
 pub mod overload;
 pub mod page_token;
 mod request_id;
 pub mod request_span;
 mod search;
 pub mod status;
+pub mod wire_errors;
 
 pub use admin_service::AdminApi;
 pub use article_service::ArticleApi;

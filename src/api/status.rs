@@ -24,11 +24,12 @@ pub fn code(error: &Error) -> Code {
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         // AIP-154: a failed etag precondition is ABORTED, so clients re-read and retry.
         Error::EtagMismatch { .. } => Code::Aborted,
-        Error::ResourceExhausted(_) => Code::ResourceExhausted,
+        Error::ResourceExhausted(_) | Error::StorageFull(_) => Code::ResourceExhausted,
         Error::FailedPrecondition { .. } => Code::FailedPrecondition,
         Error::Conflict(_) => Code::Aborted,
         // The write itself succeeded; only its visibility in search is late.
         Error::IndexLagging(_) | Error::ShuttingDown(_) => Code::Unavailable,
+        Error::DataLoss(_) => Code::DataLoss,
         Error::Internal(_) => Code::Internal,
     }
 }
@@ -40,8 +41,37 @@ pub fn message(error: &Error) -> String {
             tracing::error!(error = %detail, "internal error");
             "internal error; the server log has the details".to_string()
         }
+        Error::DataLoss(detail) => {
+            crate::metrics::data_loss_met();
+            if first_report(detail) {
+                tracing::error!(error = %detail, "damaged data met");
+            }
+            detail.clone()
+        }
         other => other.to_string(),
     }
+}
+
+/// Whether the damage `detail` describes is reported for the first time: it is logged once
+/// per place (sled names the file offset; every record of a damaged page shares it), not
+/// once per read or per record. Past a bound, every report counts as first, so the log
+/// never goes quiet about new damage.
+fn first_report(detail: &str) -> bool {
+    let place = detail
+        .split(crate::error::RECORD_SUFFIX)
+        .next()
+        .unwrap_or(detail);
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if seen.len() >= 1_000 {
+        return true;
+    }
+    seen.insert(place.to_string())
 }
 
 impl From<Error> for Status {
@@ -73,6 +103,8 @@ impl From<Error> for Status {
             | Error::Conflict(_)
             | Error::IndexLagging(_)
             | Error::ShuttingDown(_)
+            | Error::StorageFull(_)
+            | Error::DataLoss(_)
             | Error::Internal(_) => {}
         }
         details.set_error_info(error.reason(), ERROR_DOMAIN, metadata);

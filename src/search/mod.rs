@@ -233,8 +233,12 @@ pub struct SearchIndex {
     store_id: String,
     reader: IndexReader,
     fields: Fields,
-    /// `None` once [`SearchIndex::finish_merges`] has taken it at shutdown.
+    index: Index,
+    /// `None` once [`SearchIndex::finish_merges`] has taken it at shutdown, or for a moment
+    /// after a failed step (see [`SearchIndex::catch_up`]).
     writer: Mutex<Option<IndexWriter>>,
+    /// [`SearchIndex::finish_merges`] took the writer for good.
+    finished: std::sync::atomic::AtomicBool,
     current: RwLock<View>,
     /// The change-log sequence the searchable index reflects.
     applied: AtomicU64,
@@ -245,54 +249,79 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir`, rebuilding it from `store` when it is missing, unreadable or
-    /// built with another schema.
+    /// Opens the index in `dir`, rebuilding it from `store` when it is missing, unreadable,
+    /// built with another schema or of another store, or when any of its files cannot be
+    /// opened: the index is derived, so whatever keeps it from opening costs a rebuild
+    /// (logged), never the server's start.
     pub fn open(dir: &Path, store: &Store) -> Result<SearchIndex> {
         let fields = Fields::new();
         let opened = std::fs::create_dir_all(dir)
             .map_err(|e| Error::internal("creating the search index folder", e))
-            .and_then(|()| Self::open_existing(dir, &fields, store));
-        let (index, applied, rebuild) = match opened {
-            Ok(Some((index, applied))) => (index, applied, false),
+            .and_then(|()| Self::open_existing(dir, &fields, store))
+            .and_then(|existing| {
+                existing
+                    .map(|(index, applied)| Self::start(dir, index, applied, Fields::new(), store))
+                    .transpose()
+            });
+        let search = match opened {
+            Ok(Some(search)) => return Ok(search),
             Ok(None) => {
                 tracing::info!(dir = %dir.display(), "no search index yet; building it from the store");
-                (Self::create(dir, &fields)?, 0, true)
+                Self::start(dir, Self::create(dir, &fields)?, 0, fields, store)?
             }
             Err(err) => {
                 tracing::warn!(dir = %dir.display(), error = %err, "the search index cannot be used; rebuilding it from the store");
-                (Self::create(dir, &fields)?, 0, true)
+                Self::start(dir, Self::create(dir, &fields)?, 0, fields, store)?
             }
         };
+        search.rebuild(store)?;
+        Ok(search)
+    }
+
+    /// Opens the reader and the writer of `index`, whose last commit applied `applied`.
+    fn start(
+        dir: &Path,
+        index: Index,
+        applied: u64,
+        fields: Fields,
+        store: &Store,
+    ) -> Result<SearchIndex> {
         let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e| Error::internal("opening the search index reader", e))?;
-        let writer = index
-            .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)
-            .map_err(|e| Error::internal("opening the search index writer", e))?;
-        writer.set_merge_policy(Box::new(merges::BoundedMerges::default()));
         let (applied_tx, _) = watch::channel(applied);
         let current = RwLock::new(View {
             searcher: reader.searcher(),
             seq: applied,
         });
-        let search = SearchIndex {
+        let mut search = SearchIndex {
             dir: dir.to_path_buf(),
             store_id: store.id().to_string(),
             reader,
             fields,
-            writer: Mutex::new(Some(writer)),
+            index,
+            writer: Mutex::new(None),
+            finished: std::sync::atomic::AtomicBool::new(false),
             current,
             applied: AtomicU64::new(applied),
             applied_tx,
             snapshots: Mutex::new(Snapshots::default()),
             refresh: Notify::new(),
         };
-        if rebuild {
-            search.rebuild(store)?;
-        }
+        search.writer = Mutex::new(Some(search.new_writer()?));
         Ok(search)
+    }
+
+    /// The store id and sequence number the index in `dir` last committed, read from its
+    /// metadata without opening it; `None` when there is no readable index. The store takes
+    /// it as a witness of how far its change log reached (see `store::OpenOptions`).
+    pub fn recorded_position(dir: &Path) -> Option<(String, u64)> {
+        let meta = std::fs::read(dir.join("meta.json")).ok()?;
+        let meta: serde_json::Value = serde_json::from_slice(&meta).ok()?;
+        let commit = Commit::parse(meta.get("payload")?.as_str()?)?;
+        Some((commit.store, commit.seq))
     }
 
     /// Opens an existing index and reads its applied sequence; `None` when there is none.
@@ -468,9 +497,46 @@ impl SearchIndex {
     /// of the store, so a change whose article has moved on is skipped when a later durable
     /// change in this batch covers it, and otherwise ends the batch until the newer write is
     /// durable.
+    ///
+    /// A step that fails (a full disk, say) may leave tantivy's writer dead or holding half
+    /// a batch, so the writer is replaced by a new one that starts from the last commit, and
+    /// the next step retries from there: indexing resumes by itself once the cause is gone.
     pub fn catch_up(&self, store: &Store, limit: usize) -> Result<usize> {
         let mut guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() && !self.finished.load(Ordering::Acquire) {
+            *guard = Some(self.new_writer()?);
+            tracing::info!("the search index writer was opened again");
+        }
         let writer = guard.as_mut().ok_or_else(closed)?;
+        let outcome = self.catch_up_with(writer, store, limit);
+        if outcome.is_err() {
+            // Dropping the old writer first releases tantivy's writer lock.
+            drop(guard.take());
+            match self.new_writer() {
+                Ok(writer) => *guard = Some(writer),
+                Err(err) => {
+                    tracing::warn!(error = %err, "the search index writer cannot be opened again yet")
+                }
+            }
+        }
+        outcome
+    }
+
+    fn new_writer(&self) -> Result<IndexWriter> {
+        let writer = self
+            .index
+            .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)
+            .map_err(|e| Error::internal("opening the search index writer", e))?;
+        writer.set_merge_policy(Box::new(merges::BoundedMerges::default()));
+        Ok(writer)
+    }
+
+    fn catch_up_with(
+        &self,
+        writer: &mut IndexWriter,
+        store: &Store,
+        limit: usize,
+    ) -> Result<usize> {
         let from = self.applied();
         let durable = store.durable_seq();
         if durable <= from {
@@ -548,11 +614,11 @@ impl SearchIndex {
     /// tantivy switches to merged segments in one commit.
     pub fn finish_merges(&self) -> std::sync::mpsc::Receiver<Result<()>> {
         let (done, finished) = std::sync::mpsc::channel();
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let writer = {
+            let mut slot = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            self.finished.store(true, Ordering::Release);
+            slot.take()
+        };
         let Some(writer) = writer else {
             let _ = done.send(Ok(()));
             return finished;

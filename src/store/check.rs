@@ -10,7 +10,8 @@
 //!   its ranking entries match its count;
 //! - every name-index entry points at an existing entity, and every entity is found by
 //!   its number;
-//! - the change log is numbered 1, 2, 3, … without gaps.
+//! - the change log is numbered 1, 2, 3, … without gaps, but for losses an operator
+//!   accepted at open (`--accept-data-loss`), which are recorded.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -164,11 +165,16 @@ impl Store {
             ));
         }
 
+        // A loss accepted at open (`--accept-data-loss`) is a known jump, not a problem.
+        let accepted: BTreeSet<(u64, u64)> = super::accepted_losses(&self.tree)?
+            .into_iter()
+            .map(|(upto, ended)| (ended, upto + 1))
+            .collect();
         let mut expected_seq = 1;
         for entry in self.tree.scan_prefix([keys::CHANGE]) {
             let (_, value) = entry?;
             let change: Change = codec::decode(&value)?;
-            if change.seq != expected_seq {
+            if change.seq != expected_seq && !accepted.contains(&(expected_seq - 1, change.seq)) {
                 problems.push(format!(
                     "change log jumps from {} to {}",
                     expected_seq - 1,

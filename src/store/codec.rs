@@ -54,18 +54,24 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let malformed = |e: &dyn std::fmt::Display| Error::internal("decoding a record", e);
+    // sled checksums what it stores, so a record that does not decode was written damaged
+    // or changed on disk in a way the checksum missed: damage either way.
+    let malformed = |e: &dyn std::fmt::Display| {
+        Error::DataLoss(format!(
+            "a stored record is damaged and cannot be decoded: {e}"
+        ))
+    };
     match bytes.split_first() {
         Some((&PLAIN, body)) => rmp_serde::from_slice(body).map_err(|e| malformed(&e)),
         Some((&LZ4, rest)) => {
             let (length, block) = rest
                 .split_first_chunk::<4>()
-                .ok_or_else(|| Error::Internal("a compressed record is truncated".into()))?;
+                .ok_or_else(|| Error::DataLoss("a compressed stored record is truncated".into()))?;
             let length = u32::from_le_bytes(*length) as usize;
             // LZ4 expands at most 255 to 1; a larger length is damage, not data.
             if length > MAX_DECODED || length > block.len().saturating_mul(255) + 16 {
-                return Err(Error::Internal(format!(
-                    "a compressed record claims {length} bytes from {}; it is damaged",
+                return Err(Error::DataLoss(format!(
+                    "a compressed stored record claims {length} bytes from {}; it is damaged",
                     block.len()
                 )));
             }
@@ -76,7 +82,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             "a record has format {format}, which this build cannot read (it reads formats \
              {PLAIN} and {LZ4}); run a newer newsstore"
         ))),
-        None => Err(Error::Internal("an empty record was found".into())),
+        None => Err(Error::DataLoss("an empty stored record was found".into())),
     }
 }
 

@@ -45,12 +45,13 @@ impl GroupCommit {
     }
 
     /// Blocks until every change up to `seq` is durable. `applied` reads the highest sequence
-    /// number applied so far; `flush` makes everything applied so far durable.
+    /// number applied so far; `flush` makes everything applied up to the number it is given
+    /// durable.
     pub fn wait(
         &self,
         seq: u64,
         applied: impl Fn() -> u64,
-        flush: impl Fn() -> Result<()>,
+        flush: impl Fn(u64) -> Result<()>,
     ) -> Result<u64> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
@@ -68,15 +69,19 @@ impl GroupCommit {
             state.flushing = true;
             let target = applied();
             drop(state);
-            let outcome = flush();
+            let outcome = flush(target);
             state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.flushing = false;
             if outcome.is_ok() {
                 state.durable = state.durable.max(target);
             }
             self.flushed.notify_all();
-            if let Err(err) = outcome {
-                return Err(Error::internal("flushing the store to disk", err));
+            match outcome {
+                Ok(()) => {}
+                Err(Error::Internal(err)) => {
+                    return Err(Error::internal("flushing the store to disk", err));
+                }
+                Err(err) => return Err(err),
             }
         }
     }
@@ -102,7 +107,7 @@ mod tests {
                         .wait(
                             seq,
                             || applied.load(Ordering::SeqCst),
-                            || {
+                            |_| {
                                 flushes.fetch_add(1, Ordering::SeqCst);
                                 std::thread::sleep(std::time::Duration::from_millis(20));
                                 Ok(())
@@ -125,7 +130,7 @@ mod tests {
     #[test]
     fn a_failed_flush_is_reported_and_not_counted_as_durable() {
         let commit = GroupCommit::new(0);
-        let result = commit.wait(1, || 1, || Err(Error::Internal("disk full".into())));
+        let result = commit.wait(1, || 1, |_| Err(Error::Internal("disk full".into())));
         assert!(result.is_err());
         assert_eq!(commit.durable(), 0);
     }

@@ -48,6 +48,18 @@ pub const META_LAYOUT: &[u8] = b"~layout";
 /// they can tell another store's data from this one's.
 pub const META_STORE_ID: &[u8] = b"~store-id";
 
+/// The metadata key prefix of each loss accepted at open (`--accept-data-loss`): followed
+/// by the big-endian sequence number that had been acknowledged; the value is the one the
+/// change log ended at. Sequence numbers continue above the acknowledged one.
+pub const META_ACCEPTED_LOSS: &[u8] = b"~accepted-loss:";
+
+/// The key recording a loss accepted up to `acknowledged`.
+pub fn accepted_loss(acknowledged: u64) -> Vec<u8> {
+    let mut key = META_ACCEPTED_LOSS.to_vec();
+    key.extend_from_slice(&acknowledged.to_be_bytes());
+    key
+}
+
 /// Key space of past revisions and deletion tombstones of articles.
 pub const REVISION: u8 = b'h';
 /// Key space of idempotency records, by request id.

@@ -6,6 +6,7 @@
 //! by one lock, which makes sequence numbers gapless and entity resolution race-free; they
 //! are acknowledged only once flushed (see [`durability`]). Reads never take the lock.
 
+mod acknowledged;
 mod backup;
 mod check;
 pub mod codec;
@@ -18,8 +19,10 @@ mod quotes;
 mod requests;
 mod retention;
 mod salience;
+mod space;
 mod writer_cache;
 
+pub use acknowledged::FILE as ACKNOWLEDGED_FILE;
 pub use backup::BackupSummary;
 pub use editorial::Decision;
 pub use history::Revision;
@@ -41,9 +44,11 @@ use crate::error::{Error, Invalid, Result};
 use crate::model::{
     Article, ArticleFilter, Change, Entity, EntityKind, Related, Timestamp, name_key,
 };
+use acknowledged::{Acknowledged, Recorded};
 use durability::GroupCommit;
 use entity_index::{Changes, EntityIndex, MentionTally};
 use keys::ArticleIndex;
+use space::Space;
 use writer_cache::WriterCache;
 
 pub use write::{Content, Write, Written};
@@ -65,7 +70,15 @@ const MAX_PREFIX_MATCHES: usize = 50_000;
 
 impl From<sled::Error> for Error {
     fn from(err: sled::Error) -> Self {
-        Error::internal("storage", err)
+        match err {
+            sled::Error::Io(io) => Error::from_io("storage", io),
+            sled::Error::Corruption { at, .. } => Error::DataLoss(format!(
+                "the database is damaged: a stored record failed its checksum{}; the \
+                 operator must restore the last backup",
+                at.map(|at| format!(" (at {at})")).unwrap_or_default()
+            )),
+            other => Error::internal("storage", other),
+        }
     }
 }
 
@@ -123,6 +136,10 @@ pub struct Store {
     /// The highest sequence number applied (visible to readers, maybe not yet durable).
     applied: AtomicU64,
     commit: GroupCommit,
+    /// The durable record, outside sled, of the last acknowledged sequence number.
+    acknowledged: Acknowledged,
+    /// The free-space reserve writes must leave.
+    space: Space,
     /// The highest durable sequence number, for followers such as the search index.
     durable: watch::Sender<u64>,
     retention: Retention,
@@ -135,18 +152,61 @@ pub struct Store {
     entity_records: WriterCache<Option<Entity>>,
 }
 
+/// How a store is opened.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// Serve a store that ends before the last acknowledged change instead of refusing it:
+    /// the lost sequence numbers are never used again, and the store takes a new identity
+    /// so that every derived index is rebuilt from what is left.
+    pub accept_data_loss: bool,
+    /// A position another record (the search index's last commit) saw this store reach:
+    /// the store's id then, and the sequence number. A second witness beside the
+    /// `acknowledged` file, for stores whose file is missing.
+    pub witness: Option<(String, u64)>,
+    /// Writes are refused with [`Error::StorageFull`] while the disk has less free space
+    /// than this (see [`space`]); 0 turns the check off.
+    pub min_free_bytes: u64,
+}
+
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, with `cache_bytes` of page cache.
+    /// Opens (creating if needed) the store in `dir`, with `cache_bytes` of page cache,
+    /// refusing one that lost acknowledged changes.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
+        Self::open_with(
+            dir,
+            &OpenOptions {
+                cache_bytes,
+                ..OpenOptions::default()
+            },
+        )
+    }
+
+    /// Opens (creating if needed) the store in `dir`. A store whose change log ends before
+    /// the last acknowledged change (see [`acknowledged`]), or that sled cannot read, is
+    /// refused with [`Error::DataLoss`] naming both positions and what to do.
+    pub fn open_with(dir: &Path, options: &OpenOptions) -> Result<Store> {
+        refuse_on_panic(dir, || Self::open_unguarded(dir, options))
+    }
+
+    fn open_unguarded(dir: &Path, options: &OpenOptions) -> Result<Store> {
         let db_config = sled::Config::new()
             .path(dir)
-            .cache_capacity(cache_bytes)
+            .cache_capacity(options.cache_bytes)
             .mode(sled::Mode::HighThroughput);
         let db = db_config.open().map_err(|e| {
             if is_locked(&e) {
                 return Error::Internal(format!(
                     "cannot open the database in {}: another newsstore process (a running \
                      server?) is using it; stop that process first ({e})",
+                    dir.display()
+                ));
+            }
+            if let sled::Error::Corruption { .. } = e {
+                return Error::DataLoss(format!(
+                    "the database in {} is damaged ({e}). Restore the last backup into a \
+                     new folder (`newsstore restore`) and start the server on that",
                     dir.display()
                 ));
             }
@@ -185,7 +245,7 @@ impl Store {
                 }
             }
         }
-        let id = match tree.get(keys::META_STORE_ID)? {
+        let mut id = match tree.get(keys::META_STORE_ID)? {
             Some(id) => String::from_utf8_lossy(&id).into_owned(),
             None => {
                 let id = uuid::Uuid::now_v7().simple().to_string();
@@ -193,10 +253,62 @@ impl Store {
                 id
             }
         };
-        let last = match tree.scan_prefix([keys::CHANGE]).next_back() {
+        let logged = match tree.scan_prefix([keys::CHANGE]).next_back() {
             Some(entry) => keys::seq_of_change_key(&entry?.0).unwrap_or(0),
             None => 0,
         };
+        // Sequence numbers below an accepted loss's upper end are never used again.
+        let mut last = logged.max(
+            accepted_losses(&tree)?
+                .into_iter()
+                .map(|(upto, _)| upto)
+                .max()
+                .unwrap_or(0),
+        );
+        let (acknowledged, recorded) = Acknowledged::open(dir)?;
+        let witnessed = options
+            .witness
+            .as_ref()
+            .filter(|(store, _)| *store == id)
+            .map(|(_, seq)| (*seq, "the search index's last commit"));
+        let recorded = match recorded {
+            Recorded::Upto(seq) => Some((seq, "the acknowledged-sequence record")),
+            Recorded::Nothing => None,
+        };
+        // The last of equal maxima wins: the record is named before the index.
+        if let Some((upto, witness)) = witnessed.into_iter().chain(recorded).max_by_key(|w| w.0)
+            && upto > last
+        {
+            let lost = upto - last;
+            if !options.accept_data_loss {
+                return Err(Error::DataLoss(format!(
+                    "the database in {dir} ends at change {last}, but {witness} says changes \
+                     up to {upto} were acknowledged: {lost} acknowledged change(s) are \
+                     missing, most likely because the storage engine's log was damaged. \
+                     Nothing was served. Restore the last backup into a new folder \
+                     (`newsstore restore`) and start the server on that; or, to serve what \
+                     is left, start once with --accept-data-loss (sequence numbers then \
+                     continue above {upto}, and the search index is rebuilt)",
+                    dir = dir.display()
+                )));
+            }
+            tracing::error!(
+                ends_at = last,
+                acknowledged = upto,
+                lost,
+                "ACKNOWLEDGED CHANGES ARE MISSING; serving what is left as told \
+                 (--accept-data-loss): sequence numbers continue above the acknowledged \
+                 one and every derived index is rebuilt"
+            );
+            id = uuid::Uuid::now_v7().simple().to_string();
+            let mut batch = sled::Batch::default();
+            batch.insert(keys::META_STORE_ID, id.as_bytes());
+            batch.insert(keys::accepted_loss(upto), &last.to_be_bytes());
+            tree.apply_batch(batch)?;
+            db.flush()?;
+            last = upto;
+        }
+        acknowledged.record(last)?;
         let entity_index = match EntityIndex::load(&dir.join(ENTITY_INDEX_FILE), &id, last) {
             Some(index) => {
                 tracing::info!(
@@ -219,6 +331,8 @@ impl Store {
             applied: AtomicU64::new(last),
             commit: GroupCommit::new(last),
             durable,
+            acknowledged,
+            space: Space::new(dir, options.min_free_bytes),
             retention: Retention::default(),
             entity_index,
             names: WriterCache::default(),
@@ -251,6 +365,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether writes are refused for lack of disk space right now (looking at the disk
+    /// again when the last write was), or because the storage engine met a full disk.
+    pub fn storage_full(&self) -> bool {
+        self.space.full()
+            || matches!(
+                self.db_config.global_error(),
+                Err(sled::Error::Io(io)) if crate::error::is_storage_full(&io)
+            )
+    }
+
     /// The highest sequence number written so far.
     pub fn last_seq(&self) -> u64 {
         self.applied.load(Ordering::Acquire)
@@ -271,11 +395,13 @@ impl Store {
         let durable = self.commit.wait(
             seq,
             || self.applied.load(Ordering::Acquire),
-            || {
+            |target| {
                 self.db.flush()?;
-                Ok(())
+                self.acknowledged.record(target)
             },
-        )?;
+        );
+        self.space.note(&durable);
+        let durable = durable?;
         self.durable.send_if_modified(|current| {
             let newer = durable > *current;
             if newer {
@@ -364,6 +490,7 @@ impl Store {
     /// Applies one write's changes: sled's part atomically, then the entity index's.
     /// Called under the writer lock, so no other write's index changes come between.
     fn apply(&self, changes: Changes) -> Result<()> {
+        self.space.check()?;
         let (batch, index, touched) = changes.split();
         let applied = self.tree.apply_batch(batch);
         // Applied or not, what the caches knew of these keys may be out of date.
@@ -428,10 +555,13 @@ impl Store {
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        self.tree
-            .get(key)?
-            .map(|bytes| codec::decode(&bytes))
-            .transpose()
+        let read = || {
+            self.tree
+                .get(key)?
+                .map(|bytes| codec::decode(&bytes))
+                .transpose()
+        };
+        read().map_err(|err| err.at_key(key))
     }
 
     /// The entities an article mentions with their salience there (the `x` record).
@@ -919,6 +1049,42 @@ fn rank_cursor(entity: &Entity) -> Vec<u8> {
     let mut cursor = (u64::MAX - entity.article_count).to_be_bytes().to_vec();
     cursor.extend_from_slice(entity.id.as_bytes());
     cursor
+}
+
+/// Runs `open`, turning a panic inside it into the refusal any other damage gets: sled
+/// 0.34 panics on some damaged log records instead of returning an error (the panic's own
+/// message is printed by the default hook just before).
+fn refuse_on_panic<T>(dir: &Path, open: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(Error::DataLoss(format!(
+            "the database in {} is damaged: reading it failed inside the storage engine \
+             ({why}). Restore the last backup into a new folder (`newsstore restore`) and \
+             start the server on that",
+            dir.display()
+        )))
+    })
+}
+
+/// Every loss accepted at open (`--accept-data-loss`): the sequence number acknowledged
+/// then, and the one the change log ended at.
+pub(crate) fn accepted_losses(tree: &sled::Tree) -> Result<Vec<(u64, u64)>> {
+    let mut losses = Vec::new();
+    for entry in tree.scan_prefix(keys::META_ACCEPTED_LOSS) {
+        let (key, value) = entry?;
+        let number = |bytes: &[u8]| <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes);
+        if let (Some(upto), Some(ended)) = (
+            number(&key[keys::META_ACCEPTED_LOSS.len()..]),
+            number(&value),
+        ) {
+            losses.push((upto, ended));
+        }
+    }
+    Ok(losses)
 }
 
 /// Records layout 2, whose salience index (`l`) layout 4 keeps in memory, built at open.

@@ -1156,3 +1156,99 @@ fn the_writer_never_writes_from_an_entity_record_an_editor_changed_since_it_was_
     assert_eq!(record.description, "US Secretary of State", "{record:?}");
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn a_store_behind_its_witness_is_refused_and_an_accepted_loss_never_reuses_a_number() {
+    use super::OpenOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    create(&store, "a1", "Talks", BODIES[0], 1);
+    create(&store, "a2", "Talks", BODIES[1], 2);
+    store.flush().unwrap();
+    let (id, last) = (store.id().to_string(), store.last_seq());
+    drop(store);
+
+    // The search index (another store's, or one behind) does not count against it.
+    for witness in [("another-store".to_string(), last + 5), (id.clone(), last)] {
+        let options = OpenOptions {
+            cache_bytes: 16 << 20,
+            witness: Some(witness),
+            ..OpenOptions::default()
+        };
+        drop(Store::open_with(dir.path(), &options).unwrap());
+    }
+    let behind = OpenOptions {
+        cache_bytes: 16 << 20,
+        witness: Some((id.clone(), last + 3)),
+        ..OpenOptions::default()
+    };
+    let refused = Store::open_with(dir.path(), &behind).err().unwrap();
+    let message = refused.to_string();
+    assert!(matches!(refused, Error::DataLoss(_)), "{message}");
+    assert!(
+        message.contains(&format!("ends at change {last}")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("up to {}", last + 3)),
+        "{message}"
+    );
+
+    let accepting = OpenOptions {
+        accept_data_loss: true,
+        ..behind
+    };
+    let store = Store::open_with(dir.path(), &accepting).unwrap();
+    assert_ne!(
+        store.id(),
+        id,
+        "derived indexes must not take it for the old store"
+    );
+    assert_eq!(store.last_seq(), last + 3);
+    create(&store, "a3", "Talks", BODIES[2], 3);
+    assert_eq!(
+        store.last_seq(),
+        last + 4,
+        "numbering goes on above the loss"
+    );
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    store.flush().unwrap();
+    drop(store);
+    // The loss is recorded: the next plain open neither refuses nor renumbers.
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    assert_eq!(store.last_seq(), last + 4);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn the_acknowledged_record_follows_every_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16 << 20).unwrap();
+    create(&store, "a1", "Talks", BODIES[0], 1);
+    store.flush().unwrap();
+    let recorded = std::fs::read_to_string(dir.path().join(super::ACKNOWLEDGED_FILE)).unwrap();
+    assert!(
+        recorded.starts_with(&format!("{:020} ", store.last_seq())),
+        "{recorded:?}"
+    );
+}
+
+#[test]
+fn a_panic_while_opening_is_a_refusal_that_names_the_folder() {
+    let dir = std::path::Path::new("/data/newsstore/store");
+    let refused = super::refuse_on_panic(dir, || -> crate::error::Result<()> {
+        panic!("tried to serialize Uninitialized")
+    })
+    .unwrap_err();
+    let message = refused.to_string();
+    assert!(matches!(refused, Error::DataLoss(_)), "{message}");
+    assert!(
+        message.contains("/data/newsstore/store is damaged"),
+        "{message}"
+    );
+    assert!(
+        message.contains("tried to serialize Uninitialized"),
+        "{message}"
+    );
+    assert!(message.contains("Restore the last backup"), "{message}");
+}

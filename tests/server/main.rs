@@ -6,6 +6,7 @@ mod auth;
 mod backup;
 mod changes;
 mod crash;
+mod damage;
 mod editorial;
 mod entities;
 mod errors;

@@ -1,0 +1,121 @@
+//! What the gRPC health service reports beyond "the process answers".
+//!
+//! - Damage: once any call has answered DATA_LOSS (a stored record failed its checksum or
+//!   did not decode), the server's overall status (`""`) and every service's turn
+//!   NOT_SERVING, and so does `newsstore.v1.Storage`, until the store is restored and the
+//!   server restarted: a damaged store must leave a load balancer's rotation, not keep
+//!   answering as if whole.
+//! - A full disk: while writes are refused for lack of space, `newsstore.v1.Writes` is
+//!   NOT_SERVING; reads go on, so the overall status stays SERVING. It turns SERVING again
+//!   by itself once the store has space.
+//!
+//! Shutdown turns everything NOT_SERVING (see `app.rs`); this monitor stops first.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::store::Store;
+
+/// The services the health service reports on, besides the overall `""`.
+pub const SERVICES: [&str; 4] = [
+    "newsstore.v1.ArticleService",
+    "newsstore.v1.EntityService",
+    "newsstore.v1.AdminService",
+    "newsstore.v1.ChangeService",
+];
+
+/// The health name that is NOT_SERVING once damage has been found.
+pub const STORAGE: &str = "newsstore.v1.Storage";
+/// The health name that is NOT_SERVING while writes are refused for lack of disk space.
+pub const WRITES: &str = "newsstore.v1.Writes";
+
+/// How often the monitor looks at the store's condition.
+const EVERY: Duration = Duration::from_millis(500);
+
+/// What calls have found out about the store, shared with the layer that sees every answer.
+#[derive(Debug, Default)]
+pub struct Findings {
+    damage: AtomicBool,
+}
+
+impl Findings {
+    /// A call answered with `grpc_status` (its numeric code).
+    pub fn answered(&self, grpc_status: &str) {
+        if grpc_status == "15" && !self.damage.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                "a read found damaged data (DATA_LOSS): health turns NOT_SERVING; check the \
+                 store (`newsstore check`) and restore the last backup"
+            );
+        }
+    }
+
+    pub fn damaged(&self) -> bool {
+        self.damage.load(Ordering::Acquire)
+    }
+}
+
+/// Sets every status at start, then follows the store's condition until `stop` turns true.
+pub async fn spawn_monitor(
+    reporter: HealthReporter,
+    findings: Arc<Findings>,
+    store: Arc<Store>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let mut shown = None;
+    show(&reporter, &mut shown, false, false).await;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(EVERY) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            let probe = store.clone();
+            let full = tokio::task::spawn_blocking(move || probe.storage_full())
+                .await
+                .unwrap_or(false);
+            if *stop.borrow() {
+                return;
+            }
+            show(&reporter, &mut shown, findings.damaged(), full).await;
+        }
+    })
+}
+
+/// Publishes the statuses for `damaged` and `full`, if they differ from what was shown.
+async fn show(
+    reporter: &HealthReporter,
+    shown: &mut Option<(bool, bool)>,
+    damaged: bool,
+    full: bool,
+) {
+    if *shown == Some((damaged, full)) {
+        return;
+    }
+    let status = |bad: bool| {
+        if bad {
+            ServingStatus::NotServing
+        } else {
+            ServingStatus::Serving
+        }
+    };
+    for service in std::iter::once("").chain(SERVICES).chain([STORAGE]) {
+        reporter.set_service_status(service, status(damaged)).await;
+    }
+    reporter
+        .set_service_status(WRITES, status(damaged || full))
+        .await;
+    if shown.is_some_and(|(_, was_full)| was_full != full) {
+        if full {
+            tracing::error!("the disk is full: writes are refused, reads go on");
+        } else {
+            tracing::info!("the disk has space again: writes resume");
+        }
+    }
+    *shown = Some((damaged, full));
+}

@@ -1,0 +1,480 @@
+//! Damage is detected and reported, never silently rolled back or served as if whole: real
+//! server processes on stores whose files the test damages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use newsstore::api::proto::article_service_client::ArticleServiceClient;
+use newsstore::api::proto::change_service_client::ChangeServiceClient;
+use newsstore::api::proto::{self, Article};
+use tonic::transport::Channel;
+
+use super::support::temp_dir;
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("bound").port()
+}
+
+fn serve(data: &Path, port: u16, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_newsstore"))
+        .args(["serve", "--no-seed", "--index-refresh-ms", "50", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the newsstore binary starts")
+}
+
+async fn connect(port: u16, server: &mut Child) -> Channel {
+    for _ in 0..600 {
+        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            return channel;
+        }
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!("the server exited with {status} before serving");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not come up on port {port}");
+}
+
+/// Waits for `child` to exit by itself (killing it after `limit`): its success and stderr.
+fn exit_of(mut child: Child, limit: Duration) -> (bool, String) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process was still running after {limit:?}; it should have refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    (status.success(), stderr)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn article(i: usize) -> Article {
+    Article {
+        headline: format!("Council meets for the {i}th time (marker{i:05}x)"),
+        body: format!(
+            "Councillors in Leeds discussed item {i} of the budget at length. {}",
+            "The meeting ran late into the evening. ".repeat(20)
+        ),
+        ..Article::default()
+    }
+}
+
+/// A store with `count` acknowledged creates, left by SIGKILL (no shutdown checkpoint).
+async fn killed_store(count: usize) -> (tempfile::TempDir, PathBuf) {
+    let data = temp_dir();
+    let port = free_port();
+    let mut server = serve(data.path(), port, &[]);
+    let mut client = ArticleServiceClient::new(connect(port, &mut server).await);
+    for i in 0..count {
+        client
+            .create_article(proto::CreateArticleRequest {
+                article: Some(article(i)),
+                article_id: format!("a{i}"),
+                ..Default::default()
+            })
+            .await
+            .expect("a create is acknowledged");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let path = data.path().to_path_buf();
+    (data, path)
+}
+
+#[tokio::test]
+async fn a_store_whose_log_lost_acknowledged_changes_is_refused_not_rolled_back() {
+    let (_data, killed) = killed_store(60).await;
+    let copy = temp_dir();
+    copy_dir(&killed, copy.path());
+    // Cut the end of sled's log: the newest acknowledged changes go with it.
+    let db = copy.path().join("store").join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    file.set_len(len.saturating_sub(64 * 1024)).unwrap();
+    drop(file);
+
+    let (served, stderr) = exit_of(
+        serve(copy.path(), free_port(), &[]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        !served,
+        "a store that lost acknowledged changes must not serve"
+    );
+    assert!(
+        stderr.contains("changes up to 60 were acknowledged") && stderr.contains("ends at change"),
+        "the refusal names both positions: {stderr}"
+    );
+    assert!(
+        stderr.contains("--accept-data-loss") && stderr.contains("restore"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // `check` says the same, and does not call the store consistent.
+    let data_dir = copy.path().to_str().unwrap();
+    let (ok, _, stderr) = super::support::run_cli(&["check", "--data-dir", data_dir]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("changes up to 60 were acknowledged"),
+        "{stderr}"
+    );
+
+    // Told to, it serves what is left, and never reuses a lost sequence number.
+    let port = free_port();
+    let mut server = serve(copy.path(), port, &["--accept-data-loss"]);
+    let channel = connect(port, &mut server).await;
+    ArticleServiceClient::new(channel.clone())
+        .create_article(proto::CreateArticleRequest {
+            article: Some(article(1000)),
+            article_id: "after-the-loss".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("writes go on after an accepted loss");
+    let mut feed = ChangeServiceClient::new(channel)
+        .watch_changes(proto::WatchChangesRequest {
+            after_sequence: 60,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let sequence = loop {
+        let change = tokio::time::timeout(Duration::from_secs(30), feed.message())
+            .await
+            .expect("the change feed answers")
+            .unwrap()
+            .expect("the feed goes on");
+        if change.article_id == "after-the-loss" {
+            break change.sequence;
+        }
+    };
+    assert_eq!(
+        sequence, 61,
+        "numbering goes on above the last acknowledged change"
+    );
+    terminate(&mut server);
+    let (ok, stdout, stderr) = super::support::run_cli(&["check", "--data-dir", data_dir]);
+    assert!(
+        ok,
+        "after an accepted loss the store is consistent: {stdout}{stderr}"
+    );
+}
+
+/// SIGTERM, then waits for the clean shutdown.
+fn terminate(server: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status();
+    let started = Instant::now();
+    while server.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no clean shutdown"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Other damage to the log's newest records (bytes altered rather than cut) gets the same
+/// kind of refusal: an exit with a message, never a served rollback or a panic's backtrace.
+#[tokio::test]
+async fn altered_log_records_are_refused_with_a_message() {
+    let (_data, killed) = killed_store(60).await;
+    let len = std::fs::metadata(killed.join("store").join("db"))
+        .unwrap()
+        .len();
+    // Garbage, zeros and one flipped byte, at a few places in the newest 64 KiB.
+    let damages: Vec<(u64, Vec<u8>)> = vec![
+        (len.saturating_sub(48 * 1024), vec![0xA5; 4096]),
+        (len.saturating_sub(40 * 1024), vec![0; 4096]),
+        (len.saturating_sub(20 * 1024), vec![0xFF; 1]),
+        (
+            len.saturating_sub(4 * 1024),
+            (0..=255u8).cycle().take(4096).collect(),
+        ),
+    ];
+    for (at, bytes) in damages {
+        let copy = temp_dir();
+        copy_dir(&killed, copy.path());
+        let db = copy.path().join("store").join("db");
+        {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+            file.write_all_at(&bytes, at).unwrap();
+        }
+        let child = serve(copy.path(), free_port(), &[]);
+        let (served, stderr) = exit_of(child, Duration::from_secs(60));
+        assert!(!served, "damage at {at} of {len}: the store was served");
+        assert!(
+            stderr.contains("acknowledged") || stderr.contains("damaged"),
+            "damage at {at} of {len}: no clear refusal: {stderr}"
+        );
+    }
+}
+
+/// A store of 1,500 articles, shut down cleanly twice (so sled has written a snapshot and
+/// does not read the whole log at open).
+async fn checkpointed_store() -> tempfile::TempDir {
+    let data = temp_dir();
+    let port = free_port();
+    let mut server = serve(data.path(), port, &[]);
+    let mut client = ArticleServiceClient::new(connect(port, &mut server).await);
+    for batch in 0..30 {
+        client
+            .batch_create_articles(proto::BatchCreateArticlesRequest {
+                requests: (batch * 50..batch * 50 + 50)
+                    .map(|i| proto::CreateArticleRequest {
+                        article: Some(article(i)),
+                        article_id: format!("a{i}"),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .await
+            .expect("a batch is acknowledged");
+    }
+    terminate(&mut server);
+    let port = free_port();
+    let mut server = serve(data.path(), port, &[]);
+    connect(port, &mut server).await;
+    terminate(&mut server);
+    data
+}
+
+/// Every page of ListArticles: the number listed, or the error that ended the listing.
+async fn list_all(client: &mut ArticleServiceClient<Channel>) -> Result<usize, tonic::Status> {
+    let (mut listed, mut token) = (0, String::new());
+    loop {
+        let page = client
+            .list_articles(proto::ListArticlesRequest {
+                page_size: 1000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        listed += page.articles.len();
+        if page.next_page_token.is_empty() {
+            return Ok(listed);
+        }
+        token = page.next_page_token;
+    }
+}
+
+async fn health_of(channel: &Channel, service: &str) -> i32 {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status
+}
+
+/// Damage sled does not meet at open (a region its snapshot lets it skip) is met by the
+/// reads that need it: they fail with DATA_LOSS naming the damage, never INTERNAL, and
+/// health turns NOT_SERVING.
+#[tokio::test]
+async fn a_damaged_record_fails_its_reads_with_data_loss_and_health_reports_it() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let data = checkpointed_store().await;
+    let mut outcomes = Vec::new();
+    // Damage every stored copy of one article's record; where sled reads it at open, the
+    // store is refused there instead, so try a few articles.
+    for candidate in [700, 100, 1200, 1499, 0, 350, 1000] {
+        let copy = temp_dir();
+        copy_dir(data.path(), copy.path());
+        let db = copy.path().join("store").join("db");
+        let mut bytes = std::fs::read(&db).unwrap();
+        let marker = format!("marker{candidate:05}x");
+        let places: Vec<usize> = bytes
+            .windows(marker.len())
+            .enumerate()
+            .filter(|(_, w)| *w == marker.as_bytes())
+            .map(|(at, _)| at)
+            .collect();
+        assert!(
+            !places.is_empty(),
+            "the record of a{candidate} is stored as written"
+        );
+        for &at in &places {
+            bytes[at..at + marker.len()].fill(b'#');
+        }
+        std::fs::write(&db, &bytes).unwrap();
+        let port = free_port();
+        let mut server = serve(copy.path(), port, &[]);
+        let channel = loop {
+            if let Some(status) = server.try_wait().unwrap() {
+                break Err(status);
+            }
+            if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .unwrap()
+                .connect()
+                .await
+            {
+                break Ok(channel);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let Ok(channel) = channel else {
+            outcomes.push(format!("a{candidate}: refused at open"));
+            continue;
+        };
+        assert_eq!(
+            health_of(&channel, "").await,
+            ServingStatus::Serving as i32,
+            "nothing damaged was met yet"
+        );
+        let mut client = ArticleServiceClient::new(channel.clone());
+        let read = client
+            .get_article(proto::GetArticleRequest {
+                id: format!("a{candidate}"),
+                ..Default::default()
+            })
+            .await;
+        let Err(status) = read else {
+            outcomes.push(format!("a{candidate}: read back whole"));
+            server.kill().unwrap();
+            server.wait().unwrap();
+            continue;
+        };
+        assert_eq!(status.code(), tonic::Code::DataLoss, "{status:?}");
+        // Other records still read, and the listing that meets the damage fails the same way.
+        let other = if candidate == 0 { 1 } else { candidate - 1 };
+        let _ = client
+            .get_article(proto::GetArticleRequest {
+                id: format!("a{other}"),
+                ..Default::default()
+            })
+            .await
+            .map_err(|status| assert_eq!(status.code(), tonic::Code::DataLoss));
+        let listed = list_all(&mut client).await;
+        assert_eq!(listed.err().map(|s| s.code()), Some(tonic::Code::DataLoss));
+        assert_eq!(super::support::reason(&status), "DATA_LOSS");
+        assert!(status.message().contains("damaged"), "{}", status.message());
+        // Health follows within the monitor's period.
+        let started = Instant::now();
+        while health_of(&channel, "").await != ServingStatus::NotServing as i32 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "health stayed SERVING"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            health_of(&channel, "newsstore.v1.Storage").await,
+            ServingStatus::NotServing as i32
+        );
+        server.kill().unwrap();
+        let (_, stderr) = exit_of(server, Duration::from_secs(10));
+        assert_eq!(
+            stderr.matches("damaged data met").count(),
+            1,
+            "the damage is logged once, not per read: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("a{candidate}")),
+            "the log names a record: {stderr}"
+        );
+        return;
+    }
+    panic!("no damage left the store servable with a failing read: {outcomes:?}");
+}
+
+/// A search-index file gone missing costs a rebuild at start, not the server.
+#[tokio::test]
+async fn a_missing_search_index_file_is_rebuilt_at_start() {
+    let data = temp_dir();
+    let port = free_port();
+    let mut server = serve(data.path(), port, &[]);
+    let mut client = ArticleServiceClient::new(connect(port, &mut server).await);
+    for i in 0..5 {
+        client
+            .create_article(proto::CreateArticleRequest {
+                article: Some(article(i)),
+                article_id: format!("a{i}"),
+                wait_for_index: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    terminate(&mut server);
+    let search = data.path().join("search");
+    let removed = std::fs::read_dir(&search)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "term"))
+        .inspect(|p| std::fs::remove_file(p).unwrap())
+        .count();
+    assert!(removed > 0, "the index has segment files");
+
+    let port = free_port();
+    let mut server = serve(data.path(), port, &[]);
+    let mut client = ArticleServiceClient::new(connect(port, &mut server).await);
+    let started = Instant::now();
+    loop {
+        let found = client
+            .search_articles(proto::SearchArticlesRequest {
+                query: "councillors".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("search works after the rebuild")
+            .into_inner()
+            .total_size;
+        if found == 5 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "found {found} of 5"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    terminate(&mut server);
+    let (_, stderr) = exit_of(server, Duration::from_secs(10));
+    assert!(stderr.contains("rebuilding it from the store"), "{stderr}");
+}
