@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 
+/// With no reserve, the space that counts as "space again" after a write met a full disk.
+const MIN_ROOM: u64 = 1 << 20;
+
 pub struct Space {
     dir: PathBuf,
     /// Writes need at least this many bytes free; 0 turns the check off.
@@ -58,20 +61,21 @@ impl Space {
         }
     }
 
-    /// Whether writes are being refused for lack of space. Looks at the disk again when the
-    /// last write was refused, so the answer turns by itself once space is freed.
+    /// Whether writes would be refused for lack of space now: free space is under the
+    /// reserve, or a write met a full disk (beneath the reserve, or with none) and no write
+    /// has succeeded since nor has space come back. Looks at the disk each time, so the
+    /// answer turns by itself once space is freed.
     pub fn full(&self) -> bool {
-        if !self.full.load(Ordering::Acquire) {
-            return false;
-        }
-        let still = match available(&self.dir) {
-            Some(free) => free < self.reserve.max(1),
-            None => false,
+        let Some(free) = available(&self.dir) else {
+            return self.full.load(Ordering::Acquire);
         };
-        if !still {
+        if free < self.reserve {
+            return true;
+        }
+        if self.full.load(Ordering::Acquire) && free >= self.reserve.max(MIN_ROOM) {
             self.full.store(false, Ordering::Release);
         }
-        still
+        self.full.load(Ordering::Acquire)
     }
 }
 
@@ -103,5 +107,7 @@ mod tests {
         assert!(!roomy.full());
         roomy.note(&Err::<(), _>(Error::StorageFull("x".into())));
         assert!(!roomy.full(), "space was found again");
+        let unreserved = Space::new(dir.path(), 0);
+        assert!(!unreserved.full());
     }
 }

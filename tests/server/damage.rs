@@ -1,8 +1,7 @@
 //! Damage is detected and reported, never silently rolled back or served as if whole: real
 //! server processes on stores whose files the test damages.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use newsstore::api::proto::article_service_client::ArticleServiceClient;
@@ -10,78 +9,8 @@ use newsstore::api::proto::change_service_client::ChangeServiceClient;
 use newsstore::api::proto::{self, Article};
 use tonic::transport::Channel;
 
+use super::process::{Server, copy_dir, health_of};
 use super::support::temp_dir;
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("bound").port()
-}
-
-fn serve(data: &Path, port: u16, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_newsstore"))
-        .args(["serve", "--no-seed", "--index-refresh-ms", "50", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the newsstore binary starts")
-}
-
-async fn connect(port: u16, server: &mut Child) -> Channel {
-    for _ in 0..600 {
-        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            return channel;
-        }
-        if let Ok(Some(status)) = server.try_wait() {
-            panic!("the server exited with {status} before serving");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not come up on port {port}");
-}
-
-/// Waits for `child` to exit by itself (killing it after `limit`): its success and stderr.
-fn exit_of(mut child: Child, limit: Duration) -> (bool, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the process was still running after {limit:?}; it should have refused");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        use std::io::Read;
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    (status.success(), stderr)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 fn article(i: usize) -> Article {
     Article {
@@ -97,9 +26,8 @@ fn article(i: usize) -> Article {
 /// A store with `count` acknowledged creates, left by SIGKILL (no shutdown checkpoint).
 async fn killed_store(count: usize) -> (tempfile::TempDir, PathBuf) {
     let data = temp_dir();
-    let port = free_port();
-    let mut server = serve(data.path(), port, &[]);
-    let mut client = ArticleServiceClient::new(connect(port, &mut server).await);
+    let mut server = Server::start(data.path(), &[]);
+    let mut client = ArticleServiceClient::new(server.connect().await);
     for i in 0..count {
         client
             .create_article(proto::CreateArticleRequest {
@@ -110,8 +38,7 @@ async fn killed_store(count: usize) -> (tempfile::TempDir, PathBuf) {
             .await
             .expect("a create is acknowledged");
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
     let path = data.path().to_path_buf();
     (data, path)
 }
@@ -128,10 +55,9 @@ async fn a_store_whose_log_lost_acknowledged_changes_is_refused_not_rolled_back(
     file.set_len(len.saturating_sub(64 * 1024)).unwrap();
     drop(file);
 
-    let (served, stderr) = exit_of(
-        serve(copy.path(), free_port(), &[]),
-        Duration::from_secs(60),
-    );
+    let (served, stderr) = Server::start(copy.path(), &[])
+        .exit(Duration::from_secs(60))
+        .await;
     assert!(
         !served,
         "a store that lost acknowledged changes must not serve"
@@ -156,9 +82,8 @@ async fn a_store_whose_log_lost_acknowledged_changes_is_refused_not_rolled_back(
     );
 
     // Told to, it serves what is left, and never reuses a lost sequence number.
-    let port = free_port();
-    let mut server = serve(copy.path(), port, &["--accept-data-loss"]);
-    let channel = connect(port, &mut server).await;
+    let mut server = Server::start(copy.path(), &["--accept-data-loss"]);
+    let channel = server.connect().await;
     ArticleServiceClient::new(channel.clone())
         .create_article(proto::CreateArticleRequest {
             article: Some(article(1000)),
@@ -189,28 +114,12 @@ async fn a_store_whose_log_lost_acknowledged_changes_is_refused_not_rolled_back(
         sequence, 61,
         "numbering goes on above the last acknowledged change"
     );
-    terminate(&mut server);
+    server.terminate().await;
     let (ok, stdout, stderr) = super::support::run_cli(&["check", "--data-dir", data_dir]);
     assert!(
         ok,
         "after an accepted loss the store is consistent: {stdout}{stderr}"
     );
-}
-
-/// SIGTERM, then waits for the clean shutdown.
-fn terminate(server: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().to_string())
-        .status();
-    let started = Instant::now();
-    while server.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no clean shutdown"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Other damage to the log's newest records (bytes altered rather than cut) gets the same
@@ -240,8 +149,9 @@ async fn altered_log_records_are_refused_with_a_message() {
             let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
             file.write_all_at(&bytes, at).unwrap();
         }
-        let child = serve(copy.path(), free_port(), &[]);
-        let (served, stderr) = exit_of(child, Duration::from_secs(60));
+        let (served, stderr) = Server::start(copy.path(), &[])
+            .exit(Duration::from_secs(60))
+            .await;
         assert!(!served, "damage at {at} of {len}: the store was served");
         assert!(
             stderr.contains("acknowledged") || stderr.contains("damaged"),
@@ -254,9 +164,8 @@ async fn altered_log_records_are_refused_with_a_message() {
 /// does not read the whole log at open).
 async fn checkpointed_store() -> tempfile::TempDir {
     let data = temp_dir();
-    let port = free_port();
-    let mut server = serve(data.path(), port, &[]);
-    let mut client = ArticleServiceClient::new(connect(port, &mut server).await);
+    let mut server = Server::start(data.path(), &[]);
+    let mut client = ArticleServiceClient::new(server.connect().await);
     for batch in 0..30 {
         client
             .batch_create_articles(proto::BatchCreateArticlesRequest {
@@ -272,11 +181,10 @@ async fn checkpointed_store() -> tempfile::TempDir {
             .await
             .expect("a batch is acknowledged");
     }
-    terminate(&mut server);
-    let port = free_port();
-    let mut server = serve(data.path(), port, &[]);
-    connect(port, &mut server).await;
-    terminate(&mut server);
+    server.terminate().await;
+    let mut server = Server::start(data.path(), &[]);
+    server.connect().await;
+    server.terminate().await;
     data
 }
 
@@ -298,19 +206,6 @@ async fn list_all(client: &mut ArticleServiceClient<Channel>) -> Result<usize, t
         }
         token = page.next_page_token;
     }
-}
-
-async fn health_of(channel: &Channel, service: &str) -> i32 {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-    HealthClient::new(channel.clone())
-        .check(HealthCheckRequest {
-            service: service.into(),
-        })
-        .await
-        .expect("health answers")
-        .into_inner()
-        .status
 }
 
 /// Damage sled does not meet at open (a region its snapshot lets it skip) is met by the
@@ -343,22 +238,8 @@ async fn a_damaged_record_fails_its_reads_with_data_loss_and_health_reports_it()
             bytes[at..at + marker.len()].fill(b'#');
         }
         std::fs::write(&db, &bytes).unwrap();
-        let port = free_port();
-        let mut server = serve(copy.path(), port, &[]);
-        let channel = loop {
-            if let Some(status) = server.try_wait().unwrap() {
-                break Err(status);
-            }
-            if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-                .unwrap()
-                .connect()
-                .await
-            {
-                break Ok(channel);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let Ok(channel) = channel else {
+        let mut server = Server::start(copy.path(), &[]);
+        let Ok(channel) = server.try_connect().await else {
             outcomes.push(format!("a{candidate}: refused at open"));
             continue;
         };
@@ -376,8 +257,7 @@ async fn a_damaged_record_fails_its_reads_with_data_loss_and_health_reports_it()
             .await;
         let Err(status) = read else {
             outcomes.push(format!("a{candidate}: read back whole"));
-            server.kill().unwrap();
-            server.wait().unwrap();
+            server.kill();
             continue;
         };
         assert_eq!(status.code(), tonic::Code::DataLoss, "{status:?}");
@@ -407,8 +287,8 @@ async fn a_damaged_record_fails_its_reads_with_data_loss_and_health_reports_it()
             health_of(&channel, "newsstore.v1.Storage").await,
             ServingStatus::NotServing as i32
         );
-        server.kill().unwrap();
-        let (_, stderr) = exit_of(server, Duration::from_secs(10));
+        server.kill();
+        let (_, stderr) = server.exit(Duration::from_secs(10)).await;
         assert_eq!(
             stderr.matches("damaged data met").count(),
             1,
@@ -427,9 +307,8 @@ async fn a_damaged_record_fails_its_reads_with_data_loss_and_health_reports_it()
 #[tokio::test]
 async fn a_missing_search_index_file_is_rebuilt_at_start() {
     let data = temp_dir();
-    let port = free_port();
-    let mut server = serve(data.path(), port, &[]);
-    let mut client = ArticleServiceClient::new(connect(port, &mut server).await);
+    let mut server = Server::start(data.path(), &[]);
+    let mut client = ArticleServiceClient::new(server.connect().await);
     for i in 0..5 {
         client
             .create_article(proto::CreateArticleRequest {
@@ -441,7 +320,7 @@ async fn a_missing_search_index_file_is_rebuilt_at_start() {
             .await
             .unwrap();
     }
-    terminate(&mut server);
+    server.terminate().await;
     let search = data.path().join("search");
     let removed = std::fs::read_dir(&search)
         .unwrap()
@@ -451,9 +330,8 @@ async fn a_missing_search_index_file_is_rebuilt_at_start() {
         .count();
     assert!(removed > 0, "the index has segment files");
 
-    let port = free_port();
-    let mut server = serve(data.path(), port, &[]);
-    let mut client = ArticleServiceClient::new(connect(port, &mut server).await);
+    let mut server = Server::start(data.path(), &[]);
+    let mut client = ArticleServiceClient::new(server.connect().await);
     let started = Instant::now();
     loop {
         let found = client
@@ -474,7 +352,7 @@ async fn a_missing_search_index_file_is_rebuilt_at_start() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    terminate(&mut server);
-    let (_, stderr) = exit_of(server, Duration::from_secs(10));
+    server.terminate().await;
+    let (_, stderr) = server.exit(Duration::from_secs(10)).await;
     assert!(stderr.contains("rebuilding it from the store"), "{stderr}");
 }
