@@ -16,7 +16,6 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
@@ -31,6 +30,7 @@ use crate::api::proto::entity_service_server::EntityServiceServer;
 use crate::api::request_span::RequestSpanLayer;
 use crate::api::wire_errors::WireErrorsLayer;
 use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
+use crate::connections::{self, Admission};
 use crate::ingest::{Ingest, Limits};
 use crate::search::{self, SearchIndex};
 use crate::seed::{self, SeedReport};
@@ -76,6 +76,10 @@ pub struct Config {
     pub accept_data_loss: bool,
     /// Writes are refused while the data folder's disk has less free space than this.
     pub min_free_bytes: u64,
+    /// Connections open at once at most (0: no limit); see `connections.rs`.
+    pub max_connections: usize,
+    /// How long a new connection (or a TLS handshake) may take to start talking.
+    pub handshake_timeout: Duration,
 }
 
 /// PEM files for TLS.
@@ -131,6 +135,8 @@ impl Config {
             max_watchers_per_client: 256,
             accept_data_loss: false,
             min_free_bytes: DEFAULT_MIN_FREE_MB << 20,
+            max_connections: default_max_connections(),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 
@@ -346,15 +352,22 @@ impl Application {
                     .await;
             }
         };
-        // Small responses must not wait for Nagle's algorithm (a 40 ms stall per call).
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(Duration::from_secs(60)));
+        let incoming = connections::incoming(
+            listener,
+            Admission {
+                max_connections: config.max_connections,
+                handshake: config.handshake_timeout,
+            },
+        );
         let cors = cors_layer(&config.cors_origins)?;
-        let mut builder = Server::builder();
+        // A connection that stops answering pings is closed, so a vanished peer does not
+        // hold a descriptor.
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
         if let Some(tls) = tls {
             builder = builder
-                .tls_config(tls)
+                .tls_config(tls.timeout(config.handshake_timeout))
                 .context("the TLS certificate or key is not usable")?;
         }
         let server = builder
@@ -453,6 +466,26 @@ pub const DEFAULT_CACHE_MB: u64 = 16;
 /// room for the search index to commit and merge what was acknowledged (a bounded merge
 /// rewrites at most 25,000 articles' worth of segments) and for sled's snapshot.
 pub const DEFAULT_MIN_FREE_MB: u64 = 128;
+
+/// Connections open at once at most, unless configured: three quarters of the process's
+/// file limit (each connection holds a descriptor; the store, the search index's segments
+/// and the metrics port need the rest), at most 10,000.
+pub fn default_max_connections() -> usize {
+    #[cfg(target_os = "linux")]
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    #[cfg(not(target_os = "linux"))]
+    let limit = 1024u64;
+    usize::try_from(limit / 4 * 3)
+        .unwrap_or(usize::MAX)
+        .clamp(16, 10_000)
+}
+
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take before
+/// the connection is closed.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long shutdown waits, after the store is closed, for search index merges in progress
 /// (see [`SearchIndex::finish_merges`]). Merges are bounded (`search/merges.rs`), so this is

@@ -375,6 +375,14 @@ struct ServeArgs {
     /// Require client certificates signed by this PEM CA (mutual TLS).
     #[arg(long, env = "NEWSSTORE_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Connections open at once at most; past it new connections are closed at once (and
+    /// logged). Defaults to three quarters of the process's file limit, at most 10,000.
+    #[arg(long, env = "NEWSSTORE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a new connection has to start talking (the HTTP/2 preface, an HTTP/1.1
+    /// request, a TLS handshake) before it is closed.
+    #[arg(long, env = "NEWSSTORE_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    handshake_timeout_secs: u64,
     /// Free disk space, in MiB, that writes must leave on the data folder's disk: below it
     /// writes get RESOURCE_EXHAUSTED (STORAGE_FULL), the health name newsstore.v1.Writes
     /// turns NOT_SERVING, reads go on, and writes resume by themselves once space is freed.
@@ -429,6 +437,10 @@ impl ServeArgs {
         config.max_watchers_per_client = self.max_watchers_per_client;
         config.accept_data_loss = self.accept_data_loss;
         config.min_free_bytes = self.min_free_mb.saturating_mul(1 << 20);
+        if let Some(max) = self.max_connections {
+            config.max_connections = max;
+        }
+        config.handshake_timeout = Duration::from_secs(self.handshake_timeout_secs.max(1));
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(app::TlsFiles {
                 cert: cert.clone(),

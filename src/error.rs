@@ -65,10 +65,10 @@ pub enum Error {
         message: String,
     },
 
-    #[error("{resource} {id:?} not found")]
+    #[error("{resource} {} not found", quoted(id))]
     NotFound { resource: Resource, id: String },
 
-    #[error("revision {revision} of article {id:?} {why}")]
+    #[error("revision {revision} of article {} {why}", quoted(id))]
     RevisionNotFound {
         id: String,
         revision: u64,
@@ -79,12 +79,14 @@ pub enum Error {
     #[error("{message}")]
     OutOfRange { message: String, oldest: u64 },
 
-    #[error("{resource} {id:?} already exists")]
+    #[error("{resource} {} already exists", quoted(id))]
     AlreadyExists { resource: Resource, id: String },
 
     #[error(
-        "article {id:?} has changed since it was read: its etag is now {current}, the request \
-         carried {given}; read it again and retry"
+        "article {} has changed since it was read: its etag is now {current}, the request \
+         carried {}; read it again and retry",
+        quoted(id),
+        shortened(given)
     )]
     EtagMismatch {
         id: String,
@@ -218,6 +220,27 @@ impl Error {
             Error::DataLoss(_) => "DATA_LOSS",
             Error::Internal(_) => "INTERNAL",
         }
+    }
+}
+
+/// How much of a caller's value an error message repeats.
+const SHOWN_CHARS: usize = 64;
+
+/// `text` quoted for an error message, shortened to its first 64 characters: a message
+/// must stay small whatever a caller sent (some clients cannot read large status
+/// metadata), while still showing which value was meant.
+pub fn quoted(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes in all)", &text[..end], text.len()),
+    }
+}
+
+/// `text` shortened as [`quoted`] does, without the quotes.
+pub fn shortened(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}… ({} bytes in all)", &text[..end], text.len()),
     }
 }
 

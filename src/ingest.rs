@@ -623,6 +623,20 @@ fn prepare(mut input: ArticleInput, limits: &Limits) -> Result<Content> {
     })
 }
 
+/// Whether `c` shows as something on a page: not a space, a control character, or one of
+/// the format and filler characters that render as nothing (zero-width spaces and joiners,
+/// direction marks, the byte-order mark, soft hyphens, variation selectors, tags, fillers).
+fn is_visible(c: char) -> bool {
+    !(c.is_whitespace()
+        || c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'))
+}
+
 fn validate_input(input: &ArticleInput, limits: &Limits) -> Result<()> {
     if input.headline.is_empty() {
         return Err(Error::missing("article.headline"));
@@ -656,6 +670,16 @@ fn validate_input(input: &ArticleInput, limits: &Limits) -> Result<()> {
         ("article.headline", &input.headline),
         ("article.body", &input.body),
     ] {
+        if !value.chars().any(is_visible) {
+            return Err(Error::invalid(
+                field,
+                Invalid::Malformed,
+                format!(
+                    "{field} has no visible text: only spaces, zero-width or other invisible \
+                     characters"
+                ),
+            ));
+        }
         if value.contains('\0') {
             return Err(Error::invalid(
                 field,

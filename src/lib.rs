@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod connections;
 pub mod corpus;
 pub mod diff;
 pub mod error;

@@ -68,7 +68,10 @@ fn mask_field(path: &str) -> Result<Vec<InputField>> {
             return Err(Error::invalid(
                 "update_mask",
                 Invalid::UpdateMask,
-                format!("update_mask path {path:?} is output only and cannot be updated"),
+                format!(
+                    "update_mask path {} is output only and cannot be updated",
+                    crate::error::quoted(path)
+                ),
             ));
         }
         other => {
@@ -76,9 +79,10 @@ fn mask_field(path: &str) -> Result<Vec<InputField>> {
                 "update_mask",
                 Invalid::UpdateMask,
                 format!(
-                    "update_mask path {other:?} is not a field of Article; updatable fields are \
+                    "update_mask path {} is not a field of Article; updatable fields are \
                      headline, body, byline, source, language, published_time, tags, \
-                     entity_tags (or \"*\")"
+                     entity_tags (or \"*\")",
+                    crate::error::quoted(other)
                 ),
             ));
         }
@@ -329,6 +333,28 @@ impl ArticleService for ArticleApi {
                 ),
             )
             .into());
+        }
+        if let Some(tag) = &tag {
+            // Every batch records its first item under its request id, so a different batch
+            // reusing the id is refused whole here, before any of it is written.
+            match self.store.recorded(&request_id::item_tag(tag, 0)) {
+                Err(Error::InvalidArgument {
+                    kind: Invalid::RequestIdReused,
+                    ..
+                }) => {
+                    return Err(Error::invalid(
+                        "request_id",
+                        Invalid::RequestIdReused,
+                        format!(
+                            "request_id {} was already used for a different batch; use a \
+                             new request_id for each distinct request",
+                            crate::error::quoted(&request_id)
+                        ),
+                    )
+                    .into());
+                }
+                other => drop(other?),
+            }
         }
         // Items that fail conversion keep their place in the results.
         let mut results: Vec<Option<proto::BatchCreateArticlesResult>> = Vec::new();

@@ -34,6 +34,22 @@ pub fn code(error: &Error) -> Code {
     }
 }
 
+/// The longest message a status carries, in bytes: gRPC metadata limits are often 8 KiB.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message`, cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - 3;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 /// The message a caller sees.
 pub fn message(error: &Error) -> String {
     match error {
@@ -80,7 +96,10 @@ impl From<Error> for Status {
         let mut metadata = HashMap::new();
         match &error {
             Error::InvalidArgument { field, message, .. } => {
-                details.add_bad_request_violation(field.clone(), message.clone());
+                details.add_bad_request_violation(
+                    crate::error::shortened(field),
+                    bounded(message.clone()),
+                );
                 metadata.insert("field".to_string(), field.clone());
             }
             Error::NotFound { resource, id } | Error::AlreadyExists { resource, id } => {
@@ -107,8 +126,12 @@ impl From<Error> for Status {
             | Error::DataLoss(_)
             | Error::Internal(_) => {}
         }
+        // Whatever a caller sent, what comes back stays small.
+        for value in metadata.values_mut() {
+            *value = crate::error::shortened(value);
+        }
         details.set_error_info(error.reason(), ERROR_DOMAIN, metadata);
-        Status::with_error_details(code(&error), message(&error), details)
+        Status::with_error_details(code(&error), bounded(message(&error)), details)
     }
 }
 

@@ -5,6 +5,8 @@ mod articles;
 mod auth;
 mod backup;
 mod changes;
+mod connections;
+mod contract;
 mod crash;
 mod damage;
 mod editorial;

@@ -81,6 +81,11 @@ impl Server {
         }
     }
 
+    /// The process id.
+    pub fn pid(&mut self) -> u32 {
+        self.child().id()
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         let child = self.child();
