@@ -28,7 +28,7 @@ use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
 use crate::api::request_span::RequestSpanLayer;
-use crate::api::wire_errors::WireErrorsLayer;
+use crate::api::wire_errors;
 use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
 use crate::connections::{self, Admission};
 use crate::ingest::{Ingest, Limits};
@@ -381,7 +381,7 @@ impl Application {
                     .option_layer(cors)
                     .layer(tonic_web::GrpcWebLayer::new())
                     .layer(CallMetricsLayer::new(findings))
-                    .layer(WireErrorsLayer)
+                    .map_response(wire_errors::rewrite)
                     .layer(AuthLayer::new(&config.auth)),
             )
             .add_service(health_service)

@@ -4,71 +4,36 @@
 //! A request that does not decode (invalid UTF-8 in a string field, a truncated message)
 //! is the caller's fault, but tonic answers it INTERNAL (as prost's codec chooses), and a
 //! message over the size limit OUT_OF_RANGE; neither carries `google.rpc.ErrorInfo`. Both
-//! come back "trailers-only", in the response headers, so this layer rewrites those headers:
+//! come back "trailers-only", in the response headers, which [`rewrite`] rewrites:
 //! INVALID_ARGUMENT with reason `MALFORMED_MESSAGE`, and RESOURCE_EXHAUSTED with reason
 //! `MESSAGE_TOO_LARGE` (gRPC's own convention for a message over the limit). It tells
 //! tonic's errors from ours by their messages, which our handlers never produce.
+//! `app.rs` applies [`rewrite`] to every response, inside the gRPC-Web translation.
 
 use std::collections::HashMap;
-use std::task::{Context, Poll};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::BoxFuture;
 use super::status::ERROR_DOMAIN;
 
-/// The tower layer that rewrites tonic's own request errors.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WireErrorsLayer;
-
-impl<S> tower::Layer<S> for WireErrorsLayer {
-    type Service = WireErrors<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        WireErrors { inner }
+/// `response` with tonic's own request errors rewritten; the rest unchanged. A tower
+/// `map_response` over every call.
+pub fn rewrite<B>(mut response: http::Response<B>) -> http::Response<B> {
+    if let Some(status) = rewrite_status(response.headers()) {
+        let headers = response.headers_mut();
+        headers.remove("grpc-status");
+        headers.remove("grpc-message");
+        headers.remove("grpc-status-details-bin");
+        if let Err(err) = status.add_header(headers) {
+            tracing::warn!(error = %err, "cannot rewrite a request error");
+        }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct WireErrors<S> {
-    inner: S,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for WireErrors<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<R>;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            if let Some(status) = rewrite(response.headers()) {
-                let headers = response.headers_mut();
-                headers.remove("grpc-status");
-                headers.remove("grpc-message");
-                headers.remove("grpc-status-details-bin");
-                if let Err(err) = status.add_header(headers) {
-                    tracing::warn!(error = %err, "cannot rewrite a request error");
-                }
-            }
-            Ok(response)
-        })
-    }
+    response
 }
 
 /// Our status for one of tonic's own request errors in `headers`; `None` for the rest.
-fn rewrite(headers: &http::HeaderMap) -> Option<Status> {
+fn rewrite_status(headers: &http::HeaderMap) -> Option<Status> {
     let code = headers.get("grpc-status")?.as_bytes();
     let message = headers
         .get("grpc-message")
@@ -134,7 +99,7 @@ mod tests {
         )
         .add_header(&mut headers)
         .unwrap();
-        let status = rewrite(&headers).unwrap();
+        let status = rewrite_status(&headers).unwrap();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(
             status.message().contains("not UTF-8"),
@@ -152,7 +117,7 @@ mod tests {
         )
         .add_header(&mut headers)
         .unwrap();
-        let status = rewrite(&headers).unwrap();
+        let status = rewrite_status(&headers).unwrap();
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert!(
             status.message().contains("found 20 bytes"),
@@ -164,6 +129,6 @@ mod tests {
         Status::internal("internal error; the server log has the details")
             .add_header(&mut headers)
             .unwrap();
-        assert!(rewrite(&headers).is_none());
+        assert!(rewrite_status(&headers).is_none());
     }
 }

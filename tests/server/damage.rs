@@ -9,7 +9,7 @@ use newsstore::api::proto::change_service_client::ChangeServiceClient;
 use newsstore::api::proto::{self, Article};
 use tonic::transport::Channel;
 
-use super::process::{Server, copy_dir, health_of};
+use super::process::{Server, copy_dir, health_of, wait_for_hits};
 use super::support::temp_dir;
 
 fn article(i: usize) -> Article {
@@ -332,26 +332,7 @@ async fn a_missing_search_index_file_is_rebuilt_at_start() {
 
     let mut server = Server::start(data.path(), &[]);
     let mut client = ArticleServiceClient::new(server.connect().await);
-    let started = Instant::now();
-    loop {
-        let found = client
-            .search_articles(proto::SearchArticlesRequest {
-                query: "councillors".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("search works after the rebuild")
-            .into_inner()
-            .total_size;
-        if found == 5 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "found {found} of 5"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_hits(&mut client, "councillors", 5, Duration::from_secs(30)).await;
     server.terminate().await;
     let (_, stderr) = server.exit(Duration::from_secs(10)).await;
     assert!(stderr.contains("rebuilding it from the store"), "{stderr}");

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use newsstore::api::proto::{self, article_service_client::ArticleServiceClient};
 use tonic::transport::Channel;
 
 pub fn free_port() -> u16 {
@@ -163,6 +164,35 @@ pub async fn health_of(channel: &Channel, service: &str) -> i32 {
         .expect("health answers")
         .into_inner()
         .status
+}
+
+/// Waits until `query` finds exactly `wanted` articles, failing after `within`.
+pub async fn wait_for_hits(
+    client: &mut ArticleServiceClient<Channel>,
+    query: &str,
+    wanted: i64,
+    within: Duration,
+) {
+    let started = Instant::now();
+    loop {
+        let found = client
+            .search_articles(proto::SearchArticlesRequest {
+                query: query.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("search answers")
+            .into_inner()
+            .total_size;
+        if found == wanted {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{query:?} found {found} articles, not {wanted}, within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Copies the folder `from` (recursively) to `to`.

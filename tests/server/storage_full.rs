@@ -13,7 +13,7 @@ use newsstore::api::proto::{self, Article};
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use super::process::{Server, health_of};
+use super::process::{Server, health_of, wait_for_hits};
 use super::support::temp_dir;
 
 /// A tmpfs of `mib` MiB mounted on a temporary folder, unmounted when dropped.
@@ -105,6 +105,22 @@ async fn create(client: &mut ArticleServiceClient<Channel>, i: u64) -> Result<()
         .map(|_| ())
 }
 
+/// Every article `f{i}` of `ids` is there.
+async fn assert_present(
+    client: &mut ArticleServiceClient<Channel>,
+    ids: impl IntoIterator<Item = u64>,
+) {
+    for i in ids {
+        client
+            .get_article(proto::GetArticleRequest {
+                id: format!("f{i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|status| panic!("acknowledged f{i} is gone: {status:?}"));
+    }
+}
+
 async fn wait_for_health(channel: &Channel, service: &str, wanted: ServingStatus) {
     let started = Instant::now();
     while health_of(channel, service).await != wanted as i32 {
@@ -194,26 +210,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let started = Instant::now();
-    loop {
-        let hits = client
-            .search_articles(proto::SearchArticlesRequest {
-                query: "k6000q".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .total_size;
-        if hits == 1 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "indexing did not resume"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_hits(&mut client, "k6000q", 1, Duration::from_secs(15)).await;
 
     // Nothing acknowledged was lost, across a clean restart.
     server.terminate().await;
@@ -221,15 +218,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     assert!(stopped, "a clean shutdown: {stderr}");
     let mut server = Server::start(&data, &["--min-free-mb", "6"]);
     let mut client = ArticleServiceClient::new(server.connect().await);
-    for i in acknowledged.into_iter().chain([6_000]) {
-        client
-            .get_article(proto::GetArticleRequest {
-                id: format!("f{i}"),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|status| panic!("acknowledged f{i} is gone: {status:?}"));
-    }
+    assert_present(&mut client, acknowledged.into_iter().chain([6_000])).await;
     server.terminate().await;
 }
 
@@ -258,14 +247,6 @@ async fn a_shutdown_on_a_full_disk_exits_with_a_clear_message() {
     std::fs::remove_file(disk.path.join("ballast")).unwrap();
     let mut server = Server::start(&data, &["--min-free-mb", "1"]);
     let mut client = ArticleServiceClient::new(server.connect().await);
-    for i in 0..5 {
-        client
-            .get_article(proto::GetArticleRequest {
-                id: format!("f{i}"),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|status| panic!("acknowledged f{i} is gone: {status:?}"));
-    }
+    assert_present(&mut client, 0..5).await;
     server.terminate().await;
 }
