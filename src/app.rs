@@ -203,6 +203,16 @@ impl Application {
             Some(dir) => seed::load(&ingest, dir, config.max_seed_bytes).await,
             None => SeedReport::default(),
         };
+        if config.min_free_bytes > 0 && config.min_free_bytes < 2 * config.max_message_bytes as u64
+        {
+            tracing::warn!(
+                min_free_mb = config.min_free_bytes >> 20,
+                max_message_mb = config.max_message_bytes >> 20,
+                "the free-space reserve is smaller than two of the largest requests: one \
+                 write could fill the disk past it, and the storage engine then needs a \
+                 restart to write again; raise --min-free-mb"
+            );
+        }
         if !config.listen.ip().is_loopback() && !config.auth.enabled() {
             tracing::warn!(
                 address = %config.listen,

@@ -56,7 +56,7 @@ pub enum Precondition {
     ArticleDeleted,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("invalid {field}: {message}")]
     InvalidArgument {

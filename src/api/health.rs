@@ -7,7 +7,8 @@
 //!   answering as if whole.
 //! - A full disk: while writes are refused for lack of space, `newsstore.v1.Writes` is
 //!   NOT_SERVING; reads go on, so the overall status stays SERVING. It turns SERVING again
-//!   by itself once the store has space.
+//!   by itself once the store has space, unless the storage engine itself met the full
+//!   disk (see `Store::engine_failure`), which takes a restart.
 //!
 //! Shutdown turns everything NOT_SERVING (see `app.rs`); this monitor stops first.
 
@@ -68,6 +69,7 @@ pub async fn spawn_monitor(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let mut shown = None;
+    let mut engine_failed = false;
     show(&reporter, &mut shown, false, false).await;
     tokio::spawn(async move {
         loop {
@@ -76,13 +78,26 @@ pub async fn spawn_monitor(
                 _ = stop.wait_for(|stop| *stop) => return,
             }
             let probe = store.clone();
-            let full = tokio::task::spawn_blocking(move || probe.storage_full())
-                .await
-                .unwrap_or(false);
+            let (full, failure) =
+                tokio::task::spawn_blocking(move || (probe.storage_full(), probe.engine_failure()))
+                    .await
+                    .unwrap_or((false, None));
+            if let Some(failure) = failure
+                && !engine_failed
+            {
+                tracing::error!(error = %failure, "writes stopped until a restart");
+                engine_failed = true;
+            }
             if *stop.borrow() {
                 return;
             }
-            show(&reporter, &mut shown, findings.damaged(), full).await;
+            show(
+                &reporter,
+                &mut shown,
+                findings.damaged(),
+                full || engine_failed,
+            )
+            .await;
         }
     })
 }

@@ -366,13 +366,29 @@ impl Store {
     }
 
     /// Whether writes are refused for lack of disk space right now (looking at the disk
-    /// again when the last write was), or because the storage engine met a full disk.
+    /// each time, so the answer turns by itself once space is freed).
     pub fn storage_full(&self) -> bool {
         self.space.full()
-            || matches!(
-                self.db_config.global_error(),
-                Err(sled::Error::Io(io)) if crate::error::is_storage_full(&io)
-            )
+    }
+
+    /// Why the storage engine stopped writing, if it did: sled 0.34 keeps the first failed
+    /// write to its log (a disk filled past the reserve by something else within one write,
+    /// an I/O error) as an error every later write returns, until the process restarts.
+    /// Nothing acknowledged is lost; writes need a restart once the cause is fixed.
+    pub fn engine_failure(&self) -> Option<Error> {
+        let err = self.db_config.global_error().err()?;
+        Some(match err {
+            sled::Error::Io(io) if crate::error::is_storage_full(&io) => {
+                Error::StorageFull(format!(
+                    "the storage engine met a full disk and stopped writing ({io}); free \
+                     space and restart the server (nothing acknowledged is lost)"
+                ))
+            }
+            other => Error::Internal(format!(
+                "the storage engine stopped writing after an I/O error ({other}); restart \
+                 the server once the cause is fixed (nothing acknowledged is lost)"
+            )),
+        })
     }
 
     /// The highest sequence number written so far.
@@ -490,6 +506,9 @@ impl Store {
     /// Applies one write's changes: sled's part atomically, then the entity index's.
     /// Called under the writer lock, so no other write's index changes come between.
     fn apply(&self, changes: Changes) -> Result<()> {
+        if let Some(failure) = self.engine_failure() {
+            return Err(failure);
+        }
         self.space.check()?;
         let (batch, index, touched) = changes.split();
         let applied = self.tree.apply_batch(batch);

@@ -110,10 +110,9 @@ impl Store {
             && let Err(err) = self.wait_durable(seq)
         {
             // Applied but not known to be durable: no write of this call is acknowledged.
-            let message = err.to_string();
             for outcome in &mut outcomes {
                 if outcome.is_ok() {
-                    *outcome = Err(Error::Internal(message.clone()));
+                    *outcome = Err(err.clone());
                 }
             }
         }

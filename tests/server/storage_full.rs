@@ -250,3 +250,42 @@ async fn a_shutdown_on_a_full_disk_exits_with_a_clear_message() {
     assert_present(&mut client, 0..5).await;
     server.terminate().await;
 }
+
+/// Without a reserve, sled itself meets the full disk and refuses every later write until a
+/// restart: the answers and the log say so, health keeps writes NOT_SERVING, and after a
+/// restart with space freed nothing acknowledged is lost.
+#[tokio::test]
+async fn a_storage_engine_that_met_a_full_disk_says_it_needs_a_restart() {
+    let Some(disk) = SmallDisk::mount(32) else {
+        return;
+    };
+    let data = disk.path.join("data");
+    let mut server = Server::start(&data, &["--min-free-mb", "0"]);
+    let channel = server.connect().await;
+    let mut client = ArticleServiceClient::new(channel.clone());
+    for i in 0..3 {
+        create(&mut client, i).await.unwrap();
+    }
+    fill(&disk.path.join("ballast"));
+    let first = create(&mut client, 100).await.unwrap_err();
+    assert_eq!(super::support::reason(&first), "STORAGE_FULL", "{first:?}");
+    std::fs::remove_file(disk.path.join("ballast")).unwrap();
+    let later = create(&mut client, 101).await.unwrap_err();
+    assert_eq!(super::support::reason(&later), "STORAGE_FULL", "{later:?}");
+    assert!(later.message().contains("restart"), "{}", later.message());
+    wait_for_health(&channel, "newsstore.v1.Writes", ServingStatus::NotServing).await;
+    server.terminate().await;
+    let (_, stderr) = server.exit(Duration::from_secs(5)).await;
+    assert!(
+        stderr.contains("writes stopped until a restart"),
+        "{stderr}"
+    );
+
+    let mut server = Server::start(&data, &["--min-free-mb", "0"]);
+    let mut client = ArticleServiceClient::new(server.connect().await);
+    assert_present(&mut client, 0..3).await;
+    create(&mut client, 102)
+        .await
+        .expect("writes work after the restart");
+    server.terminate().await;
+}
