@@ -221,6 +221,13 @@ impl Application {
                  NEWSSTORE_TOKENS) or listen on 127.0.0.1"
             );
         }
+        if !config.listen.ip().is_loopback() && config.auth.enabled() && config.tls.is_none() {
+            tracing::warn!(
+                address = %config.listen,
+                "bearer tokens over plaintext beyond loopback: anyone on the path can read \
+                 and reuse them. Serve TLS (--tls-cert, --tls-key) or put a TLS proxy in front"
+            );
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -347,7 +347,8 @@ struct ServeArgs {
     cors_origins: Vec<String>,
     /// A JSON file of bearer tokens and their scopes: {"tokens": [{"name": "cms", "token":
     /// "…", "scope": "write"}], "open_reads": false}. Scopes: read < write < admin (purge,
-    /// merge, re-extraction). Without tokens every call is allowed.
+    /// merge, re-extraction). Without --auth-file and --tokens every call is allowed; given but
+    /// yielding no token, the server refuses to start. The scheme is matched in any case.
     #[arg(long, env = "NEWSSTORE_AUTH_FILE")]
     auth_file: Option<PathBuf>,
     /// Tokens as name:token:scope, comma-separated (added to --auth-file's).
@@ -429,6 +430,14 @@ impl ServeArgs {
         if let Some(tokens) = &self.tokens {
             auth.tokens.extend(AuthConfig::parse_tokens(tokens)?);
         }
+        // Asked for authentication but given no token: refuse rather than serve open.
+        if (self.auth_file.is_some() || self.tokens.is_some()) && auth.tokens.is_empty() {
+            anyhow::bail!(
+                "--auth-file/--tokens (NEWSSTORE_AUTH_FILE/NEWSSTORE_TOKENS) yield no token, \
+                 which would leave every call open; add tokens, or remove the option to \
+                 serve without authentication"
+            );
+        }
         auth.open_reads |= self.open_reads;
         auth.validate()?;
         config.auth = auth;
@@ -465,8 +474,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn,sled=warn"));
+    // Colours only for a person at a terminal, never into a file or a log collector.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
@@ -489,8 +500,8 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // One line per error, on stderr, not a log line and a copy of it.
         Err(err) => {
-            tracing::error!("{err:#}");
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }

@@ -128,7 +128,7 @@ pub enum Error {
     DataLoss(String),
 
     /// Storage, index or I/O failures. The message is logged in full; callers get a summary.
-    #[error("internal error: {0}")]
+    #[error("{0}")]
     Internal(String),
 }
 

@@ -198,14 +198,12 @@ impl Auth {
         if needed == Scope::Read && self.open_reads {
             return Ok(());
         }
-        let token = authorization
-            .and_then(|value| value.strip_prefix(b"Bearer "))
-            .ok_or_else(|| {
-                Status::unauthenticated(format!(
-                    "{path} needs a token with scope {needed}: send the header \
+        let token = authorization.and_then(bearer_token).ok_or_else(|| {
+            Status::unauthenticated(format!(
+                "{path} needs a token with scope {needed}: send the header \
                      \"authorization: Bearer <token>\""
-                ))
-            })?;
+            ))
+        })?;
         let digest: [u8; 32] = Sha256::digest(token).into();
         // Every key is compared, so the time taken does not depend on which one matches.
         let mut found: Option<&Key> = None;
@@ -287,6 +285,17 @@ where
     }
 }
 
+/// The token of an `authorization` header value of the Bearer scheme, whose name is
+/// matched in any case (RFC 7235 §2.1, RFC 6750 §2.1); `None` for any other scheme.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +309,20 @@ mod tests {
             .unwrap(),
             open_reads,
         })
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        for header in ["Bearer abc", "bearer abc", "BEARER abc", "BeArEr   abc "] {
+            assert_eq!(
+                bearer_token(header.as_bytes()),
+                Some(&b"abc"[..]),
+                "{header:?}"
+            );
+        }
+        for header in ["Basic abc", "Bearerabc", "Bearer ", "Bear abc", ""] {
+            assert_eq!(bearer_token(header.as_bytes()), None, "{header:?}");
+        }
     }
 
     #[test]

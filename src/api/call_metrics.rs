@@ -63,7 +63,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let mut call = Call {
-            method: request.uri().path().to_string(),
+            method: method_label(request.uri().path()).to_string(),
             started: Instant::now(),
             // The request span opened outside; the answer is logged in it.
             span: tracing::Span::current(),
@@ -84,6 +84,42 @@ where
             }
             Ok(response.map(|body| Observed { body, call }))
         })
+    }
+}
+
+/// The metrics label for a call to `path`: the path of a method this server serves, or
+/// `unknown` for anything else, so that callers cannot add series by making paths up.
+fn method_label(path: &str) -> &str {
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+    static SERVED: OnceLock<HashSet<String>> = OnceLock::new();
+    let served = SERVED.get_or_init(|| {
+        use prost::Message;
+        [
+            super::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ]
+        .into_iter()
+        .filter_map(|bytes| prost_types::FileDescriptorSet::decode(bytes).ok())
+        .flat_map(|set| set.file)
+        .flat_map(|file| {
+            let package = file.package().to_string();
+            file.service.into_iter().flat_map(move |service| {
+                let prefix = format!("/{package}.{}/", service.name());
+                service
+                    .method
+                    .into_iter()
+                    .map(move |method| format!("{prefix}{}", method.name()))
+            })
+        })
+        .collect()
+    });
+    if served.contains(path) {
+        path
+    } else {
+        "unknown"
     }
 }
 
@@ -159,5 +195,31 @@ impl<R: Body> Body for Observed<R> {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn only_served_methods_get_a_label_of_their_own() {
+        for path in [
+            "/newsstore.v1.ArticleService/CreateArticle",
+            "/newsstore.v1.ChangeService/WatchChanges",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(method_label(path), path);
+        }
+        for path in [
+            "/made.up/Thing",
+            "/newsstore.v1.ArticleService/Nope",
+            "/",
+            "",
+        ] {
+            assert_eq!(method_label(path), "unknown", "{path:?}");
+        }
     }
 }

@@ -30,9 +30,10 @@ impl Interceptor for Bearer {
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(token) = self.0 {
+            // The scheme's name in any case (RFC 6750): lower case here.
             request
                 .metadata_mut()
-                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                .insert("authorization", format!("bearer {token}").parse().unwrap());
         }
         Ok(request)
     }
@@ -159,4 +160,26 @@ async fn reads_can_be_left_open_while_writes_need_a_token() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+/// Asked for authentication but given no token, the server refuses to start (instead of
+/// serving every call open), with one plain line: no log copy, no colour codes in a pipe.
+#[tokio::test]
+async fn an_auth_file_without_tokens_refuses_to_start() {
+    let data = temp_dir();
+    let auth_file = data.path().join("auth.json");
+    std::fs::write(&auth_file, r#"{"tokens": []}"#).unwrap();
+    let server = super::process::Server::start(
+        &data.path().join("data"),
+        &["--auth-file", auth_file.to_str().unwrap()],
+    );
+    let (started, stderr) = server.exit(std::time::Duration::from_secs(30)).await;
+    assert!(!started, "{stderr}");
+    assert!(stderr.contains("yield no token"), "{stderr}");
+    assert_eq!(stderr.matches("yield no token").count(), 1, "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes into a pipe: {stderr:?}"
+    );
 }

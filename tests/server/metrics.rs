@@ -134,3 +134,36 @@ async fn grpc_web_calls_count_by_their_code() {
     );
     assert!(!text.contains(&line("1")), "counted as CANCELLED:\n{text}");
 }
+
+/// Made-up paths all count under one label, so callers cannot grow the metrics.
+#[tokio::test]
+async fn unknown_methods_share_one_label() {
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    for i in 0..30 {
+        let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+        grpc.ready().await.unwrap();
+        let codec = tonic_prost::ProstCodec::<proto::GetArticleRequest, proto::Article>::default();
+        let path: http::uri::PathAndQuery =
+            format!("/made.up.Service{i}/Method{i}").parse().unwrap();
+        let answer = grpc
+            .unary(
+                tonic::Request::new(proto::GetArticleRequest::default()),
+                path,
+                codec,
+            )
+            .await;
+        assert_eq!(answer.unwrap_err().code(), tonic::Code::Unimplemented);
+    }
+    let text = scrape(&app, "/metrics").await;
+    assert!(
+        !text.contains("made.up"),
+        "a made-up path became a series:\n{text}"
+    );
+    assert!(
+        text.contains("newsstore_rpc_requests_total{method=\"unknown\",code=\"12\"}"),
+        "{text}"
+    );
+}
