@@ -469,6 +469,22 @@ impl DataArgs {
     }
 }
 
+/// Opens the store of `config` for a command that works on an existing database (check,
+/// stats, export, reindex, re-extraction): a folder without one is refused, naming it,
+/// instead of getting a new empty database and a report of success.
+fn open_existing_store(config: &Config) -> anyhow::Result<std::sync::Arc<crate::store::Store>> {
+    let store_dir = config.store_dir();
+    if !store_dir.join("conf").is_file() {
+        anyhow::bail!(
+            "{} holds no newsstore database (there is no {}); check --data-dir \
+             (NEWSSTORE_DATA_DIR)",
+            config.data_dir.display(),
+            store_dir.join("conf").display()
+        );
+    }
+    app::open_store(config)
+}
+
 /// Runs the command line; the process exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -567,7 +583,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => {
                     let config = args.data.config();
-                    let store = app::open_store(&config)?;
+                    let store = open_existing_store(&config)?;
                     let ingest = Ingest::new(store.clone(), Limits::default());
                     let state = ingest
                         .reextract_all(|s| {
@@ -693,7 +709,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export(args) => {
             let config = args.data.config();
-            let store = app::open_store(&config)?;
+            let store = open_existing_store(&config)?;
             let out = args.out.clone();
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
@@ -731,7 +747,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check(args) => {
-            let store = app::open_store(&args.config())?;
+            let store = open_existing_store(&args.config())?;
             let problems = tokio::task::spawn_blocking(move || store.check()).await??;
             if problems.is_empty() {
                 println!("the database is consistent");
@@ -748,7 +764,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stats(args) => {
             let config = args.config();
-            let store = app::open_store(&config)?;
+            let store = open_existing_store(&config)?;
             let on_disk = store.size_on_disk()?;
             let sizes = tokio::task::spawn_blocking(move || store.key_space_sizes()).await??;
             println!(
@@ -776,7 +792,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reindex(args) => {
             let config = args.config();
-            let store = app::open_store(&config)?;
+            let store = open_existing_store(&config)?;
             let dir = config.index_dir();
             // Opening a missing index rebuilds it from the store, logging progress.
             let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {

@@ -161,3 +161,35 @@ async fn a_clean_shutdown_finishes_the_search_index_merges() {
         .collect();
     assert_eq!(segments, vec![8], "the merge was left unfinished");
 }
+
+/// A mistyped --data-dir is refused by every command that works on an existing database,
+/// naming the folder, and nothing is created there.
+#[test]
+fn offline_commands_refuse_a_folder_without_a_database() {
+    let dir = super::support::temp_dir();
+    let missing = dir.path().join("typo");
+    let data = missing.to_str().unwrap();
+    let out = dir.path().join("out");
+    let commands: [&[&str]; 5] = [
+        &["check"],
+        &["stats"],
+        &["reindex"],
+        &["reextract"],
+        &["export", "--out", out.to_str().unwrap()],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.extend(["--data-dir", data]);
+        let (ok, stdout, stderr) = super::support::run_cli(&args);
+        assert!(!ok, "{command:?} succeeded: {stdout}");
+        assert!(
+            stderr.contains("holds no newsstore database") && stderr.contains("typo"),
+            "{command:?}: {stderr}"
+        );
+        assert!(
+            !missing.exists(),
+            "{command:?} created {}",
+            missing.display()
+        );
+    }
+}
