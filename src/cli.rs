@@ -497,8 +497,11 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
+        // The event's fields, `message` first among them, at the top level of each object,
+        // where log collectors look for them.
         LogFormat::Json => logs
             .json()
+            .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
             .init(),
