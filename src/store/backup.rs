@@ -94,18 +94,49 @@ impl Store {
     }
 
     /// Restores the backup at `backup` into a new store in `dir`, which must not hold one.
+    /// The store is built in a sibling folder and renamed into place once whole, so a
+    /// failed restore (a truncated or damaged file, a full disk) leaves nothing behind and
+    /// can be run again into the same folder.
     pub fn restore(dir: &Path, backup: &Path) -> Result<BackupSummary> {
-        if dir.exists()
-            && std::fs::read_dir(dir)
-                .map_err(io("reading the target folder"))?
-                .next()
-                .is_some()
-        {
+        let is_empty = |dir: &Path| -> Result<bool> {
+            Ok(!dir.exists()
+                || std::fs::read_dir(dir)
+                    .map_err(io("reading the target folder"))?
+                    .next()
+                    .is_none())
+        };
+        if !is_empty(dir)? {
             return Err(Error::Internal(format!(
                 "{} is not empty; restore into a new folder (move the old data aside first)",
                 dir.display()
             )));
         }
+        let name = dir
+            .file_name()
+            .ok_or_else(|| Error::Internal(format!("cannot restore into {}", dir.display())))?;
+        let staging = dir.with_file_name(format!(".{}.restoring", name.to_string_lossy()));
+        // A leftover of an interrupted restore is not data.
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io("clearing an unfinished restore"))?;
+        }
+        match Self::restore_into(&staging, backup) {
+            Ok(summary) => {
+                if dir.exists() {
+                    std::fs::remove_dir(dir).map_err(io("replacing the empty target folder"))?;
+                }
+                std::fs::rename(&staging, dir)
+                    .map_err(io("moving the restored store into place"))?;
+                Ok(summary)
+            }
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Err(err)
+            }
+        }
+    }
+
+    /// Restores the backup at `backup` into a new store in `dir`.
+    fn restore_into(dir: &Path, backup: &Path) -> Result<BackupSummary> {
         let file = std::fs::File::open(backup).map_err(io("opening the backup"))?;
         let mut input = BufReader::new(file);
         let mut hash = Sha256::new();
@@ -158,9 +189,6 @@ impl Store {
             .read_exact(&mut digest)
             .map_err(|_| bad("its checksum is missing (truncated?)"))?;
         if count != entries || digest[..] != expected[..] {
-            drop(tree);
-            drop(db);
-            let _ = std::fs::remove_dir_all(dir);
             return Err(bad("its checksum does not match (damaged?)"));
         }
         tree.apply_batch(batch)?;

@@ -126,4 +126,18 @@ async fn a_backup_taken_under_writes_restores_consistently() {
     ]);
     assert!(!ok);
     assert!(stderr.contains("not a usable newsstore backup"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(elsewhere.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "a failed restore left {left:?} behind");
+    // So the same folder takes the whole backup at once.
+    let (ok, stdout, stderr) = run_cli(&[
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data-dir",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}{stderr}");
 }
