@@ -153,16 +153,12 @@ impl Error {
         Error::Internal(format!("{context}: {err}"))
     }
 
-    /// Names the stored key a [`Error::DataLoss`] was met at (other errors pass through).
-    pub fn at_key(self, key: &[u8]) -> Self {
+    /// Names the stored key (`key`, as the store shows keys) a [`Error::DataLoss`] was met
+    /// at; other errors pass through.
+    pub fn at_key(self, key: &str) -> Self {
         match self {
             Error::DataLoss(message) => {
-                let shown: String = String::from_utf8_lossy(key)
-                    .chars()
-                    .take(80)
-                    .map(|c| if c.is_control() { '·' } else { c })
-                    .collect();
-                Error::DataLoss(format!("{message}{RECORD_SUFFIX}{shown:?})"))
+                Error::DataLoss(format!("{message}{RECORD_SUFFIX}{})", quoted(key)))
             }
             other => other,
         }
@@ -230,17 +226,21 @@ const SHOWN_CHARS: usize = 64;
 /// must stay small whatever a caller sent (some clients cannot read large status
 /// metadata), while still showing which value was meant.
 pub fn quoted(text: &str) -> String {
-    match text.char_indices().nth(SHOWN_CHARS) {
-        None => format!("{text:?}"),
-        Some((end, _)) => format!("{:?}… ({} bytes in all)", &text[..end], text.len()),
-    }
+    let (shown, rest) = cut(text);
+    format!("{shown:?}{rest}")
 }
 
 /// `text` shortened as [`quoted`] does, without the quotes.
 pub fn shortened(text: &str) -> String {
+    let (shown, rest) = cut(text);
+    format!("{shown}{rest}")
+}
+
+/// The part of `text` an error message repeats, and what to say of the rest.
+fn cut(text: &str) -> (&str, String) {
     match text.char_indices().nth(SHOWN_CHARS) {
-        None => text.to_string(),
-        Some((end, _)) => format!("{}… ({} bytes in all)", &text[..end], text.len()),
+        None => (text, String::new()),
+        Some((end, _)) => (&text[..end], format!("… ({} bytes in all)", text.len())),
     }
 }
 

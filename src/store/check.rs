@@ -82,19 +82,22 @@ impl Store {
                 let key = entry?.0;
                 if prefix == keys::MENTION || prefix == keys::SALIENCE {
                     // Layout 4 keeps these in memory only.
-                    problems.push(format!("entity-index key {} left in sled", show(&key)));
+                    problems.push(format!(
+                        "entity-index key {} left in sled",
+                        keys::show(&key)
+                    ));
                 }
                 found.insert(key.to_vec());
             }
         }
         found.extend(self.entity_index.all_keys());
         for missing in expected.difference(&found) {
-            problems.push(format!("missing index entry {}", show(missing)));
+            problems.push(format!("missing index entry {}", keys::show(missing)));
         }
         for stray in found.difference(&expected) {
             problems.push(format!(
                 "index entry {} points at no such article",
-                show(stray)
+                keys::show(stray)
             ));
         }
 
@@ -154,7 +157,7 @@ impl Store {
         for entry in self.tree.scan_prefix([keys::RANK]) {
             let key = entry?.0;
             // Layout 5 keeps the ranking in memory only.
-            problems.push(format!("ranking key {} left in sled", show(&key)));
+            problems.push(format!("ranking key {} left in sled", keys::show(&key)));
             stored_ranks.insert(key.to_vec());
         }
         if stored_ranks != ranks {
@@ -185,8 +188,4 @@ impl Store {
         }
         Ok(problems)
     }
-}
-
-fn show(key: &[u8]) -> String {
-    String::from_utf8_lossy(key).replace(|c: char| c.is_control(), "·")
 }

@@ -48,6 +48,12 @@ pub const META_LAYOUT: &[u8] = b"~layout";
 /// they can tell another store's data from this one's.
 pub const META_STORE_ID: &[u8] = b"~store-id";
 
+/// `key` as text for a person: its bytes as UTF-8, control characters (the separators
+/// and numbers inside keys) shown as `·`.
+pub fn show(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).replace(|c: char| c.is_control(), "·")
+}
+
 /// The metadata key prefix of each loss accepted at open (`--accept-data-loss`): followed
 /// by the big-endian sequence number that had been acknowledged; the value is the one the
 /// change log ended at. Sequence numbers continue above the acknowledged one.

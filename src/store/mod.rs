@@ -22,7 +22,6 @@ mod salience;
 mod space;
 mod writer_cache;
 
-pub use acknowledged::FILE as ACKNOWLEDGED_FILE;
 pub use backup::BackupSummary;
 pub use editorial::Decision;
 pub use history::Revision;
@@ -580,7 +579,7 @@ impl Store {
                 .map(|bytes| codec::decode(&bytes))
                 .transpose()
         };
-        read().map_err(|err| err.at_key(key))
+        read().map_err(|err| err.at_key(&keys::show(key)))
     }
 
     /// The entities an article mentions with their salience there (the `x` record).

@@ -1226,7 +1226,7 @@ fn the_acknowledged_record_follows_every_flush() {
     let store = Store::open(dir.path(), 16 << 20).unwrap();
     create(&store, "a1", "Talks", BODIES[0], 1);
     store.flush().unwrap();
-    let recorded = std::fs::read_to_string(dir.path().join(super::ACKNOWLEDGED_FILE)).unwrap();
+    let recorded = std::fs::read_to_string(dir.path().join(super::acknowledged::FILE)).unwrap();
     assert!(
         recorded.starts_with(&format!("{:020} ", store.last_seq())),
         "{recorded:?}"

@@ -105,6 +105,15 @@ async fn create(client: &mut ArticleServiceClient<Channel>, i: u64) -> Result<()
         .map(|_| ())
 }
 
+/// Restarted on `data` with `--min-free-mb min_free_mb`, the server has every article
+/// `f{i}` of `ids`.
+async fn present_after_restart(data: &Path, min_free_mb: &str, ids: impl IntoIterator<Item = u64>) {
+    let mut server = Server::start(data, &["--min-free-mb", min_free_mb]);
+    let mut client = ArticleServiceClient::new(server.connect().await);
+    assert_present(&mut client, ids).await;
+    server.terminate().await;
+}
+
 /// Every article `f{i}` of `ids` is there.
 async fn assert_present(
     client: &mut ArticleServiceClient<Channel>,
@@ -216,10 +225,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     server.terminate().await;
     let (stopped, stderr) = server.exit(Duration::from_secs(5)).await;
     assert!(stopped, "a clean shutdown: {stderr}");
-    let mut server = Server::start(&data, &["--min-free-mb", "6"]);
-    let mut client = ArticleServiceClient::new(server.connect().await);
-    assert_present(&mut client, acknowledged.into_iter().chain([6_000])).await;
-    server.terminate().await;
+    present_after_restart(&data, "6", acknowledged.into_iter().chain([6_000])).await;
 }
 
 /// A clean shutdown while the disk is full ends, with a message, instead of hanging or
@@ -245,10 +251,7 @@ async fn a_shutdown_on_a_full_disk_exits_with_a_clear_message() {
         "the log says what the full disk cost: {stderr}"
     );
     std::fs::remove_file(disk.path.join("ballast")).unwrap();
-    let mut server = Server::start(&data, &["--min-free-mb", "1"]);
-    let mut client = ArticleServiceClient::new(server.connect().await);
-    assert_present(&mut client, 0..5).await;
-    server.terminate().await;
+    present_after_restart(&data, "1", 0..5).await;
 }
 
 /// Without a reserve, sled itself meets the full disk and refuses every later write until a
