@@ -156,6 +156,44 @@ pub fn tag_file(model: &Model, text: &str) -> String {
     out
 }
 
+/// Whether `text` is prose rather than CoNLL columns: most of its non-blank lines hold more
+/// words than any CoNLL layout has columns (CoNLL-2003 has four, GMB two), which a token
+/// line never does and a line of prose nearly always does.
+pub fn is_plain_text(text: &str) -> bool {
+    let (mut token_lines, mut wide) = (0usize, 0usize);
+    for line in lines(text) {
+        if let Line::Token { line, .. } = line {
+            token_lines += 1;
+            if line.split_whitespace().count() > PLAIN_TEXT_WORDS {
+                wide += 1;
+            }
+        }
+    }
+    wide * 2 > token_lines
+}
+
+/// More words than this on a line make it prose (see [`is_plain_text`]).
+const PLAIN_TEXT_WORDS: usize = 5;
+
+/// Tags plain text: tokenised and split into sentences the way ingest does, then written
+/// as CoNLL, one `token tag` line per token and a blank line after each sentence.
+pub fn tag_plain_text(model: &Model, text: &str) -> String {
+    let tokens = crate::extract::tokens::tokenize(text);
+    let sentences: Vec<Vec<&str>> = crate::extract::tokens::sentences(text, &tokens)
+        .into_iter()
+        .map(|range| tokens[range].iter().map(|t| t.text(text)).collect())
+        .collect();
+    let tags = model.tag_document(&sentences);
+    let mut out = String::with_capacity(text.len() * 2);
+    for (sentence, tags) in sentences.iter().zip(&tags) {
+        for (token, tag) in sentence.iter().zip(tags) {
+            let _ = writeln!(out, "{token} {}", tag.as_str());
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Entity-level precision, recall and F1, per type and overall, counted as `conlleval` does:
 /// an entity is right only when its type and both its ends are.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -193,3 +193,92 @@ fn offline_commands_refuse_a_folder_without_a_database() {
         );
     }
 }
+
+/// A data folder a running server holds is refused by every command that would open it,
+/// saying a server is using it, instead of blocking or failing obscurely; and a second
+/// server on the same folder exits the same way.
+#[tokio::test]
+async fn commands_refuse_a_folder_a_running_server_holds() {
+    let dir = super::support::temp_dir();
+    let data = dir.path().join("data");
+    let mut server = super::process::Server::start(&data, &[]);
+    server.connect().await;
+    let data_arg = data.to_str().unwrap().to_string();
+    let out = dir.path().join("out").to_str().unwrap().to_string();
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/seeds");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["check"],
+        vec!["stats"],
+        vec!["reindex"],
+        vec!["reextract"],
+        vec!["export", "--out", &out],
+        vec!["seed", "--seeds", seeds],
+        vec!["import", seeds],
+        vec!["serve", "--listen", "127.0.0.1:0", "--no-seed"],
+    ];
+    for command in commands {
+        let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        args.extend(["--data-dir".to_string(), data_arg.clone()]);
+        let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+            super::support::run_cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        assert!(!ok, "{command:?} succeeded: {stdout}");
+        assert!(
+            stderr.contains("another newsstore process (a running server?) is using it")
+                && stderr.contains(&data_arg),
+            "{command:?}: {stderr}"
+        );
+    }
+    server.terminate().await;
+}
+
+/// Without a terminal, import reports progress as log lines (here after every file), never
+/// as a bar redrawn with carriage returns, and no time left is guessed before a rate exists.
+#[test]
+fn import_logs_progress_when_stderr_is_not_a_terminal() {
+    let dir = super::support::temp_dir();
+    let data = dir.path().join("data");
+    let sources = dir.path().join("sources");
+    std::fs::create_dir(&sources).unwrap();
+    let files = 12;
+    for i in 0..files {
+        std::fs::write(
+            sources.join(format!("story-{i}.txt")),
+            format!("Storm number {i} reaches Lisbon\n\nFishermen in Lisbon stayed ashore."),
+        )
+        .unwrap();
+    }
+    let (ok, stdout, stderr) = super::support::run_cli(&[
+        "import",
+        sources.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--progress-secs",
+        "0",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("{files} created")), "{stdout}");
+    assert!(!stderr.contains('\r'), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains(" INFO ") && line.contains("imported "))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(&format!("imported 1/{files} files"))),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(&format!("imported {files}/{files} files"))),
+        "{stderr}"
+    );
+    assert!(
+        lines[0].contains("estimating time left"),
+        "the first line guesses no time: {stderr}"
+    );
+}

@@ -48,6 +48,28 @@ fn ner_tag_adds_a_column_and_passes_other_lines_through() {
     }
 }
 
+/// Prose on stdin is recognised as plain text, tokenised into sentences and tagged token by
+/// token, not tagged line by line as if each line were one token.
+#[test]
+fn ner_tag_tokenises_plain_text() {
+    let text = "US Secretary of State John Kerry met Sergei Lavrov in Geneva. \
+                They talked for three hours.\n";
+    let (ok, out, err) = newsstore(&["ner", "tag"], Some(text));
+    assert!(ok, "{err}");
+    assert!(err.contains("plain text"), "{err}");
+    let sentences: Vec<&str> = out.split("\n\n").filter(|s| !s.trim().is_empty()).collect();
+    assert_eq!(sentences.len(), 2, "{out}");
+    let tagged: Vec<(&str, &str)> = sentences[0]
+        .lines()
+        .map(|line| line.split_once(' ').unwrap())
+        .collect();
+    assert_eq!(tagged.len(), 12, "one line per token: {out}");
+    assert_eq!(tagged[4], ("John", "B-PER"));
+    assert_eq!(tagged[5], ("Kerry", "I-PER"));
+    assert_eq!(tagged[10], ("Geneva", "B-LOC"));
+    assert_eq!(tagged[11], (".", "O"));
+}
+
 #[test]
 fn ner_eval_scores_entities_per_type() {
     let dir = super::support::temp_dir();

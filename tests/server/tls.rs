@@ -142,3 +142,123 @@ async fn unreadable_certificates_fail_at_startup_with_the_file_named() {
         "{error:#}"
     );
 }
+
+/// The client-side commands reach a mutual-TLS server that requires a token: `https://`,
+/// the server's CA, the client's certificate and the token from the environment, as an
+/// operator would run them against a real deployment.
+#[tokio::test]
+async fn the_cli_backs_up_and_reextracts_through_mutual_tls_with_a_token() {
+    let server_ca = Ca::new();
+    let client_ca = Ca::new();
+    let (files, tls) = serve_tls(&server_ca, Some(&client_ca));
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.tls = Some(tls);
+        config.auth = newsstore::api::auth::AuthConfig {
+            tokens: newsstore::api::auth::AuthConfig::parse_tokens(
+                "ops:admin-token-0123456789:admin",
+            )
+            .unwrap(),
+            open_reads: false,
+        };
+    })
+    .await;
+    let path = |name: &str| files.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(path("ca.pem"), server_ca.cert.pem()).unwrap();
+    let (cert, key) = client_ca.issue("ops.internal");
+    std::fs::write(path("client.pem"), cert).unwrap();
+    std::fs::write(path("client-key.pem"), key).unwrap();
+    let https = format!("https://localhost:{}", app.addr.port());
+    let out = path("news.backup");
+    let cli = |args: Vec<String>, token: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_newsstore"));
+        command.args(&args).env_remove("NEWSSTORE_TOKEN");
+        if let Some(token) = token {
+            command.env("NEWSSTORE_TOKEN", token);
+        }
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let tls_args = |command: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        args.extend(
+            [
+                "--server",
+                &https,
+                "--ca-cert",
+                &path("ca.pem"),
+                "--client-cert",
+                &path("client.pem"),
+                "--client-key",
+                &path("client-key.pem"),
+            ]
+            .map(String::from),
+        );
+        args
+    };
+
+    let (ok, stdout, stderr) = cli(
+        tls_args(&["backup", "--out", &out]),
+        Some("admin-token-0123456789"),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("backup of"), "{stdout}");
+    assert!(std::fs::metadata(&out).unwrap().len() > 0);
+
+    let (ok, stdout, stderr) = cli(
+        tls_args(&["reextract", "--data-dir", &path("unused")]),
+        Some("admin-token-0123456789"),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("re-extracted"), "{stdout}");
+
+    // Without the token: the server's answer, by name, on one line.
+    let (ok, _, stderr) = cli(tls_args(&["backup", "--out", &out]), None).await;
+    assert!(!ok);
+    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    // Without the client certificate the handshake fails, and the error says so.
+    let (ok, _, stderr) = cli(
+        vec![
+            "backup".into(),
+            "--out".into(),
+            out.clone(),
+            "--server".into(),
+            https.clone(),
+            "--ca-cert".into(),
+            path("ca.pem"),
+        ],
+        Some("admin-token-0123456789"),
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains(&https), "{stderr}");
+    assert!(stderr.contains("--client-cert"), "{stderr}");
+
+    // TLS options with a plaintext address are refused, not ignored.
+    let (ok, _, stderr) = cli(
+        vec![
+            "backup".into(),
+            "--out".into(),
+            out.clone(),
+            "--server".into(),
+            app.addr.to_string(),
+            "--ca-cert".into(),
+            path("ca.pem"),
+        ],
+        Some("admin-token-0123456789"),
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("plaintext"), "{stderr}");
+}

@@ -11,6 +11,12 @@ use tracing_subscriber::EnvFilter;
 
 use anyhow::Context as _;
 
+mod client;
+mod progress;
+
+use client::ClientArgs;
+use progress::Progress;
+
 use crate::api::auth::AuthConfig;
 use crate::app::{self, Application, Config};
 use crate::corpus::{conll, tagger};
@@ -31,6 +37,15 @@ pub struct Cli {
     /// request's span fields such as request_id).
     #[arg(long, global = true, env = "NEWSSTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// When stderr is not a terminal, import, export and re-extraction log their progress
+    /// this often, in seconds (on a terminal they draw a bar instead).
+    #[arg(
+        long,
+        global = true,
+        env = "NEWSSTORE_PROGRESS_SECS",
+        default_value_t = 5
+    )]
+    progress_secs: u64,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -122,7 +137,9 @@ enum NerCommand {
         out: PathBuf,
     },
     /// Tag a CoNLL-format file: each token line is written back with the predicted IOB2 tag
-    /// as one more column; blank and `-DOCSTART-` lines pass through.
+    /// as one more column; blank and `-DOCSTART-` lines pass through. Plain text (prose,
+    /// not one token per line) is recognised, tokenised as ingest does, and written as
+    /// `token tag` lines with a blank line after each sentence.
     Tag {
         /// The file to tag; standard input when absent.
         file: Option<PathBuf>,
@@ -190,9 +207,9 @@ struct BackupArgs {
     /// The backup file to write.
     #[arg(long)]
     out: PathBuf,
-    /// The bearer token (admin scope) when the server requires one.
-    #[arg(long, env = "NEWSSTORE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    /// The token needs the admin scope.
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -213,68 +230,22 @@ struct ExportArgs {
     data: DataArgs,
 }
 
-/// A progress bar with rate and ETA on a terminal; nothing when stderr is not one.
-fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(total);
-    let template = format!(
-        "{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {what} · {{per_sec}} · ETA {{eta}} {{msg}}"
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
-}
-
 #[derive(Debug, Clone, Args)]
 struct ReextractArgs {
-    /// The bearer token (admin scope) when the server requires one.
-    #[arg(long, env = "NEWSSTORE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
     #[command(flatten)]
     data: DataArgs,
-    /// Address of a running server to re-extract through (for example 127.0.0.1:50051).
+    /// Address of a running server to re-extract through (for example 127.0.0.1:50051, or
+    /// https://news.example:50051 for TLS).
     #[arg(long)]
     server: Option<String>,
+    /// The token needs the admin scope.
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
-/// A channel to the server at `server` (`host:port`, or a URL).
-async fn connect(server: &str) -> anyhow::Result<tonic::transport::Channel> {
-    let url = if server.contains("://") {
-        server.to_string()
-    } else {
-        format!("http://{server}")
-    };
-    tonic::transport::Endpoint::from_shared(url.clone())?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach a newsstore server at {url}"))
-}
-
-/// `message` as a request carrying `token` as its bearer token, when there is one.
-fn authorized<T>(message: T, token: Option<&str>) -> anyhow::Result<tonic::Request<T>> {
-    let mut request = tonic::Request::new(message);
-    if let Some(token) = token {
-        let value = format!("Bearer {token}")
-            .parse()
-            .context("the token is not a valid header value")?;
-        request.metadata_mut().insert("authorization", value);
-    }
-    Ok(request)
-}
-
-/// One progress line, rewritten in place on a terminal.
-fn show_progress(total: i64, done: i64, changed: i64, skipped: i64, started: std::time::Instant) {
-    let seconds = started.elapsed().as_secs_f64();
-    let rate = done as f64 / seconds.max(1e-9);
-    let eta = if rate > 0.0 {
-        (total - done).max(0) as f64 / rate
-    } else {
-        0.0
-    };
-    eprint!(
-        "\rre-extracted {done}/{total} articles ({changed} changed, {skipped} skipped), \
-         {rate:.0}/s, about {eta:.0} s left   "
-    );
+/// The note after re-extraction's counts.
+fn reextract_note(changed: u64, skipped: u64) -> String {
+    format!("({changed} changed, {skipped} skipped)")
 }
 
 #[derive(Debug, Clone, Args)]
@@ -528,6 +499,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let every = Duration::from_secs(cli.progress_secs);
     match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {
         Command::Serve(args) => {
             let app = Application::build(args.config()?).await?;
@@ -555,33 +527,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reextract(args) => {
             let started = std::time::Instant::now();
+            let progress = Progress::new("re-extracted", 0, "articles", every);
             let (total, changed, skipped) = match &args.server {
                 Some(server) => {
                     let mut client =
                         crate::api::proto::admin_service_client::AdminServiceClient::new(
-                            connect(server).await?,
+                            args.client.connect(server).await?,
                         );
-                    let request = authorized(
-                        crate::api::proto::ReextractArticlesRequest {},
-                        args.token.as_deref(),
-                    )?;
-                    let mut stream = client.reextract_articles(request).await?.into_inner();
+                    let request = args
+                        .client
+                        .request(crate::api::proto::ReextractArticlesRequest {})?;
+                    let refused = |status| args.client.refused(server, status);
+                    let mut stream = client
+                        .reextract_articles(request)
+                        .await
+                        .map_err(refused)?
+                        .into_inner();
                     let mut last = None;
-                    while let Some(update) = stream.message().await? {
-                        show_progress(
-                            update.articles_total,
-                            update.articles_done,
-                            update.articles_changed,
-                            update.articles_skipped,
-                            started,
-                        );
+                    while let Some(update) = stream.message().await.map_err(refused)? {
+                        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+                        progress.set_total(n(update.articles_total));
+                        progress.note(reextract_note(
+                            n(update.articles_changed),
+                            n(update.articles_skipped),
+                        ));
+                        progress.set(n(update.articles_done));
                         last = Some(update);
                     }
                     let last = last.context("the server sent no progress")?;
+                    let n = |v: i64| u64::try_from(v).unwrap_or(0);
                     (
-                        last.articles_done,
-                        last.articles_changed,
-                        last.articles_skipped,
+                        n(last.articles_done),
+                        n(last.articles_changed),
+                        n(last.articles_skipped),
                     )
                 }
                 None => {
@@ -590,26 +568,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let ingest = Ingest::new(store.clone(), Limits::default());
                     let state = ingest
                         .reextract_all(|s| {
-                            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                            show_progress(
-                                n(s.total),
-                                n(s.done),
-                                n(s.changed),
-                                n(s.skipped),
-                                started,
-                            );
+                            progress.set_total(s.total);
+                            progress.note(reextract_note(s.changed, s.skipped));
+                            progress.set(s.done);
                             true
                         })
                         .await?;
                     tokio::task::spawn_blocking(move || store.flush()).await??;
-                    (
-                        i64::try_from(state.done).unwrap_or(i64::MAX),
-                        i64::try_from(state.changed).unwrap_or(i64::MAX),
-                        i64::try_from(state.skipped).unwrap_or(i64::MAX),
-                    )
+                    (state.done, state.changed, state.skipped)
                 }
             };
-            eprintln!();
+            progress.finish();
             println!(
                 "re-extracted {total} articles in {:.1} s: {changed} changed, {skipped} skipped",
                 started.elapsed().as_secs_f64()
@@ -622,19 +591,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("cannot read the files to import")?;
             let store = app::open_store(&config)?;
             let ingest = Ingest::new(store.clone(), Limits::default());
-            let bar = progress_bar(files.len() as u64, "files");
+            let progress = Progress::new("imported", files.len() as u64, "files", every);
             let report = crate::seed::load_files(&ingest, files, args.max_file_bytes, |p| {
-                bar.set_position(p.done as u64);
                 if p.failed > 0 {
-                    bar.set_message(format!("({} bad)", p.failed));
+                    progress.note(format!("({} bad)", p.failed));
                 }
+                progress.set(p.done as u64);
             })
             .await;
-            bar.finish_and_clear();
+            progress.finish();
             drop(ingest);
             let durable = store.clone();
             tokio::task::spawn_blocking(move || durable.flush()).await??;
-            let elapsed = bar.elapsed().as_secs_f64();
+            let elapsed = progress.elapsed().as_secs_f64();
             // Closing checkpoints, so the server's next start does not replay the import.
             tokio::task::spawn_blocking(move || store.close(app::CLOSE_WAIT)).await??;
             println!(
@@ -661,18 +630,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(args) => {
             let mut client = crate::api::proto::admin_service_client::AdminServiceClient::new(
-                connect(&args.server).await?,
+                args.client.connect(&args.server).await?,
             )
             .max_decoding_message_size(8 << 20);
-            let request = authorized(crate::api::proto::BackupRequest {}, args.token.as_deref())?;
-            let mut stream = client.backup(request).await?.into_inner();
+            let request = args.client.request(crate::api::proto::BackupRequest {})?;
+            let refused = |status| args.client.refused(&args.server, status);
+            let mut stream = client.backup(request).await.map_err(refused)?.into_inner();
             // Written under another name and renamed when complete, so a file at `out` is
             // always a whole backup.
             let partial = args.out.with_extension("partial");
             let mut file = std::fs::File::create(&partial)
                 .with_context(|| format!("cannot create {}", partial.display()))?;
             let (mut bytes, mut sequence, mut entries) = (0u64, 0, 0);
-            while let Some(chunk) = stream.message().await? {
+            while let Some(chunk) = stream.message().await.map_err(refused)? {
                 std::io::Write::write_all(&mut file, &chunk.data)?;
                 bytes += chunk.data.len() as u64;
                 sequence = chunk.sequence;
@@ -717,8 +687,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let total = store.article_count()?;
-            let bar = progress_bar(total, "articles");
-            let worker_bar = bar.clone();
+            let progress = Progress::new("exported", total, "articles", every);
+            let worker_progress = progress.clone();
             let written = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
                 let mut after: Option<String> = None;
                 let mut written = 0;
@@ -737,12 +707,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             .and_then(|()| std::fs::rename(&partial, &path))
                             .with_context(|| format!("cannot write {}", path.display()))?;
                         written += 1;
-                        worker_bar.inc(1);
+                        worker_progress.inc(1);
                     }
                 }
             })
             .await??;
-            bar.finish_and_clear();
+            progress.finish();
             println!(
                 "exported {written} articles as ninjs to {}",
                 args.out.display()
@@ -860,7 +830,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?,
             };
             let started = std::time::Instant::now();
-            let tagged = conll::tag_file(&model, &text);
+            let tagged = if conll::is_plain_text(&text) {
+                tracing::info!(
+                    "the input is plain text, not CoNLL columns: tokenising it into sentences"
+                );
+                conll::tag_plain_text(&model, &text)
+            } else {
+                conll::tag_file(&model, &text)
+            };
             let seconds = started.elapsed().as_secs_f64();
             let tokens = tagged.lines().filter(|l| !l.trim().is_empty()).count();
             std::io::Write::write_all(&mut std::io::stdout().lock(), tagged.as_bytes())?;
