@@ -45,15 +45,33 @@ pub enum Invalid {
     RequestIdReused,
 }
 
-/// Which state stood in the way; each becomes an ErrorInfo reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which state stood in the way, and of what; each becomes an ErrorInfo reason, and the ids
+/// go into its metadata so a client can act without parsing the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
     /// The entity is blocked.
-    EntityBlocked,
-    /// The entity was merged into another one.
-    EntityMerged,
+    EntityBlocked { entity_id: String },
+    /// The entity was merged into another one, which stands for it now.
+    EntityMerged {
+        entity_id: String,
+        survivor_id: String,
+    },
     /// The article is deleted (its history remains).
-    ArticleDeleted,
+    ArticleDeleted { article_id: String },
+}
+
+/// Why a call was not let in (UNAUTHENTICATED or PERMISSION_DENIED).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No bearer token where one is needed.
+    TokenMissing,
+    /// A token the server does not know.
+    TokenInvalid,
+    /// A known token whose scope does not cover the method.
+    ScopeInsufficient {
+        needed: &'static str,
+        held: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -105,6 +123,23 @@ pub enum Error {
         message: String,
     },
 
+    /// The caller is not let in: no token, an unknown one, or too small a scope.
+    #[error("{message}")]
+    Denied { why: Denied, message: String },
+
+    /// Shed before any work: the server is at its limit of calls in flight. Retrying after
+    /// `retry_after` (with backoff) is expected to succeed.
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+
+    /// A change stream the caller did not read for too long was ended; it resumes after
+    /// `resume_after`.
+    #[error("{message}")]
+    ReaderTooSlow { message: String, resume_after: u64 },
+
     /// Concurrent writers kept invalidating this one's precondition.
     #[error("{0}")]
     Conflict(String),
@@ -113,9 +148,13 @@ pub enum Error {
     #[error("{0}")]
     IndexLagging(String),
 
-    /// The server is stopping; the call may be retried against it once it is back.
-    #[error("{0}")]
-    ShuttingDown(String),
+    /// The server is stopping; the call may be retried against it once it is back (a change
+    /// stream from just after `resume_after`).
+    #[error("{message}")]
+    ShuttingDown {
+        message: String,
+        resume_after: Option<u64>,
+    },
 
     /// The disk holding the data is full (or below the configured free-space reserve):
     /// writes are refused until space is freed; reads go on.
@@ -205,13 +244,20 @@ impl Error {
             Error::EtagMismatch { .. } => "ETAG_MISMATCH",
             Error::ResourceExhausted(_) => "LIMIT_EXCEEDED",
             Error::FailedPrecondition { reason, .. } => match reason {
-                Precondition::EntityBlocked => "ENTITY_BLOCKED",
-                Precondition::EntityMerged => "ENTITY_MERGED",
-                Precondition::ArticleDeleted => "ARTICLE_DELETED",
+                Precondition::EntityBlocked { .. } => "ENTITY_BLOCKED",
+                Precondition::EntityMerged { .. } => "ENTITY_MERGED",
+                Precondition::ArticleDeleted { .. } => "ARTICLE_DELETED",
             },
+            Error::Denied { why, .. } => match why {
+                Denied::TokenMissing => "TOKEN_MISSING",
+                Denied::TokenInvalid => "TOKEN_INVALID",
+                Denied::ScopeInsufficient { .. } => "SCOPE_INSUFFICIENT",
+            },
+            Error::Overloaded { .. } => "OVERLOADED",
+            Error::ReaderTooSlow { .. } => "LIMIT_EXCEEDED",
             Error::Conflict(_) => "CONCURRENT_MODIFICATION",
             Error::IndexLagging(_) => "INDEX_LAGGING",
-            Error::ShuttingDown(_) => "SHUTTING_DOWN",
+            Error::ShuttingDown { .. } => "SHUTTING_DOWN",
             Error::StorageFull(_) => "STORAGE_FULL",
             Error::DataLoss(_) => "DATA_LOSS",
             Error::Internal(_) => "INTERNAL",

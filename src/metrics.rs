@@ -1,10 +1,15 @@
 //! Prometheus metrics, served on their own HTTP port (`--metrics-listen`).
 //!
-//! Calls are counted and timed per method by the call-metrics layer (see
-//! `api::call_metrics`; calls shed under overload by `api::overload`), watchers by the change service; the store and index figures are
-//! sampled by a background task every few seconds rather than at scrape time, so a scrape
-//! is cheap and never scans the store on the caller's clock. The recorder is process-wide
-//! (one server per process in production; tests that start several share it).
+//! Calls follow the gRPC ecosystem's names (go-grpc-prometheus and its successors:
+//! `grpc_server_started_total`, `grpc_server_handled_total`, `grpc_server_handling_seconds`
+//! with `grpc_service`, `grpc_method`, `grpc_type` and `grpc_code` labels, the code by its
+//! name as Go spells it), so existing dashboards and alerts work unchanged. They are counted
+//! by the call-metrics layer (`api::call_metrics`; calls shed under overload by
+//! `api::overload`), watchers by the change service. Process figures are read at scrape
+//! time; store and index figures are sampled by a background task every few seconds, so a
+//! scrape is cheap and never scans the store on the caller's clock. The recorder is
+//! process-wide (one server per process in production; tests that start several share it).
+//! Every metric is described in [`METRICS`], which is also the table in docs/operations.md.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -18,7 +23,7 @@ use tokio::sync::watch;
 use crate::search::SearchIndex;
 use crate::store::Store;
 
-/// Call latency buckets, in seconds: from well under a millisecond to ten seconds.
+/// Unary call latency buckets, in seconds: from well under a millisecond to ten seconds.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
@@ -26,40 +31,212 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// How often store and index figures are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
-/// The process-wide recorder, installed on first use.
-fn handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
-    let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("newsstore_rpc_duration_seconds".into()),
-            LATENCY_BUCKETS,
-        )
-        .context("configuring the metrics histogram")?
-        .build_recorder();
-    let handle = recorder.handle();
-    // Only the first call installs; a racing second one keeps the first's handle.
-    if metrics::set_global_recorder(recorder).is_ok() {
-        let _ = HANDLE.set(handle);
-    }
-    HANDLE
-        .get()
-        .cloned()
-        .context("another metrics recorder is installed in this process")
+/// A metric's kind, for its description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
 }
 
-/// Records one answered call.
-pub fn record_call(method: &str, grpc_status: &str, seconds: f64) {
-    let method = method.to_string();
-    metrics::counter!("newsstore_rpc_requests_total", "method" => method.clone(), "code" => grpc_status.to_string())
-        .increment(1);
-    if grpc_status != "0" {
-        metrics::counter!("newsstore_rpc_errors_total", "method" => method.clone(), "code" => grpc_status.to_string())
-            .increment(1);
+/// Every metric this server exports besides the `process_*` family: name, kind, help text.
+pub const METRICS: &[(&str, Kind, &str)] = &[
+    (
+        "grpc_server_started_total",
+        Kind::Counter,
+        "gRPC calls started, by service, method and type (unary, server_stream).",
+    ),
+    (
+        "grpc_server_handled_total",
+        Kind::Counter,
+        "gRPC calls finished, by service, method, type and code (OK, NotFound, Canceled, ...). \
+         A call the caller abandoned is Canceled, not a server error.",
+    ),
+    (
+        "grpc_server_handling_seconds",
+        Kind::Histogram,
+        "Time to answer a unary call, in seconds. Streams (WatchChanges, ReextractArticles, \
+         Backup) last as long as the caller wants and are not in it.",
+    ),
+    (
+        "newsstore_calls_in_flight",
+        Kind::Gauge,
+        "gRPC calls being answered now, by type; open streams count.",
+    ),
+    (
+        "newsstore_build_info",
+        Kind::Gauge,
+        "Always 1; the labels say which build is running.",
+    ),
+    (
+        "newsstore_watchers",
+        Kind::Gauge,
+        "Open WatchChanges streams.",
+    ),
+    (
+        "newsstore_data_loss_total",
+        Kind::Counter,
+        "Calls that met damaged stored data and answered DATA_LOSS; any is a reason to page.",
+    ),
+    (
+        "newsstore_store_bytes",
+        Kind::Gauge,
+        "Size of the database files on disk, in bytes.",
+    ),
+    ("newsstore_articles", Kind::Gauge, "Articles stored."),
+    (
+        "newsstore_entity_ids_issued",
+        Kind::Gauge,
+        "Entity ids ever issued (ids are never reused, so merged and blocked ones count).",
+    ),
+    (
+        "newsstore_change_log_sequence",
+        Kind::Gauge,
+        "Sequence number of the newest change in the change log.",
+    ),
+    (
+        "newsstore_index_lag_changes",
+        Kind::Gauge,
+        "Changes written but not yet searchable.",
+    ),
+];
+
+/// The process-wide recorder, installed on first use (concurrent first uses wait for it).
+fn handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("grpc_server_handling_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .map_err(|err| format!("configuring the metrics histogram: {err}"))?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder)
+                .map_err(|_| "another metrics recorder is installed in this process".to_string())?;
+            describe();
+            Ok(handle)
+        })
+        .clone()
+        .map_err(|err| anyhow::anyhow!(err))
+}
+
+fn describe() {
+    for &(name, kind, help) in METRICS {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, metrics::Unit::Seconds, help),
+        }
     }
-    metrics::histogram!("newsstore_rpc_duration_seconds", "method" => method).record(seconds);
+    process().describe();
+    metrics::gauge!(
+        "newsstore_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "profile" => if cfg!(debug_assertions) { "debug" } else { "release" },
+    )
+    .set(1.0);
+}
+
+/// The `process_*` metrics (CPU seconds, resident memory, open and maximum file
+/// descriptors, threads, start time), named as every Prometheus client library names them.
+fn process() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Which call a metric is about: labels from the method's descriptor, never from the
+/// caller's path as sent (see `api::call_metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rpc {
+    pub service: &'static str,
+    pub method: &'static str,
+    /// `unary`, `server_stream`, `client_stream` or `bidi_stream`.
+    pub kind: &'static str,
+}
+
+impl Rpc {
+    /// Every path this server does not serve.
+    pub const UNKNOWN: Rpc = Rpc {
+        service: "unknown",
+        method: "unknown",
+        kind: "unknown",
+    };
+}
+
+/// A call came in.
+pub fn call_started(rpc: Rpc) {
+    metrics::counter!(
+        "grpc_server_started_total",
+        "grpc_service" => rpc.service,
+        "grpc_method" => rpc.method,
+        "grpc_type" => rpc.kind,
+    )
+    .increment(1);
+    metrics::gauge!("newsstore_calls_in_flight", "grpc_type" => rpc.kind).increment(1.0);
+}
+
+/// A call that [`call_started`] counted was answered with `grpc_status` (the code's number,
+/// as in the `grpc-status` header) after `seconds`.
+pub fn call_handled(rpc: Rpc, grpc_status: &str, seconds: f64) {
+    metrics::gauge!("newsstore_calls_in_flight", "grpc_type" => rpc.kind).decrement(1.0);
+    metrics::counter!(
+        "grpc_server_handled_total",
+        "grpc_service" => rpc.service,
+        "grpc_method" => rpc.method,
+        "grpc_type" => rpc.kind,
+        "grpc_code" => code_name(grpc_status),
+    )
+    .increment(1);
+    if rpc.kind == "unary" {
+        metrics::histogram!(
+            "grpc_server_handling_seconds",
+            "grpc_service" => rpc.service,
+            "grpc_method" => rpc.method,
+            "grpc_type" => rpc.kind,
+        )
+        .record(seconds);
+    }
+}
+
+/// A call refused before it was started (shed under overload): counted as handled only.
+pub fn call_shed(rpc: Rpc) {
+    metrics::counter!(
+        "grpc_server_handled_total",
+        "grpc_service" => rpc.service,
+        "grpc_method" => rpc.method,
+        "grpc_type" => rpc.kind,
+        "grpc_code" => code_name("8"),
+    )
+    .increment(1);
+}
+
+/// A code's name as Go's `codes.Code.String()` writes it, which is what go-grpc-prometheus
+/// puts in `grpc_code` and what published dashboards match on ("Canceled", one L).
+pub fn code_name(grpc_status: &str) -> &'static str {
+    match grpc_status {
+        "0" => "OK",
+        "1" => "Canceled",
+        "2" => "Unknown",
+        "3" => "InvalidArgument",
+        "4" => "DeadlineExceeded",
+        "5" => "NotFound",
+        "6" => "AlreadyExists",
+        "7" => "PermissionDenied",
+        "8" => "ResourceExhausted",
+        "9" => "FailedPrecondition",
+        "10" => "Aborted",
+        "11" => "OutOfRange",
+        "12" => "Unimplemented",
+        "13" => "Internal",
+        "14" => "Unavailable",
+        "15" => "DataLoss",
+        "16" => "Unauthenticated",
+        // Not a code gRPC defines: counted, under one bounded value.
+        _ => "Unknown",
+    }
 }
 
 /// A call met damaged stored data (and answered DATA_LOSS).
@@ -125,6 +302,7 @@ fn respond<B>(
     handle: &PrometheusHandle,
 ) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
     let (status, content_type, body) = if request.uri().path() == "/metrics" {
+        process().collect();
         (
             hyper::StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -158,7 +336,7 @@ fn sample_store(store: &Store, search: &SearchIndex) {
     }
     if let Ok(entities) = store.next_entity_code() {
         // Entity numbers are dense and never reused: this counts every entity ever made.
-        metrics::gauge!("newsstore_entities_created").set(entities as f64);
+        metrics::gauge!("newsstore_entity_ids_issued").set(entities as f64);
     }
     let last = store.last_seq();
     metrics::gauge!("newsstore_change_log_sequence").set(last as f64);

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::audit::Audit;
 use super::proto::{self, admin_service_server::AdminService};
 use crate::error::Error;
 use crate::ingest::{Ingest, Reextraction};
@@ -57,8 +58,9 @@ impl AdminService for AdminApi {
 
     async fn backup(
         &self,
-        _request: Request<proto::BackupRequest>,
+        request: Request<proto::BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
+        let audit = Audit::of(&request, "Backup");
         std::fs::create_dir_all(&self.scratch)
             .map_err(|e| Error::internal("creating the backup folder", e))?;
         let path = self
@@ -75,6 +77,11 @@ impl AdminService for AdminApi {
                 return Err(err.into());
             }
         };
+        // Whoever holds a backup holds every article: who took one is on the record.
+        audit.record(format_args!(
+            "{} entries up to change {}",
+            summary.entries, summary.sequence
+        ));
         tracing::info!(
             entries = summary.entries,
             sequence = summary.sequence,
@@ -119,8 +126,9 @@ impl AdminService for AdminApi {
 
     async fn reextract_articles(
         &self,
-        _request: Request<proto::ReextractArticlesRequest>,
+        request: Request<proto::ReextractArticlesRequest>,
     ) -> Result<Response<Self::ReextractArticlesStream>, Status> {
+        let audit = Audit::of(&request, "ReextractArticles");
         // A small buffer: progress is only worth sending while someone reads it, and a
         // slow reader must not hold up the work (stale updates are dropped).
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
@@ -136,6 +144,10 @@ impl AdminService for AdminApi {
                 .await;
             let last = match result {
                 Ok(state) => {
+                    audit.record(format_args!(
+                        "{} articles ({} changed, {} skipped)",
+                        state.total, state.changed, state.skipped
+                    ));
                     tracing::info!(
                         total = state.total,
                         changed = state.changed,

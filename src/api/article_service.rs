@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
+use super::audit::{self, Audit};
 use super::convert::{self, View};
 use super::page_token::{self, Listing};
 use super::proto::{self, article_service_server::ArticleService};
@@ -128,12 +129,17 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::CreateArticleRequest>,
     ) -> Result<Response<proto::CreateArticleResponse>, Status> {
+        let audit = Audit::of(&request, "CreateArticle");
         let mut request = request.into_inner();
         let wait = request.wait_for_index;
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("CreateArticle", &request_id, &request)?;
         let (id, input) = create_input(request)?;
         let stored = self.ingest.create(id, input, tag).await?;
+        audit.record(format_args!(
+            "article {} revision {}",
+            stored.article.id, stored.article.revision
+        ));
         self.wait_for_index(wait, stored.seq).await?;
         Ok(Response::new(proto::CreateArticleResponse {
             article: Some(convert::article_to_proto(&stored.article, View::Full)),
@@ -168,6 +174,7 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::UpdateArticleRequest>,
     ) -> Result<Response<proto::UpdateArticleResponse>, Status> {
+        let audit = Audit::of(&request, "UpdateArticle");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("UpdateArticle", &request_id, &request)?;
@@ -199,6 +206,10 @@ impl ArticleService for ArticleApi {
             .ingest
             .update(article.id.clone(), etag, fields, patch, tag)
             .await?;
+        audit.record(format_args!(
+            "article {} revision {}",
+            updated.article.id, updated.article.revision
+        ));
         self.wait_for_index(request.wait_for_index, updated.seq)
             .await?;
         Ok(Response::new(proto::UpdateArticleResponse {
@@ -210,12 +221,14 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::DeleteArticleRequest>,
     ) -> Result<Response<proto::DeleteArticleResponse>, Status> {
+        let audit = Audit::of(&request, "DeleteArticle");
         let mut request = request.into_inner();
         require_id("id", &request.id)?;
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("DeleteArticle", &request_id, &request)?;
         let etag = (!request.etag.is_empty()).then_some(request.etag);
-        let seq = self.ingest.delete(request.id, etag, tag).await?;
+        let seq = self.ingest.delete(request.id.clone(), etag, tag).await?;
+        audit.record(format_args!("article {}", request.id));
         self.wait_for_index(request.wait_for_index, seq).await?;
         Ok(Response::new(proto::DeleteArticleResponse {}))
     }
@@ -311,6 +324,7 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::BatchCreateArticlesRequest>,
     ) -> Result<Response<proto::BatchCreateArticlesResponse>, Status> {
+        let audit = Audit::of(&request, "BatchCreateArticles");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
         // The view only shapes the answer: a retry may ask for a smaller one (after a FULL
@@ -371,6 +385,17 @@ impl ArticleService for ArticleApi {
             }
         }
         let outcomes = self.ingest.create_batch(valid).await;
+        let stored: Vec<&str> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().map(|stored| stored.article.id.as_str()))
+            .collect();
+        if !stored.is_empty() {
+            audit.record(format_args!(
+                "{} articles {}",
+                stored.len(),
+                audit::ids(stored.into_iter())
+            ));
+        }
         let last_seq = outcomes
             .iter()
             .filter_map(|o| o.as_ref().ok().map(|stored| stored.seq))
@@ -431,7 +456,9 @@ impl ArticleService for ArticleApi {
             0 => self.store.get_article(id)?.ok_or_else(|| {
                 if self.store.list_revisions(id, None, 1).is_ok() {
                     Error::FailedPrecondition {
-                        reason: crate::error::Precondition::ArticleDeleted,
+                        reason: crate::error::Precondition::ArticleDeleted {
+                            article_id: id.clone(),
+                        },
                         message: format!(
                             "article {id:?} is deleted, so it has no current revision; name \
                              to_revision (ListArticleRevisions lists them)"
@@ -459,11 +486,16 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<proto::PurgeArticleRequest>,
     ) -> Result<Response<proto::PurgeArticleResponse>, Status> {
+        let audit = Audit::of(&request, "PurgeArticle");
         let mut request = request.into_inner();
         require_id("id", &request.id)?;
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("PurgeArticle", &request_id, &request)?;
-        let written = self.ingest.purge(request.id, tag).await?;
+        let written = self.ingest.purge(request.id.clone(), tag).await?;
+        audit.record(format_args!(
+            "article {} ({} revisions removed)",
+            request.id, written.revisions_removed
+        ));
         // The call returns once the search index has dropped the article too.
         self.wait_for_index(true, written.seq).await?;
         Ok(Response::new(proto::PurgeArticleResponse {

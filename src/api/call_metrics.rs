@@ -1,5 +1,11 @@
 //! Counts and times every gRPC call for the metrics, by its final code.
 //!
+//! Each finished call is also one line of the access log (INFO, target `newsstore::access`,
+//! off unless `--access-log`): method, code, time taken, request id and token name.
+//!
+//! A call's labels come from the served methods' descriptors, never from the path a caller
+//! sent, so made-up paths all count as `unknown` and cannot add series.
+//!
 //! An error before any message comes in the response headers ("trailers-only"); otherwise
 //! the code comes in the trailers after the last message, so a stream is counted, and timed,
 //! when it ends, and a unary call when its answer has gone out. A body dropped before its
@@ -16,6 +22,8 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::BoxFuture;
 use super::health::Findings;
+use super::request_span::CallContext;
+use crate::metrics::Rpc;
 
 /// The tower layer that counts calls, and tells the health monitor what their codes say
 /// about the store.
@@ -62,8 +70,11 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let rpc = rpc(request.uri().path());
+        crate::metrics::call_started(rpc);
         let mut call = Call {
-            method: method_label(request.uri().path()).to_string(),
+            rpc,
+            context: CallContext::of(&request),
             started: Instant::now(),
             // The request span opened outside; the answer is logged in it.
             span: tracing::Span::current(),
@@ -87,12 +98,13 @@ where
     }
 }
 
-/// The metrics label for a call to `path`: the path of a method this server serves, or
-/// `unknown` for anything else, so that callers cannot add series by making paths up.
-fn method_label(path: &str) -> &str {
-    use std::collections::HashSet;
+/// The metrics labels of a call to `path`: those of a method this server serves, or
+/// [`Rpc::UNKNOWN`] for anything else.
+pub fn rpc(path: &str) -> Rpc {
+    use std::collections::HashMap;
     use std::sync::OnceLock;
-    static SERVED: OnceLock<HashSet<String>> = OnceLock::new();
+    /// Path → (service, method, type).
+    static SERVED: OnceLock<HashMap<String, (String, String, &'static str)>> = OnceLock::new();
     let served = SERVED.get_or_init(|| {
         use prost::Message;
         [
@@ -107,25 +119,37 @@ fn method_label(path: &str) -> &str {
         .flat_map(|file| {
             let package = file.package().to_string();
             file.service.into_iter().flat_map(move |service| {
-                let prefix = format!("/{package}.{}/", service.name());
-                service
-                    .method
-                    .into_iter()
-                    .map(move |method| format!("{prefix}{}", method.name()))
+                let service_name = format!("{package}.{}", service.name());
+                service.method.into_iter().map(move |method| {
+                    let kind = match (method.client_streaming(), method.server_streaming()) {
+                        (false, false) => "unary",
+                        (false, true) => "server_stream",
+                        (true, false) => "client_stream",
+                        (true, true) => "bidi_stream",
+                    };
+                    (
+                        format!("/{service_name}/{}", method.name()),
+                        (service_name.clone(), method.name().to_string(), kind),
+                    )
+                })
             })
         })
         .collect()
     });
-    if served.contains(path) {
-        path
-    } else {
-        "unknown"
+    match served.get(path) {
+        Some((service, method, kind)) => Rpc {
+            service,
+            method,
+            kind,
+        },
+        None => Rpc::UNKNOWN,
     }
 }
 
 /// One call being answered, counted once when its final code is known.
 struct Call {
-    method: String,
+    rpc: Rpc,
+    context: Option<Arc<CallContext>>,
     started: Instant,
     span: tracing::Span,
     findings: Arc<Findings>,
@@ -138,10 +162,23 @@ impl Call {
             return;
         }
         let seconds = self.started.elapsed().as_secs_f64();
-        crate::metrics::record_call(&self.method, status, seconds);
+        crate::metrics::call_handled(self.rpc, status, seconds);
         self.findings.answered(status);
         let _entered = self.span.enter();
-        tracing::debug!(grpc_status = %status, elapsed_ms = seconds * 1e3, "call answered");
+        let (token, request_id) = match &self.context {
+            Some(context) => (context.token(), context.request_id.as_str()),
+            None => ("-", "-"),
+        };
+        tracing::info!(
+            target: "newsstore::access",
+            service = self.rpc.service,
+            method = self.rpc.method,
+            grpc_code = crate::metrics::code_name(status),
+            elapsed_ms = (seconds * 1e4).round() / 10.0,
+            request_id,
+            token,
+            "call answered"
+        );
     }
 }
 
@@ -200,26 +237,38 @@ impl<R: Body> Body for Observed<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::method_label;
+    use super::{Rpc, rpc};
 
     #[test]
-    fn only_served_methods_get_a_label_of_their_own() {
-        for path in [
-            "/newsstore.v1.ArticleService/CreateArticle",
-            "/newsstore.v1.ChangeService/WatchChanges",
-            "/grpc.health.v1.Health/Check",
-            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        ] {
-            assert_eq!(method_label(path), path);
-        }
+    fn only_served_methods_get_labels_of_their_own() {
+        assert_eq!(
+            rpc("/newsstore.v1.ArticleService/CreateArticle"),
+            Rpc {
+                service: "newsstore.v1.ArticleService",
+                method: "CreateArticle",
+                kind: "unary"
+            }
+        );
+        assert_eq!(
+            rpc("/newsstore.v1.ChangeService/WatchChanges").kind,
+            "server_stream"
+        );
+        assert_eq!(rpc("/grpc.health.v1.Health/Check").kind, "unary");
+        assert_eq!(
+            rpc("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo").kind,
+            "bidi_stream"
+        );
+        assert_eq!(
+            rpc("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo").service,
+            "grpc.reflection.v1alpha.ServerReflection"
+        );
         for path in [
             "/made.up/Thing",
             "/newsstore.v1.ArticleService/Nope",
             "/",
             "",
         ] {
-            assert_eq!(method_label(path), "unknown", "{path:?}");
+            assert_eq!(rpc(path), Rpc::UNKNOWN, "{path:?}");
         }
     }
 }

@@ -357,13 +357,14 @@ impl ChangeService for ChangeApi {
                         reserved = tokio::time::timeout(slow_reader, sender.reserve_many(2)) => reserved,
                         _ = stopping.wait_for(|stop| *stop) => {
                             // The slot kept free takes the error.
-                            let _ = sender.try_send(Err(Status::from(Error::ShuttingDown(
-                                format!(
+                            let resume_after = u64::try_from(sequence.saturating_sub(1)).unwrap_or(0);
+                            let _ = sender.try_send(Err(Status::from(Error::ShuttingDown {
+                                message: format!(
                                     "the server is shutting down; reconnect and resume with \
-                                     after_sequence={}",
-                                    sequence.saturating_sub(1)
+                                     after_sequence={resume_after}"
                                 ),
-                            ))));
+                                resume_after: Some(resume_after),
+                            })));
                             return;
                         }
                     };
@@ -375,14 +376,15 @@ impl ChangeService for ChangeApi {
                         }
                         Ok(Err(_)) => return,
                         Err(_) => {
-                            let resume = sequence.saturating_sub(1);
-                            let _ = sender.try_send(Err(Status::from(Error::ResourceExhausted(
-                                format!(
+                            let resume = u64::try_from(sequence.saturating_sub(1)).unwrap_or(0);
+                            let _ = sender.try_send(Err(Status::from(Error::ReaderTooSlow {
+                                message: format!(
                                     "the change stream was not read for {:.1} s; resume with \
                                      after_sequence={resume}",
                                     slow_reader.as_secs_f64()
                                 ),
-                            ))));
+                                resume_after: resume,
+                            })));
                             return;
                         }
                     }
@@ -400,10 +402,13 @@ impl ChangeService for ChangeApi {
                     }
                     () = sender.closed() => return,
                     _ = stopping.wait_for(|stop| *stop) => {
-                        let _ = sender.try_send(Err(Status::from(Error::ShuttingDown(format!(
-                            "the server is shutting down; reconnect and resume with \
-                             after_sequence={cursor}"
-                        )))));
+                        let _ = sender.try_send(Err(Status::from(Error::ShuttingDown {
+                            message: format!(
+                                "the server is shutting down; reconnect and resume with \
+                                 after_sequence={cursor}"
+                            ),
+                            resume_after: Some(cursor),
+                        })));
                         return;
                     }
                 }

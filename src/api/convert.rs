@@ -256,6 +256,17 @@ impl EntityField {
         EntityField::ExternalIds,
     ];
 
+    /// The update-mask path that names this field.
+    pub fn path(self) -> &'static str {
+        match self {
+            EntityField::Name => "name",
+            EntityField::Kind => "kind",
+            EntityField::Aliases => "aliases",
+            EntityField::Description => "description",
+            EntityField::ExternalIds => "external_ids",
+        }
+    }
+
     /// The field an update-mask path names.
     pub fn from_path(path: &str) -> Result<Vec<EntityField>> {
         Ok(vec![match path {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::audit::{self, Audit};
 use super::convert::{self, EntityField};
 use super::page_token::{self, Listing};
 use super::proto::{self, entity_service_server::EntityService};
@@ -129,6 +130,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<proto::UpdateEntityRequest>,
     ) -> Result<Response<proto::UpdateEntityResponse>, Status> {
+        let audit = Audit::of(&request, "UpdateEntity");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("UpdateEntity", &request_id, &request)?;
@@ -155,12 +157,19 @@ impl EntityService for EntityApi {
             .into());
         }
         let patch = convert::entity_patch_from_proto(&entity, &fields)?;
+        let changed: Vec<&str> = fields.iter().map(|f| f.path()).collect();
         let id = entity.id;
         let decision = self
             .decide("updating an entity", move |store| {
                 store.update_entity(&id, patch, tag.as_ref())
             })
             .await?;
+        audit.record(format_args!(
+            "entity {} ({}; {} articles updated)",
+            decision.entity.id,
+            changed.join(","),
+            decision.articles_updated
+        ));
         Ok(Response::new(proto::UpdateEntityResponse {
             entity: Some(convert::entity_to_proto(&decision.entity)),
             articles_updated: count(decision.articles_updated),
@@ -171,6 +180,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<proto::MergeEntitiesRequest>,
     ) -> Result<Response<proto::MergeEntitiesResponse>, Status> {
+        let audit = Audit::of(&request, "MergeEntities");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("MergeEntities", &request_id, &request)?;
@@ -186,11 +196,16 @@ impl EntityService for EntityApi {
         for id in &request.merged_ids {
             require_id("merged_ids", id)?;
         }
+        let merged = audit::ids(request.merged_ids.iter().map(String::as_str));
         let decision = self
             .decide("merging entities", move |store| {
                 store.merge_entities(&request.survivor_id, &request.merged_ids, tag.as_ref())
             })
             .await?;
+        audit.record(format_args!(
+            "entity {} absorbed {merged} ({} articles updated)",
+            decision.entity.id, decision.articles_updated
+        ));
         Ok(Response::new(proto::MergeEntitiesResponse {
             entity: Some(convert::entity_to_proto(&decision.entity)),
             articles_updated: count(decision.articles_updated),
@@ -201,6 +216,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<proto::BlockEntityRequest>,
     ) -> Result<Response<proto::BlockEntityResponse>, Status> {
+        let audit = Audit::of(&request, "BlockEntity");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("BlockEntity", &request_id, &request)?;
@@ -211,6 +227,10 @@ impl EntityService for EntityApi {
                 store.set_blocked(&id, true, tag.as_ref())
             })
             .await?;
+        audit.record(format_args!(
+            "entity {} ({} articles updated)",
+            decision.entity.id, decision.articles_updated
+        ));
         Ok(Response::new(proto::BlockEntityResponse {
             entity: Some(convert::entity_to_proto(&decision.entity)),
             articles_updated: count(decision.articles_updated),
@@ -221,6 +241,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<proto::UnblockEntityRequest>,
     ) -> Result<Response<proto::UnblockEntityResponse>, Status> {
+        let audit = Audit::of(&request, "UnblockEntity");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
         let tag = request_id::tag("UnblockEntity", &request_id, &request)?;
@@ -231,6 +252,7 @@ impl EntityService for EntityApi {
                 store.set_blocked(&id, false, tag.as_ref())
             })
             .await?;
+        audit.record(format_args!("entity {}", decision.entity.id));
         Ok(Response::new(proto::UnblockEntityResponse {
             entity: Some(convert::entity_to_proto(&decision.entity)),
         }))

@@ -6,6 +6,7 @@
 
 mod admin_service;
 mod article_service;
+mod audit;
 pub mod auth;
 pub mod call_metrics;
 mod change_service;

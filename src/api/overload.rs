@@ -13,6 +13,12 @@ use std::task::{Context, Poll};
 use tonic::Status;
 
 use super::BoxFuture;
+use crate::error::Error;
+
+/// The delay a shed call's `google.rpc.RetryInfo` suggests: long enough for calls in flight
+/// to finish (most take milliseconds), short enough not to idle a client; clients add
+/// their own backoff and jitter on top.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The tower layer; `max_in_flight` 0 turns shedding off.
 #[derive(Debug, Clone)]
@@ -82,11 +88,14 @@ where
         let slot = Slot(self.in_flight.clone());
         if before >= self.max_in_flight {
             drop(slot);
-            crate::metrics::record_call(request.uri().path(), "8", 0.0);
-            let status = Status::resource_exhausted(format!(
-                "the server is at its limit of {} calls in flight; retry with backoff",
-                self.max_in_flight
-            ));
+            crate::metrics::call_shed(super::call_metrics::rpc(request.uri().path()));
+            let status = Status::from(Error::Overloaded {
+                message: format!(
+                    "the server is at its limit of {} calls in flight; retry with backoff",
+                    self.max_in_flight
+                ),
+                retry_after: RETRY_AFTER,
+            });
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let future = self.inner.call(request);

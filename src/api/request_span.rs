@@ -6,7 +6,11 @@
 //! `x-request-id`. Everything the call logs in its task carries the span's `method` and
 //! `request_id` fields (in both the text and the JSON log formats). It is the outermost
 //! layer, so a call refused by any layer inside it still has its id.
+//!
+//! It also puts a [`CallContext`] in the request's extensions: the request id and, once the
+//! auth layer has checked it, the token's name, for the access log and the audit trail.
 
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use tracing::Instrument;
@@ -14,6 +18,30 @@ use tracing::Instrument;
 use super::BoxFuture;
 
 const HEADER: &str = "x-request-id";
+
+/// Who is calling, as far as the layers know: shared by the layers and the handlers of
+/// one call through the request's extensions.
+#[derive(Debug)]
+pub struct CallContext {
+    pub request_id: String,
+    token: OnceLock<String>,
+}
+
+impl CallContext {
+    /// The name of the token the call was admitted with; `-` when none was needed or sent.
+    pub fn token(&self) -> &str {
+        self.token.get().map_or("-", String::as_str)
+    }
+
+    pub fn set_token(&self, name: &str) {
+        let _ = self.token.set(name.to_string());
+    }
+
+    /// The context of a request that passed through this layer.
+    pub fn of<B>(request: &http::Request<B>) -> Option<Arc<CallContext>> {
+        request.extensions().get::<Arc<CallContext>>().cloned()
+    }
+}
 
 /// The tower layer that opens the span.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,8 +84,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let id = request_id(&request);
+        request.extensions_mut().insert(Arc::new(CallContext {
+            request_id: id.clone(),
+            token: OnceLock::new(),
+        }));
         let span = tracing::info_span!("rpc", method = %request.uri().path(), request_id = %id);
         let future = {
             let _entered = span.enter();

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::Error;
+use crate::error::{Denied, Error, Precondition};
 
 /// The ErrorInfo domain of every error this service returns.
 pub const ERROR_DOMAIN: &str = "newsstore.v1";
@@ -24,11 +24,22 @@ pub fn code(error: &Error) -> Code {
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         // AIP-154: a failed etag precondition is ABORTED, so clients re-read and retry.
         Error::EtagMismatch { .. } => Code::Aborted,
-        Error::ResourceExhausted(_) | Error::StorageFull(_) => Code::ResourceExhausted,
+        Error::ResourceExhausted(_)
+        | Error::StorageFull(_)
+        | Error::Overloaded { .. }
+        | Error::ReaderTooSlow { .. } => Code::ResourceExhausted,
+        Error::Denied {
+            why: Denied::TokenMissing | Denied::TokenInvalid,
+            ..
+        } => Code::Unauthenticated,
+        Error::Denied {
+            why: Denied::ScopeInsufficient { .. },
+            ..
+        } => Code::PermissionDenied,
         Error::FailedPrecondition { .. } => Code::FailedPrecondition,
         Error::Conflict(_) => Code::Aborted,
         // The write itself succeeded; only its visibility in search is late.
-        Error::IndexLagging(_) | Error::ShuttingDown(_) => Code::Unavailable,
+        Error::IndexLagging(_) | Error::ShuttingDown { .. } => Code::Unavailable,
         Error::DataLoss(_) => Code::DataLoss,
         Error::Internal(_) => Code::Internal,
     }
@@ -117,11 +128,46 @@ impl From<Error> for Status {
                 metadata.insert("id".to_string(), id.clone());
                 metadata.insert("current_etag".to_string(), current.clone());
             }
+            Error::FailedPrecondition { reason, .. } => match reason {
+                Precondition::EntityBlocked { entity_id } => {
+                    metadata.insert("entity_id".to_string(), entity_id.clone());
+                }
+                Precondition::EntityMerged {
+                    entity_id,
+                    survivor_id,
+                } => {
+                    metadata.insert("entity_id".to_string(), entity_id.clone());
+                    metadata.insert("survivor_id".to_string(), survivor_id.clone());
+                }
+                Precondition::ArticleDeleted { article_id } => {
+                    metadata.insert("id".to_string(), article_id.clone());
+                }
+            },
+            Error::Denied { why, .. } => {
+                if let Denied::ScopeInsufficient { needed, held } = why {
+                    metadata.insert("scope_needed".to_string(), needed.to_string());
+                    metadata.insert("scope_held".to_string(), held.to_string());
+                }
+            }
+            Error::Overloaded { retry_after, .. } => {
+                details.set_retry_info(Some(*retry_after));
+            }
+            Error::ReaderTooSlow { resume_after, .. }
+            | Error::ShuttingDown {
+                resume_after: Some(resume_after),
+                ..
+            } => {
+                metadata.insert(
+                    "resume_after_sequence".to_string(),
+                    resume_after.to_string(),
+                );
+            }
             Error::ResourceExhausted(_)
-            | Error::FailedPrecondition { .. }
             | Error::Conflict(_)
             | Error::IndexLagging(_)
-            | Error::ShuttingDown(_)
+            | Error::ShuttingDown {
+                resume_after: None, ..
+            }
             | Error::StorageFull(_)
             | Error::DataLoss(_)
             | Error::Internal(_) => {}

@@ -270,6 +270,10 @@ struct ServeArgs {
     /// Do not load the seeds folder at startup.
     #[arg(long, env = "NEWSSTORE_NO_SEED")]
     no_seed: bool,
+    /// Log every call at INFO in the `newsstore::access` target (method, code, time taken,
+    /// request id, token name). Off by default; RUST_LOG does not turn it on or off.
+    #[arg(long, env = "NEWSSTORE_ACCESS_LOG")]
+    access_log: bool,
     /// Longest time, in milliseconds, before a written article is searchable.
     #[arg(long, env = "NEWSSTORE_INDEX_REFRESH_MS", default_value_t = 500)]
     index_refresh_ms: u64,
@@ -459,8 +463,23 @@ fn open_existing_store(config: &Config) -> anyhow::Result<std::sync::Arc<crate::
 /// Runs the command line; the process exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env()
+    let access_log = match &cli.command {
+        None => cli.serve.access_log,
+        Some(Command::Serve(args)) => args.access_log,
+        Some(_) => false,
+    };
+    // The audit trail (`newsstore::audit`) is on at the default INFO; the access log is
+    // its own switch, so it never comes with, or costs, any other target's verbosity.
+    let mut filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn,sled=warn"));
+    let access = if access_log {
+        "newsstore::access=info"
+    } else {
+        "newsstore::access=off"
+    };
+    if let Ok(directive) = access.parse() {
+        filter = filter.add_directive(directive);
+    }
     // Colours only for a person at a terminal, never into a file or a log collector.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

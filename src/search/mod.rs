@@ -58,7 +58,10 @@ const MAX_SNAPSHOTS: usize = 64;
 
 /// What a change gets once shutdown has taken the writer.
 fn closed() -> Error {
-    Error::ShuttingDown("the search index is closing and takes no more changes".into())
+    Error::ShuttingDown {
+        message: "the search index is closing and takes no more changes".into(),
+        resume_after: None,
+    }
 }
 
 /// The order of hits.

@@ -305,7 +305,10 @@ impl Store {
         let entity = self.get_entity(id)?.ok_or_else(|| not_found(id))?;
         if let Some(into) = &entity.merged_into {
             return Err(Error::FailedPrecondition {
-                reason: Precondition::EntityMerged,
+                reason: Precondition::EntityMerged {
+                    entity_id: id.to_string(),
+                    survivor_id: into.clone(),
+                },
                 message: format!(
                     "entity {id:?} was merged into {into:?}; make the change there instead"
                 ),
@@ -512,7 +515,9 @@ impl Store {
             let old_survivor = self.live_entity(survivor)?;
             if old_survivor.blocked {
                 return Err(Error::FailedPrecondition {
-                    reason: Precondition::EntityBlocked,
+                    reason: Precondition::EntityBlocked {
+                        entity_id: survivor.to_string(),
+                    },
                     message: format!(
                         "entity {survivor:?} is blocked; unblock it before merging into it"
                     ),

@@ -16,7 +16,7 @@ use std::sync::{Arc, PoisonError};
 use super::keys::{self, ArticleIndex};
 use super::requests::Outcome;
 use super::{Changes, Store, codec};
-use crate::error::{Error, Invalid, Precondition, Resource, Result};
+use crate::error::{Error, Invalid, Resource, Result};
 use crate::model::{
     Article, ArticleInput, Change, ChangeKind, Derived, Entity, EntityKind, ExtractedEntity,
     Extraction, Mention, MentionOrigin, Quote, RequestTag, Timestamp, name_key, normalize_source,
@@ -546,12 +546,12 @@ impl<'s> Batch<'s> {
             };
             let id = &id;
             return match self.entity(id)? {
-                Some(entity) if entity.blocked => Err(Error::FailedPrecondition {
-                    reason: Precondition::EntityBlocked,
-                    message: format!(
-                        "entity_tags names entity {id:?}, which an editor has blocked"
-                    ),
-                }),
+                // A block is the desk's decision that this entity is not tagged, by the
+                // tagger or by a client, however the tag names it (by id here, by name
+                // below): the tag is kept in the article's entity_tags, so unblocking and
+                // re-extracting brings the mention back, but no mention is made now and
+                // the write goes through, so a desk's decision cannot stop a pipeline.
+                Some(entity) if entity.blocked => Ok(None),
                 Some(entity) if extracted.kind.is_none_or(|k| k == entity.kind) => {
                     Ok(Some(id.clone()))
                 }
@@ -618,7 +618,7 @@ impl<'s> Batch<'s> {
             if !(same_kind || (exact_name && several_words)) {
                 continue;
             }
-            // A blocked name is not tagged, in any article from now on.
+            // A blocked name is not tagged, in any article from now on (see above).
             if entity.blocked {
                 return Ok(None);
             }

@@ -12,13 +12,26 @@ use super::support::{TestApp, temp_dir};
 
 const READER: &str = "reader-token-0123456789";
 const WRITER: &str = "writer-token-0123456789";
+const EDITOR: &str = "editor-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
 
 fn tokens() -> Vec<TokenConfig> {
     AuthConfig::parse_tokens(&format!(
-        "reader:{READER}:read,cms:{WRITER}:write,ops:{ADMIN}:admin"
+        "reader:{READER}:read,cms:{WRITER}:write,desk:{EDITOR}:editor,ops:{ADMIN}:admin"
     ))
     .unwrap()
+}
+
+/// The ErrorInfo of a status: its reason and metadata.
+fn error_info(status: &tonic::Status) -> (String, std::collections::HashMap<String, String>) {
+    use tonic_types::StatusExt;
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("the status carries ErrorInfo");
+    assert_eq!(info.domain, "newsstore.v1");
+    (info.reason, info.metadata)
 }
 
 #[derive(Clone)]
@@ -87,14 +100,13 @@ async fn tokens_and_scopes_decide_who_may_do_what() {
         "{}",
         status.message()
     );
-    assert_eq!(
-        code(
-            client(&app, Some("not-a-real-token-at-all"))
-                .get_article(get("a"))
-                .await
-        ),
-        Some(Code::Unauthenticated)
-    );
+    assert_eq!(error_info(&status).0, "TOKEN_MISSING");
+    let status = client(&app, Some("not-a-real-token-at-all"))
+        .get_article(get("a"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(error_info(&status).0, "TOKEN_INVALID");
     // A read token cannot write.
     let status = client(&app, Some(READER))
         .create_article(create("a"))
@@ -106,6 +118,10 @@ async fn tokens_and_scopes_decide_who_may_do_what() {
         "{}",
         status.message()
     );
+    let (reason, metadata) = error_info(&status);
+    assert_eq!(reason, "SCOPE_INSUFFICIENT");
+    assert_eq!(metadata["scope_needed"], "write");
+    assert_eq!(metadata["scope_held"], "read");
     // A write token writes and reads, but cannot purge; admin can.
     client(&app, Some(WRITER))
         .create_article(create("a"))
@@ -131,6 +147,50 @@ async fn tokens_and_scopes_decide_who_may_do_what() {
         .purge_article(purge)
         .await
         .unwrap();
+
+    // Editorial decisions on entities need the editor scope: the writer's is not enough.
+    let created = client(&app, Some(WRITER))
+        .create_article(proto::CreateArticleRequest {
+            article: Some(Article {
+                headline: "Merkel in Paris".into(),
+                body: "Angela Merkel visited Paris on Monday.".into(),
+                ..Default::default()
+            }),
+            article_id: "b".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .article
+        .unwrap();
+    let person = created.entities[0].entity_id.clone();
+    let entities = |token: &'static str| {
+        newsstore::api::proto::entity_service_client::EntityServiceClient::with_interceptor(
+            app.channel.clone(),
+            Bearer(Some(token)),
+        )
+    };
+    let block = proto::BlockEntityRequest {
+        id: person,
+        ..Default::default()
+    };
+    let status = entities(WRITER)
+        .block_entity(block.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_info(&status).1["scope_needed"], "editor");
+    entities(EDITOR).block_entity(block).await.unwrap();
+    // The editor cannot purge.
+    let status = client(&app, Some(EDITOR))
+        .purge_article(proto::PurgeArticleRequest {
+            id: "b".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_info(&status).1["scope_needed"], "admin");
 
     // Health stays open for load balancers.
     let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());

@@ -208,6 +208,11 @@ async fn a_reader_that_stops_reading_gets_told_where_to_resume() {
         }
     };
     assert_eq!(error.code(), Code::ResourceExhausted);
+    assert_eq!(
+        super::support::metadata(&error)["resume_after_sequence"],
+        last_seen.to_string(),
+        "the resume point is in the ErrorInfo, not only the message"
+    );
     assert!(last_seen < 300, "the stream stopped early ({last_seen})");
     assert!(
         error
@@ -350,6 +355,11 @@ async fn a_watcher_resumes_after_a_restart_without_gaps() {
         }
     };
     assert_eq!(ended.code(), Code::Unavailable);
+    assert_eq!(super::support::reason(&ended), "SHUTTING_DOWN");
+    let resume: i64 = super::support::metadata(&ended)["resume_after_sequence"]
+        .parse()
+        .unwrap();
+    assert!(resume >= seen[0].sequence, "{resume}");
 
     let app = TestApp::spawn_with(data, |_| {}).await;
     app.create("a3", "Later", "Officials met in Paris.").await;

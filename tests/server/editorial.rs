@@ -5,7 +5,7 @@ use newsstore::api::proto::{self, Entity, EntityKind};
 use prost_types::FieldMask;
 use tonic::Code;
 
-use super::support::{TestApp, reason, search};
+use super::support::{TestApp, metadata, reason, search};
 
 fn ids_of(article: &proto::Article) -> Vec<String> {
     article
@@ -100,6 +100,8 @@ async fn merging_moves_articles_names_and_search_to_the_survivor() {
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
     assert_eq!(reason(&again), "ENTITY_MERGED");
+    assert_eq!(metadata(&again)["entity_id"], "jon-kerry");
+    assert_eq!(metadata(&again)["survivor_id"], "john-kerry");
     let missing = entities
         .merge_entities(proto::MergeEntitiesRequest {
             survivor_id: "john-kerry".into(),
@@ -157,25 +159,54 @@ async fn blocked_entities_leave_articles_lists_and_new_extraction() {
         .create("a2", "Again", "Delegates returned to Geneva.")
         .await;
     assert!(!ids_of(&a2).contains(&"geneva".to_string()));
-    // Naming a blocked entity explicitly is refused.
-    let err = app
-        .articles()
-        .create_article(proto::CreateArticleRequest {
-            article: Some(proto::Article {
-                headline: "Tagged".into(),
-                body: "A body.".into(),
-                entity_tags: vec![proto::EntityTag {
-                    entity_id: "geneva".into(),
+    // A client's tag naming the blocked entity, by id or by name, is dropped the same way
+    // the tagger's is: the write goes through (a desk's decision never stops a pipeline),
+    // the tag stays in entity_tags, and no mention is made.
+    for tag in [
+        proto::EntityTag {
+            entity_id: "geneva".into(),
+            ..Default::default()
+        },
+        proto::EntityTag {
+            name: "Geneva".into(),
+            kind: proto::EntityKind::Location as i32,
+            ..Default::default()
+        },
+    ] {
+        let tagged = app
+            .articles()
+            .create_article(proto::CreateArticleRequest {
+                article: Some(proto::Article {
+                    headline: "Tagged".into(),
+                    body: "A body.".into(),
+                    entity_tags: vec![tag.clone()],
                     ..Default::default()
-                }],
+                }),
                 ..Default::default()
-            }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .article
+            .unwrap();
+        assert!(tagged.entities.is_empty(), "{tag:?}: {:?}", tagged.entities);
+        assert_eq!(tagged.entity_tags, vec![tag]);
+    }
+    // Merging into a blocked entity is refused, naming it in the ErrorInfo.
+    app.create("a4", "Elsewhere", "Delegates met in Oslo on Monday.")
+        .await;
+    let err = app
+        .entities()
+        .merge_entities(proto::MergeEntitiesRequest {
+            survivor_id: "geneva".into(),
+            merged_ids: vec!["oslo".into()],
             ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(reason(&err), "ENTITY_BLOCKED");
+    assert_eq!(metadata(&err)["entity_id"], "geneva");
 
     let unblocked = app
         .entities()

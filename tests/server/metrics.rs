@@ -1,5 +1,7 @@
-//! Prometheus metrics on their own port: calls per method and code, latency histograms,
-//! store figures, index lag and watchers.
+//! Prometheus metrics on their own port, in the gRPC ecosystem's names: calls started and
+//! handled per method, type and code name, unary latency, calls in flight, process and build
+//! figures, store figures, index lag and watchers. Every scrape is checked by a strict
+//! text-format parser.
 
 use std::time::Duration;
 
@@ -23,8 +25,40 @@ async fn scrape(app: &TestApp, path: &str) -> String {
     text
 }
 
+/// The body of a scrape, checked by a strict Prometheus text-format parser: every family
+/// has a `# HELP`, none is named `*_created`.
+fn parsed(response: &str) -> String {
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+        .to_string();
+    let exposition = openmetrics_parser::prometheus::parse_prometheus(&body)
+        .unwrap_or_else(|err| panic!("not valid Prometheus text format ({err:?}):\n{body}"));
+    for (name, family) in &exposition.families {
+        assert!(
+            !family.help.trim().is_empty(),
+            "{name} has no # HELP:\n{body}"
+        );
+        assert!(!name.ends_with("_created"), "{name}");
+    }
+    body
+}
+
+/// Line `name{labels} value` of `text` for a call to `service`/`method`, or None.
+fn call_line<'t>(text: &'t str, name: &str, method: &str, rest: &str) -> Option<&'t str> {
+    let (service, method) = method.split_once('/').unwrap();
+    let prefix =
+        format!("{name}{{grpc_service=\"newsstore.v1.{service}\",grpc_method=\"{method}\",{rest}");
+    text.lines().find(|line| line.starts_with(&prefix))
+}
+
+fn value(line: &str) -> f64 {
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 #[tokio::test]
-async fn metrics_count_calls_and_sample_the_store() {
+async fn metrics_follow_the_grpc_conventions_and_sample_the_store() {
     let app = TestApp::spawn_with(temp_dir(), |config| {
         config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
@@ -40,23 +74,89 @@ async fn metrics_count_calls_and_sample_the_store() {
         .await
         .unwrap();
 
-    let text = scrape(&app, "/metrics").await;
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    for line in [
-        "newsstore_rpc_requests_total{method=\"/newsstore.v1.ArticleService/CreateArticle\",code=\"0\"}",
-        "newsstore_rpc_errors_total{method=\"/newsstore.v1.ArticleService/GetArticle\",code=\"5\"}",
-        "newsstore_rpc_duration_seconds_bucket{method=\"/newsstore.v1.ArticleService/CreateArticle\",le=\"0.005\"}",
-        "newsstore_watchers",
+    let response = scrape(&app, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let text = parsed(&response);
+    let create = "ArticleService/CreateArticle";
+    let started = call_line(
+        &text,
+        "grpc_server_started_total",
+        create,
+        "grpc_type=\"unary\"}",
+    );
+    assert!(started.is_some_and(|l| value(l) >= 1.0), "{text}");
+    let handled = call_line(
+        &text,
+        "grpc_server_handled_total",
+        create,
+        "grpc_type=\"unary\",grpc_code=\"OK\"}",
+    );
+    assert!(handled.is_some_and(|l| value(l) >= 1.0), "{text}");
+    let not_found = call_line(
+        &text,
+        "grpc_server_handled_total",
+        "ArticleService/GetArticle",
+        "grpc_type=\"unary\",grpc_code=\"NotFound\"}",
+    );
+    assert!(
+        not_found.is_some(),
+        "codes are named, not numbered:\n{text}"
+    );
+    assert!(
+        call_line(
+            &text,
+            "grpc_server_handling_seconds_bucket",
+            create,
+            "grpc_type=\"unary\",le=\"0.005\"}"
+        )
+        .is_some(),
+        "{text}"
+    );
+    // The open stream is in flight and started, and never in the unary latency histogram.
+    let watch = "ChangeService/WatchChanges";
+    assert!(
+        call_line(
+            &text,
+            "grpc_server_started_total",
+            watch,
+            "grpc_type=\"server_stream\"}"
+        )
+        .is_some(),
+        "{text}"
+    );
+    assert!(!text.contains(
+        "grpc_server_handling_seconds_bucket{grpc_service=\"newsstore.v1.ChangeService\""
+    ));
+    let in_flight = text
+        .lines()
+        .find(|l| l.starts_with("newsstore_calls_in_flight{grpc_type=\"server_stream\"}"));
+    assert!(in_flight.is_some_and(|l| value(l) >= 1.0), "{text}");
+    assert!(text.contains("newsstore_watchers"), "{text}");
+    // The process and the build.
+    for name in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
     ] {
-        assert!(text.contains(line), "missing {line} in:\n{text}");
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        assert!(line.is_some_and(|l| value(l) > 0.0), "{name} in:\n{text}");
     }
+    assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
+    let build = format!(
+        "newsstore_build_info{{version=\"{}\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build), "{text}");
+
     // Store figures are sampled every few seconds.
     let mut sampled = false;
     for _ in 0..80 {
-        let text = scrape(&app, "/metrics").await;
+        let text = parsed(&scrape(&app, "/metrics").await);
         if text.contains("newsstore_articles 1")
             && text.contains("newsstore_store_bytes")
             && text.contains("newsstore_index_lag_changes")
+            && text.contains("newsstore_entity_ids_issued")
         {
             sampled = true;
             break;
@@ -68,7 +168,8 @@ async fn metrics_count_calls_and_sample_the_store() {
 }
 
 /// A streaming call is counted when it ends, by its final code: a stream the caller hangs up
-/// on is CANCELLED (code 1). Before, streams were counted as OK when they started.
+/// on is Canceled, which no server-error alert matches. Before, streams were counted as OK
+/// when they started.
 #[tokio::test]
 async fn a_stream_counts_by_how_it_ended() {
     let app = TestApp::spawn_with(temp_dir(), |config| {
@@ -76,7 +177,7 @@ async fn a_stream_counts_by_how_it_ended() {
     })
     .await;
     app.create("s1", "Talks", "Officials met in Geneva.").await;
-    let cancelled = "newsstore_rpc_requests_total{method=\"/newsstore.v1.ChangeService/WatchChanges\",code=\"1\"}";
+    let cancelled = "grpc_server_handled_total{grpc_service=\"newsstore.v1.ChangeService\",grpc_method=\"WatchChanges\",grpc_type=\"server_stream\",grpc_code=\"Canceled\"}";
     let mut stream = app
         .changes()
         .watch_changes(proto::WatchChangesRequest {
@@ -123,16 +224,19 @@ async fn grpc_web_calls_count_by_their_code() {
     assert!(status.contains("200"), "{status}");
     let line = |code: &str| {
         format!(
-            "newsstore_rpc_requests_total{{method=\"/newsstore.v1.ArticleService/ListArticleRevisions\",code=\"{code}\"}}"
+            "grpc_server_handled_total{{grpc_service=\"newsstore.v1.ArticleService\",grpc_method=\"ListArticleRevisions\",grpc_type=\"unary\",grpc_code=\"{code}\"}}"
         )
     };
     let text = scrape(&app, "/metrics").await;
     assert!(
-        text.contains(&line("0")),
+        text.contains(&line("OK")),
         "missing {} in:\n{text}",
-        line("0")
+        line("OK")
     );
-    assert!(!text.contains(&line("1")), "counted as CANCELLED:\n{text}");
+    assert!(
+        !text.contains(&line("Canceled")),
+        "counted as Canceled:\n{text}"
+    );
 }
 
 /// Made-up paths all count under one label, so callers cannot grow the metrics.
@@ -163,7 +267,9 @@ async fn unknown_methods_share_one_label() {
         "a made-up path became a series:\n{text}"
     );
     assert!(
-        text.contains("newsstore_rpc_requests_total{method=\"unknown\",code=\"12\"}"),
+        text.contains(
+            "grpc_server_handled_total{grpc_service=\"unknown\",grpc_method=\"unknown\",grpc_type=\"unknown\",grpc_code=\"Unimplemented\"}"
+        ),
         "{text}"
     );
 }

@@ -37,11 +37,22 @@ async fn past_saturation_calls_are_shed_and_health_stays_up() {
     for c in 0..24 {
         let mut client = app.articles();
         load.push(tokio::spawn(async move {
-            client
+            let status = client
                 .batch_create_articles(batch(&format!("c{c}"), 40))
                 .await
-                .err()
-                .map(|s| s.code())
+                .err()?;
+            // Shed calls say why and when to retry.
+            if status.code() == Code::ResourceExhausted {
+                use tonic_types::StatusExt;
+                let details = status.get_error_details();
+                assert_eq!(
+                    details.error_info().map(|i| i.reason.as_str()),
+                    Some("OVERLOADED")
+                );
+                let retry = details.retry_info().and_then(|r| r.retry_delay);
+                assert_eq!(retry, Some(Duration::from_millis(500)));
+            }
+            Some(status.code())
         }));
     }
     // Health checks keep answering meanwhile.

@@ -218,6 +218,16 @@ pub fn search(query: &str) -> proto::SearchArticlesRequest {
 }
 
 /// The `google.rpc.ErrorInfo` reason of a status.
+/// The ErrorInfo metadata of a status (empty without one).
+pub fn metadata(status: &tonic::Status) -> std::collections::HashMap<String, String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.metadata.clone())
+        .unwrap_or_default()
+}
+
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     status
