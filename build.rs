@@ -15,8 +15,6 @@ const PROTO_FILES: &[&str] = &[
     "proto/newsstore/v1/search.proto",
     "proto/newsstore/v1/admin_service.proto",
     "proto/newsstore/v1/change_service.proto",
-    // Only for reflection: tonic-types provides the Rust side.
-    "proto/google/rpc/error_details.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +33,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .extern_path(".google.rpc", "::tonic_types")
         .compile_fds(descriptors)?;
     Ok(())
 }

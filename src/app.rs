@@ -296,6 +296,9 @@ impl Application {
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(api::proto::FILE_DESCRIPTOR_SET)
+                // google.rpc's error details (ErrorInfo, BadRequest, RetryInfo, …), so
+                // grpcurl and other reflection clients print them decoded.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(

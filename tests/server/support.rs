@@ -217,7 +217,6 @@ pub fn search(query: &str) -> proto::SearchArticlesRequest {
     }
 }
 
-/// The `google.rpc.ErrorInfo` reason of a status.
 /// The ErrorInfo metadata of a status (empty without one).
 pub fn metadata(status: &tonic::Status) -> std::collections::HashMap<String, String> {
     use tonic_types::StatusExt;
@@ -228,6 +227,7 @@ pub fn metadata(status: &tonic::Status) -> std::collections::HashMap<String, Str
         .unwrap_or_default()
 }
 
+/// The `google.rpc.ErrorInfo` reason of a status.
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     status
