@@ -495,3 +495,128 @@ mod tests {
         assert_eq!(file.fingerprint.len(), 64);
     }
 }
+
+/// What [`apply_entity_records`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct EntityRecordsReport {
+    pub updated: usize,
+    pub merged: usize,
+    pub blocked: usize,
+    /// Already as the record says (an import run again).
+    pub unchanged: usize,
+    /// Records that could not be applied, with why (an entity no article of the import
+    /// mentions, say).
+    pub not_applied: Vec<(String, String)>,
+}
+
+/// Brings the store's entities to what an export's sidecar says, after its articles are
+/// imported (extraction has made the entities again; the desk's decisions are what it
+/// cannot know): editors' names, kinds and aliases, descriptions and external ids first,
+/// then merges (into the final survivor), then blocks. Each is an ordinary editorial
+/// decision through the store's write path, in the change log like any other; running it
+/// again changes nothing.
+pub fn apply_entity_records(
+    store: &crate::store::Store,
+    records: &[crate::ninjs::entities::EntityRecord],
+) -> EntityRecordsReport {
+    use crate::model::EntityPatch;
+    let mut report = EntityRecordsReport::default();
+    let by_id: HashMap<&str, &crate::ninjs::entities::EntityRecord> =
+        records.iter().map(|r| (r.id.as_str(), r)).collect();
+    let fail = |report: &mut EntityRecordsReport, id: &str, why: String| {
+        report.not_applied.push((id.to_string(), why));
+    };
+    for record in records.iter().filter(|r| r.merged_into.is_none()) {
+        let current = match store.get_entity(&record.id) {
+            Ok(Some(entity)) => entity,
+            Ok(None) => {
+                fail(
+                    &mut report,
+                    &record.id,
+                    "no imported article mentions it".into(),
+                );
+                continue;
+            }
+            Err(err) => {
+                fail(&mut report, &record.id, err.to_string());
+                continue;
+            }
+        };
+        let mut patch = EntityPatch::default();
+        if record.edited {
+            if record.name != current.name {
+                patch.name = Some(record.name.clone());
+            }
+            if let Some(kind) = record.kind()
+                && kind != current.kind
+            {
+                patch.kind = Some(kind);
+            }
+            if record.aliases != current.aliases {
+                patch.aliases = Some(record.aliases.clone());
+            }
+        }
+        if record.description != current.description && !record.description.is_empty() {
+            patch.description = Some(record.description.clone());
+        }
+        if record.external_ids != current.external_ids {
+            patch.external_ids = Some(record.external_ids.clone());
+        }
+        if patch == EntityPatch::default() {
+            report.unchanged += 1;
+            continue;
+        }
+        match store.update_entity(&record.id, patch, None) {
+            Ok(_) => report.updated += 1,
+            Err(err) => fail(&mut report, &record.id, err.to_string()),
+        }
+    }
+    for record in records {
+        let Some(mut survivor) = record.merged_into.as_deref() else {
+            continue;
+        };
+        // The end of the chain: merges into entities later merged themselves.
+        for _ in 0..records.len() {
+            match by_id.get(survivor).and_then(|r| r.merged_into.as_deref()) {
+                Some(next) => survivor = next,
+                None => break,
+            }
+        }
+        match store.resolve_entity(&record.id) {
+            Ok(Some(entity)) if entity.id == survivor => report.unchanged += 1,
+            Ok(Some(entity)) if entity.id == record.id => {
+                match store.merge_entities(survivor, std::slice::from_ref(&record.id), None) {
+                    Ok(_) => report.merged += 1,
+                    Err(err) => fail(&mut report, &record.id, err.to_string()),
+                }
+            }
+            Ok(Some(entity)) => fail(
+                &mut report,
+                &record.id,
+                format!("it is merged into {:?} here, not {survivor:?}", entity.id),
+            ),
+            Ok(None) => fail(
+                &mut report,
+                &record.id,
+                "no imported article mentions it".into(),
+            ),
+            Err(err) => fail(&mut report, &record.id, err.to_string()),
+        }
+    }
+    for record in records
+        .iter()
+        .filter(|r| r.blocked && r.merged_into.is_none())
+    {
+        match store.get_entity(&record.id) {
+            Ok(Some(entity)) if entity.blocked => report.unchanged += 1,
+            Ok(Some(_)) => match store.set_blocked(&record.id, true, None) {
+                Ok(_) => report.blocked += 1,
+                Err(err) => fail(&mut report, &record.id, err.to_string()),
+            },
+            // Reported above.
+            Ok(None) => {}
+            Err(err) => fail(&mut report, &record.id, err.to_string()),
+        }
+    }
+    report
+}

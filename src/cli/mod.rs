@@ -223,11 +223,19 @@ struct RestoreArgs {
 
 #[derive(Debug, Clone, Args)]
 struct ExportArgs {
-    /// Folder to write the documents to (created if needed).
+    /// Folder to write the documents to: new, or empty (an export never mixes with other
+    /// files). Each article is `<id>.json`; the entity records go to
+    /// `newsstore-entities.jsonl` beside them.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
     data: DataArgs,
+    /// Export from a running server instead of the data folder: it takes a backup through
+    /// the API (the server keeps serving) and exports that. The token needs the admin scope.
+    #[arg(long)]
+    server: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -241,6 +249,115 @@ struct ReextractArgs {
     /// The token needs the admin scope.
     #[command(flatten)]
     client: ClientArgs,
+}
+
+/// A backup of the server at `server`, streamed into `out` (written under another name and
+/// renamed when complete, so a file at `out` is always a whole backup).
+async fn fetch_backup(
+    client: &ClientArgs,
+    server: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<BackupSummary> {
+    let mut admin = crate::api::proto::admin_service_client::AdminServiceClient::new(
+        client.connect(server).await?,
+    )
+    .max_decoding_message_size(8 << 20);
+    let request = client.request(crate::api::proto::BackupRequest {})?;
+    let refused = |status| client.refused(server, status);
+    let mut stream = admin.backup(request).await.map_err(refused)?.into_inner();
+    let partial = out.with_extension("partial");
+    let mut file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let mut summary = BackupSummary::default();
+    while let Some(chunk) = stream.message().await.map_err(refused)? {
+        std::io::Write::write_all(&mut file, &chunk.data)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        summary.bytes += chunk.data.len() as u64;
+        summary.sequence = chunk.sequence;
+        summary.entries = chunk.entries;
+    }
+    file.sync_all()?;
+    std::fs::rename(&partial, out).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(summary)
+}
+
+#[derive(Debug, Default)]
+struct BackupSummary {
+    bytes: u64,
+    sequence: i64,
+    entries: i64,
+}
+
+/// A folder for intermediate files beside `near`, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(near: &std::path::Path) -> anyhow::Result<Scratch> {
+        let parent = near
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let name = format!(".newsstore-scratch-{}", uuid::Uuid::now_v7().as_simple());
+        let path = parent.join(name);
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Scratch(path))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes every article of `store` as ninjs into `out`, and every entity record into the
+/// sidecar: (articles, entity records) written.
+fn export(
+    store: &crate::store::Store,
+    out: &std::path::Path,
+    progress: &Progress,
+) -> anyhow::Result<(u64, u64)> {
+    let write = |path: &std::path::Path, bytes: &[u8]| -> anyhow::Result<()> {
+        // Written whole or not at all: a partial file would import as bad.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    let mut after: Option<String> = None;
+    let mut articles = 0;
+    loop {
+        let page = store.articles_after(after.as_deref(), 256)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some(last.id.clone());
+        for article in &page {
+            let json = crate::ninjs::to_json(&crate::ninjs::export(article));
+            write(&out.join(format!("{}.json", article.id)), json.as_bytes())?;
+            articles += 1;
+            progress.inc(1);
+        }
+    }
+    let mut lines = String::new();
+    let mut entities = 0;
+    for code in 1..store.next_entity_code()? {
+        let Some(id) = store.entity_id_by_code(code)? else {
+            continue;
+        };
+        if let Some(entity) = store.get_entity(&id)? {
+            lines.push_str(&crate::ninjs::entities::EntityRecord::of(&entity).to_line());
+            lines.push('\n');
+            entities += 1;
+        }
+    }
+    write(&out.join(crate::ninjs::entities::FILE), lines.as_bytes())?;
+    Ok((articles, entities))
 }
 
 /// The note after re-extraction's counts.
@@ -606,8 +723,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(args) => {
             let config = args.data.config();
-            let files = crate::seed::collect_files(&args.paths)
+            let mut files = crate::seed::collect_files(&args.paths)
                 .context("cannot read the files to import")?;
+            // Entity sidecars of newsstore exports are applied after the articles.
+            let sidecars: Vec<PathBuf> = files
+                .extract_if(.., |path| {
+                    path.file_name()
+                        .is_some_and(|name| name == crate::ninjs::entities::FILE)
+                })
+                .collect();
+            let mut records = Vec::new();
+            for path in &sidecars {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                records
+                    .extend(crate::ninjs::entities::parse(&text).map_err(|why| {
+                        anyhow::anyhow!("{} is not valid: {why}", path.display())
+                    })?);
+            }
             let store = app::open_store(&config)?;
             let ingest = Ingest::new(store.clone(), Limits::default());
             let progress = Progress::new("imported", files.len() as u64, "files", every);
@@ -620,6 +753,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await;
             progress.finish();
             drop(ingest);
+            let applier = store.clone();
+            let decisions = tokio::task::spawn_blocking(move || {
+                crate::seed::apply_entity_records(&applier, &records)
+            })
+            .await?;
             let durable = store.clone();
             tokio::task::spawn_blocking(move || durable.flush()).await??;
             let elapsed = progress.elapsed().as_secs_f64();
@@ -637,6 +775,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for (path, reason) in &report.skipped {
                 println!("bad file {}: {reason}", path.display());
             }
+            if !sidecars.is_empty() {
+                println!(
+                    "entity records: {} updated, {} merged, {} blocked, {} unchanged, {} not \
+                     applied",
+                    decisions.updated,
+                    decisions.merged,
+                    decisions.blocked,
+                    decisions.unchanged,
+                    decisions.not_applied.len()
+                );
+                for (id, why) in &decisions.not_applied {
+                    println!("entity {id:?} not applied: {why}");
+                }
+            }
             if report.skipped.is_empty() {
                 Ok(())
             } else {
@@ -648,31 +800,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Backup(args) => {
-            let mut client = crate::api::proto::admin_service_client::AdminServiceClient::new(
-                args.client.connect(&args.server).await?,
-            )
-            .max_decoding_message_size(8 << 20);
-            let request = args.client.request(crate::api::proto::BackupRequest {})?;
-            let refused = |status| args.client.refused(&args.server, status);
-            let mut stream = client.backup(request).await.map_err(refused)?.into_inner();
-            // Written under another name and renamed when complete, so a file at `out` is
-            // always a whole backup.
-            let partial = args.out.with_extension("partial");
-            let mut file = std::fs::File::create(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?;
-            let (mut bytes, mut sequence, mut entries) = (0u64, 0, 0);
-            while let Some(chunk) = stream.message().await.map_err(refused)? {
-                std::io::Write::write_all(&mut file, &chunk.data)?;
-                bytes += chunk.data.len() as u64;
-                sequence = chunk.sequence;
-                entries = chunk.entries;
-            }
-            file.sync_all()?;
-            std::fs::rename(&partial, &args.out)?;
+            let summary = fetch_backup(&args.client, &args.server, &args.out).await?;
             println!(
-                "backup of {entries} entries (state after change {sequence}), {:.1} MiB, \
-                 written to {}",
-                bytes as f64 / (1024.0 * 1024.0),
+                "backup of {} entries (state after change {}), {:.1} MiB, written to {}",
+                summary.entries,
+                summary.sequence,
+                summary.bytes as f64 / (1024.0 * 1024.0),
                 args.out.display()
             );
             Ok(())
@@ -700,40 +833,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export(args) => {
-            let config = args.data.config();
-            let store = open_existing_store(&config)?;
             let out = args.out.clone();
+            let not_empty =
+                std::fs::read_dir(&out).is_ok_and(|mut entries| entries.next().is_some());
+            if not_empty {
+                anyhow::bail!(
+                    "{} is not empty; export into a new or empty folder (an export never mixes \
+                     with other files)",
+                    out.display()
+                );
+            }
+            // From a running server: its backup, restored into a scratch folder beside the
+            // output (same disk, removed afterwards whatever happens).
+            let scratch = match &args.server {
+                Some(server) => {
+                    let scratch = Scratch::new(&out)?;
+                    let file = scratch.path().join("export.backup");
+                    fetch_backup(&args.client, server, &file).await?;
+                    let store_dir = scratch.path().join("data").join("store");
+                    tokio::task::spawn_blocking(move || {
+                        crate::store::Store::restore(&store_dir, &file)
+                    })
+                    .await??;
+                    Some(scratch)
+                }
+                None => None,
+            };
+            let config = match &scratch {
+                Some(scratch) => Config::new("127.0.0.1:0".parse()?, scratch.path().join("data")),
+                None => args.data.config(),
+            };
+            let store = open_existing_store(&config)?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let total = store.article_count()?;
             let progress = Progress::new("exported", total, "articles", every);
             let worker_progress = progress.clone();
-            let written = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-                let mut after: Option<String> = None;
-                let mut written = 0;
-                loop {
-                    let page = store.articles_after(after.as_deref(), 256)?;
-                    let Some(last) = page.last() else {
-                        return Ok(written);
-                    };
-                    after = Some(last.id.clone());
-                    for article in &page {
-                        let json = crate::ninjs::to_json(&crate::ninjs::export(article));
-                        let path = out.join(format!("{}.json", article.id));
-                        // Written whole or not at all: a partial file would import as bad.
-                        let partial = out.join(format!(".{}.json.partial", article.id));
-                        std::fs::write(&partial, json)
-                            .and_then(|()| std::fs::rename(&partial, &path))
-                            .with_context(|| format!("cannot write {}", path.display()))?;
-                        written += 1;
-                        worker_progress.inc(1);
-                    }
-                }
-            })
-            .await??;
+            let (written, entities) =
+                tokio::task::spawn_blocking(move || export(&store, &out, &worker_progress))
+                    .await??;
             progress.finish();
+            drop(scratch);
             println!(
-                "exported {written} articles as ninjs to {}",
+                "exported {written} articles as ninjs and {entities} entity records to {}",
                 args.out.display()
             );
             Ok(())

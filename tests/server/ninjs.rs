@@ -177,3 +177,111 @@ async fn the_seeds_folder_takes_ninjs_documents_beside_text() {
     );
     assert_eq!(app.get("local").await.unwrap().headline, "Rain in Oslo");
 }
+
+/// Editors' work survives a ninjs round trip: the entity sidecar carries merges, blocks,
+/// descriptions and external ids, and import restores them (idempotently). The export is
+/// taken from a running server, through the API, and refuses a non-empty folder.
+#[tokio::test]
+async fn a_round_trip_keeps_merges_blocks_and_external_ids() {
+    let app = TestApp::spawn().await;
+    app.create("a1", "Talks", "John Kerry met Sergei Lavrov in Geneva.")
+        .await;
+    app.create("a2", "Later", "Jon Kerry returned to Geneva on Monday.")
+        .await;
+    app.create("a3", "Oslo", "Delegates met in Oslo on Tuesday.")
+        .await;
+    let mut entities = app.entities();
+    entities
+        .merge_entities(proto::MergeEntitiesRequest {
+            survivor_id: "john-kerry".into(),
+            merged_ids: vec!["jon-kerry".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    entities
+        .update_entity(proto::UpdateEntityRequest {
+            entity: Some(proto::Entity {
+                id: "john-kerry".into(),
+                description: "US Secretary of State".into(),
+                external_ids: [("wikidata".to_string(), "Q22316".to_string())].into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["description".into(), "external_ids".into()],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    entities
+        .block_entity(proto::BlockEntityRequest {
+            id: "oslo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let dir = temp_dir();
+    let out = dir.path().join("export");
+    let out_arg = out.to_str().unwrap().to_string();
+    let server = app.addr.to_string();
+    let export = {
+        let (out_arg, server) = (out_arg.clone(), server.clone());
+        move || run_cli(&["export", "--server", &server, "--out", &out_arg])
+    };
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(export.clone()).await.unwrap();
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("exported 3 articles"), "{stdout}");
+    let sidecar = std::fs::read_to_string(out.join("newsstore-entities.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = sidecar
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let record = |id: &str| records.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(record("jon-kerry")["merged_into"], "john-kerry");
+    assert_eq!(record("john-kerry")["external_ids"]["wikidata"], "Q22316");
+    assert_eq!(record("oslo")["blocked"], true);
+    // Nothing is left beside the export.
+    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(beside.len(), 1, "{beside:?}");
+    // A second export into the same folder is refused.
+    let (ok, _, stderr) = tokio::task::spawn_blocking(export).await.unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+
+    let target = temp_dir();
+    let target_arg = target.path().to_str().unwrap().to_string();
+    let (ok, stdout, stderr) = run_cli(&["import", &out_arg, "--data-dir", &target_arg]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("3 created"), "{stdout}");
+    assert!(
+        stdout.contains("entity records: 1 updated, 1 merged, 1 blocked"),
+        "{stdout}"
+    );
+    // Again: nothing left to do.
+    let (ok, stdout, stderr) = run_cli(&["import", &out_arg, "--data-dir", &target_arg]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("entity records: 0 updated, 0 merged, 0 blocked"),
+        "{stdout}"
+    );
+
+    let moved = TestApp::spawn_with(target, |_| {}).await;
+    let kerry = moved.entity("jon-kerry").await.unwrap();
+    assert_eq!(
+        kerry.id, "john-kerry",
+        "the merged id resolves to the survivor"
+    );
+    assert_eq!(kerry.description, "US Secretary of State");
+    assert_eq!(kerry.external_ids["wikidata"], "Q22316");
+    assert!(moved.entity("oslo").await.unwrap().blocked);
+    let a2 = moved.get("a2").await.unwrap();
+    assert!(
+        a2.entities.iter().any(|e| e.entity_id == "john-kerry"),
+        "{:?}",
+        a2.entities
+    );
+    let a3 = moved.get("a3").await.unwrap();
+    assert!(a3.entities.iter().all(|e| e.entity_id != "oslo"));
+}

@@ -16,10 +16,17 @@
 //! | entity tags (caller's)   | `people` / `organisations` / `places`, rel `about`, `uri` = `urn:newsstore:entity-tag:<position>`; misc ones as `subjects` with rel `newsstore:entity` |
 //! | extracted entities       | the same lists with rel `newsstore:extracted`, `literal` = entity id, `uri` = Wikidata when known; skipped on import (extraction finds them again) |
 //!
+//! The entity records the articles point to travel beside them in a sidecar (see
+//! [`entities`]), so a round trip keeps editors' merges, blocks and external ids.
+//!
 //! ids from other systems' `uri`s that are not ours become `ninjs-` and a hash of the uri,
-//! so importing the same document twice finds the same article. One thing does not survive
-//! a round trip: an entity tag that linked an entity id comes back linked by name and kind
-//! (the id is exported as `literal`, but another store may not have that entity).
+//! so importing the same document twice finds the same article. What does not survive a
+//! round trip: an entity tag that linked an entity id comes back linked by name and kind
+//! (the id is exported as `literal`, but another store may not have that entity), and the
+//! revision history (ninjs carries the current revision as `version`; an import starts a
+//! new history at revision 1). A move that keeps history is a backup and a restore.
+
+pub mod entities;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
