@@ -438,9 +438,10 @@ struct ServeArgs {
     #[arg(long, env = "NEWSSTORE_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
     /// A JSON file of bearer tokens and their scopes: {"tokens": [{"name": "cms", "token":
-    /// "…", "scope": "write"}], "open_reads": false}. Scopes: read < write < admin (purge,
-    /// merge, re-extraction). Without --auth-file and --tokens every call is allowed; given but
-    /// yielding no token, the server refuses to start. The scheme is matched in any case.
+    /// "…", "scope": "write"}], "open_reads": false}. Scopes: read < write (articles) < editor
+    /// (entity decisions) < admin (purge, re-extraction, backup); docs/operations.md has the
+    /// table. Without --auth-file and --tokens every call is allowed; given but yielding no
+    /// token, the server refuses to start. The scheme is matched in any case.
     #[arg(long, env = "NEWSSTORE_AUTH_FILE")]
     auth_file: Option<PathBuf>,
     /// Tokens as name:token:scope, comma-separated (added to --auth-file's).

@@ -9,6 +9,7 @@ mod connections;
 mod contract;
 mod crash;
 mod damage;
+mod docs;
 mod editorial;
 mod entities;
 mod errors;
