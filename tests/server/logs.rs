@@ -120,7 +120,8 @@ async fn changes_leave_an_audit_trail_naming_the_token() {
             "--log-format",
             "json",
             "--tokens",
-            "cms:writer-token-0123456789:write,ops:admin-token-0123456789:admin",
+            "cms:writer-token-0123456789:write,desk:editor-token-0123456789:editor,\
+             ops:admin-token-0123456789:admin",
         ],
         |command| {
             command.env("RUST_LOG", "warn,newsstore::audit=info");
@@ -166,7 +167,7 @@ async fn changes_leave_an_audit_trail_naming_the_token() {
         .clone();
     EntityServiceClient::new(channel.clone())
         .block_entity(tonic::Request::from_parts(
-            call("writer-token-0123456789", "req-block"),
+            call("editor-token-0123456789", "req-block"),
             Default::default(),
             proto::BlockEntityRequest {
                 id: person.clone(),
@@ -230,10 +231,10 @@ async fn changes_leave_an_audit_trail_naming_the_token() {
             "cms CreateArticle article audited revision 1".to_string(),
         ),
         (
-            "cms",
+            "desk",
             "BlockEntity",
             "req-block",
-            format!("cms BlockEntity entity {person} (1 articles updated)"),
+            format!("desk BlockEntity entity {person} (1 articles updated)"),
         ),
         (
             "ops",
