@@ -182,13 +182,17 @@ pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     // Folders already walked, so a symbolic link back up the tree cannot loop.
     let mut walked = std::collections::HashSet::new();
     while let Some(path) = pending.pop() {
-        let metadata = std::fs::metadata(&path)?;
+        // The error names the path: "No such file or directory" alone says nothing of
+        // which of several arguments was mistyped.
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let metadata = std::fs::metadata(&path).map_err(named)?;
         if metadata.is_dir() {
-            if !walked.insert(std::fs::canonicalize(&path)?) {
+            if !walked.insert(std::fs::canonicalize(&path).map_err(named)?) {
                 continue;
             }
-            for entry in std::fs::read_dir(&path)? {
-                let entry = entry?.path();
+            for entry in std::fs::read_dir(&path).map_err(named)? {
+                let entry = entry.map_err(named)?.path();
                 if !is_hidden(&entry) {
                     pending.push(entry);
                 }

@@ -137,7 +137,8 @@ impl Store {
 
     /// Restores the backup at `backup` into a new store in `dir`.
     fn restore_into(dir: &Path, backup: &Path) -> Result<BackupSummary> {
-        let file = std::fs::File::open(backup).map_err(io("opening the backup"))?;
+        let opening = format!("opening the backup {}", backup.display());
+        let file = std::fs::File::open(backup).map_err(io(&opening))?;
         let mut input = BufReader::new(file);
         let mut hash = Sha256::new();
         let bad = |why: &str| {

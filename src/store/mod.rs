@@ -190,11 +190,28 @@ impl Store {
     }
 
     fn open_unguarded(dir: &Path, options: &OpenOptions) -> Result<Store> {
-        let db_config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .mode(sled::Mode::HighThroughput);
-        let db = db_config.open().map_err(|e| {
+        /// How long a held lock is waited for before the folder is refused as in use.
+        const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+        let config = || {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(options.cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+        };
+        // The lock of a process that is exiting, or of a store just dropped in this one
+        // (sled's flusher lets go of it a moment after the handle), is waited for briefly;
+        // a lock still held after that is a live server, and refused.
+        let started = std::time::Instant::now();
+        let (db_config, opened) = loop {
+            let db_config = config();
+            match db_config.open() {
+                Err(e) if is_locked(&e) && started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                opened => break (db_config, opened),
+            }
+        };
+        let db = opened.map_err(|e| {
             if is_locked(&e) {
                 return Error::Internal(format!(
                     "cannot open the database in {}: another newsstore process (a running \

@@ -282,3 +282,42 @@ fn import_logs_progress_when_stderr_is_not_a_terminal() {
         "the first line guesses no time: {stderr}"
     );
 }
+
+/// Operator mistakes get one line that names the path or address at fault.
+#[test]
+fn mistakes_are_one_line_naming_what_is_wrong() {
+    let dir = super::support::temp_dir();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["import", "/nonexistent/news-folder"],
+            "/nonexistent/news-folder",
+        ),
+        (
+            &["restore", "--from", "/nonexistent/news.backup"],
+            "/nonexistent/news.backup",
+        ),
+        (
+            &[
+                "backup",
+                "--server",
+                "127.0.0.1:1",
+                "--out",
+                "/tmp/never.backup",
+            ],
+            "127.0.0.1:1",
+        ),
+    ];
+    for (command, named) in cases {
+        let mut args = command.to_vec();
+        if command[0] != "backup" {
+            args.extend(["--data-dir", data]);
+        }
+        let (ok, _, stderr) = super::support::run_cli(&args);
+        assert!(!ok, "{command:?}");
+        assert!(stderr.contains(named), "{command:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{command:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+}
