@@ -85,22 +85,27 @@ impl ClientArgs {
     /// rendering; a connection cut during a TLS call without a client certificate is most
     /// often a server that requires mutual TLS, so the line says that.
     pub fn refused(&self, server: &str, status: tonic::Status) -> anyhow::Error {
-        let hint = if matches!(
+        // A TLS server that wants a client certificate rejects the handshake after the
+        // client thinks it is done, so the first call fails in one of these, depending on
+        // timing.
+        let cut = matches!(
             status.code(),
-            tonic::Code::Cancelled | tonic::Code::Unavailable
-        ) && server.starts_with("https://")
-            && self.client_cert.is_none()
-        {
+            tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown
+        );
+        let hint = if cut && server.starts_with("https://") && self.client_cert.is_none() {
             " (the connection was cut: if the server requires mutual TLS, give --client-cert \
              and --client-key)"
         } else {
             ""
         };
-        anyhow::anyhow!(
-            "{server} answered {:?}: {}{hint}",
-            status.code(),
-            status.message()
-        )
+        let mut message = status.message().to_string();
+        if let Some(source) = std::error::Error::source(&status) {
+            let causes = chain(source);
+            if !message.contains(&causes) {
+                message = format!("{message}: {causes}");
+            }
+        }
+        anyhow::anyhow!("{server} answered {:?}: {message}{hint}", status.code())
     }
 
     /// `message` as a request carrying the bearer token, when there is one.
