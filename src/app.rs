@@ -185,7 +185,19 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        // Bad certificate paths fail here, before anything is opened.
+        // Configurations that would open access, and bad certificate paths, fail here,
+        // before anything is opened.
+        let any_origin = config.cors_origins.iter().any(|o| o.trim() == "*");
+        if any_origin && !config.auth.enabled() {
+            // Any web page a newsroom user opens could then write, purge and take
+            // backups through their browser, on loopback too.
+            anyhow::bail!(
+                "--cors-origins '*' (NEWSSTORE_CORS_ORIGINS) lets every web page call the API, \
+                 and without tokens every call is allowed: list the origins that may call it \
+                 (--cors-origins https://cms.example.com), or configure tokens (--auth-file, \
+                 --tokens)"
+            );
+        }
         let tls = config.tls.as_ref().map(TlsFiles::load).transpose()?;
         let store = open_store(&config)?;
         let index_dir = config.index_dir();
@@ -211,6 +223,12 @@ impl Application {
                 "the free-space reserve is smaller than two of the largest requests: one \
                  write could fill the disk past it, and the storage engine then needs a \
                  restart to write again; raise --min-free-mb"
+            );
+        }
+        if any_origin {
+            tracing::warn!(
+                "--cors-origins '*': every web page may call the API with a token it holds; \
+                 list the origins instead where you can"
             );
         }
         if !config.listen.ip().is_loopback() && !config.auth.enabled() {

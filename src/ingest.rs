@@ -37,7 +37,6 @@ impl Default for Limits {
 const MAX_SHORT_FIELD_CHARS: usize = 500;
 const MAX_TAGS: usize = 100;
 const MAX_ENTITY_TAGS: usize = 100;
-const MAX_ID_LEN: usize = 128;
 /// An update without an etag retries this often when another writer keeps winning.
 const UPDATE_RETRIES: usize = 8;
 
@@ -573,24 +572,18 @@ fn generate_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Article ids are 1 to 128 characters from `[a-z0-9_-]`, starting with a letter or digit,
-/// so they are safe in URLs, file names and store keys.
+/// An article id by the one rule ([`crate::model::is_valid_article_id`]), or why not.
 pub fn validate_id(id: &str) -> Result<()> {
-    let valid = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && id.as_bytes()[0].is_ascii_alphanumeric();
-    if valid {
+    if crate::model::is_valid_article_id(id) {
         Ok(())
     } else {
         Err(Error::invalid(
             "article_id",
             Invalid::Malformed,
             format!(
-                "article id {id:?} is not valid: use 1 to {MAX_ID_LEN} characters from a-z, \
-                 0-9, '-' and '_', starting with a letter or digit"
+                "article id {id:?} is not valid: use 1 to {} characters from a-z, \
+                 0-9, '-' and '_', starting with a letter or digit",
+                crate::model::MAX_ARTICLE_ID_LEN
             ),
         ))
     }

@@ -98,6 +98,21 @@ impl EntityKind {
     }
 }
 
+/// The longest article id.
+pub const MAX_ARTICLE_ID_LEN: usize = 128;
+
+/// The one article-id rule: 1 to 128 characters from `[a-z0-9_-]`, starting with a letter
+/// or digit, so an id is safe in URLs, file names (an export writes `<id>.json`) and store
+/// keys. The API, the loader, restore and export all hold ids to it.
+pub fn is_valid_article_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ARTICLE_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+}
+
 /// A half-open range of Unicode code points `[start, end)` in some text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Span {

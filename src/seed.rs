@@ -56,7 +56,7 @@ pub fn id_for(path: &Path) -> Option<String> {
         })
         .collect();
     let id = id.trim_start_matches(['-', '_']);
-    let id: String = id.chars().take(128).collect();
+    let id: String = id.chars().take(crate::model::MAX_ARTICLE_ID_LEN).collect();
     (!id.is_empty()).then_some(id)
 }
 
@@ -68,6 +68,9 @@ pub struct SeedFile {
     pub input: ArticleInput,
     pub fingerprint: String,
 }
+
+/// Why a device, FIFO or socket among the files is skipped.
+const NOT_REGULAR: &str = "it is not a regular file (a device, FIFO or socket), so it is not read";
 
 /// The kinds of file the loader reads.
 fn is_article_file(path: &Path) -> bool {
@@ -82,15 +85,33 @@ fn is_json(path: &Path) -> bool {
 
 /// Reads and checks one seed file, returning its article or why it is unusable.
 pub fn read_seed(path: &Path, max_bytes: u64) -> Result<SeedFile, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read it: {e}"))?
-        .len();
-    if size > max_bytes {
-        return Err(format!(
-            "it is {size} bytes, larger than the {max_bytes}-byte limit (--max-seed-bytes)"
-        ));
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    // A device or a FIFO (or a link to one) is never opened: /dev/zero never ends, and
+    // opening a FIFO waits for a writer.
+    if !metadata.is_file() {
+        return Err(NOT_REGULAR.into());
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let size = metadata.len();
+    let too_large = |size: u64| {
+        format!("it is {size} bytes, larger than the {max_bytes}-byte limit (--max-seed-bytes)")
+    };
+    if size > max_bytes {
+        return Err(too_large(size));
+    }
+    // Never more than the limit and one byte, whatever the size said: a file can grow
+    // between the look and the read.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?,
+            max_bytes.saturating_add(1),
+        ),
+        &mut bytes,
+    )
+    .map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(bytes.len() as u64));
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("it is empty".into());
     }
@@ -197,8 +218,10 @@ pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
                     pending.push(entry);
                 }
             }
-        } else {
+        } else if metadata.is_file() {
             files.push(path);
+        } else {
+            tracing::warn!(path = %path.display(), "{NOT_REGULAR}");
         }
     }
     Ok(files)

@@ -474,8 +474,12 @@ impl ArticleService for ArticleApi {
             n => self.store.article_at(id, revision(n, "to_revision")?)?,
         };
         let from = self.store.article_at(id, from)?;
+        // Off the async threads: a large rewrite takes up to the diff's budget of CPU.
+        let changes = tokio::task::spawn_blocking(move || crate::diff::compare(&from, &to))
+            .await
+            .map_err(|e| Error::internal("comparing revisions", e))?;
         Ok(Response::new(proto::CompareArticleRevisionsResponse {
-            changes: crate::diff::compare(&from, &to)
+            changes: changes
                 .into_iter()
                 .map(convert::field_change_to_proto)
                 .collect(),

@@ -33,29 +33,38 @@ pub struct ChangeApi {
     /// Turns true when the server starts shutting down: streams never end on their own, so
     /// they end then, telling the client where to resume.
     stopping: tokio::sync::watch::Receiver<bool>,
-    /// Open watchers per client address, so one client cannot hold every task and buffer.
-    per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-    /// Most watchers one client address may hold open (0: no limit).
+    /// Open watchers per client address and per token, so one client cannot hold every
+    /// task and buffer, from one address or from many with one token.
+    per_client: Arc<std::sync::Mutex<std::collections::HashMap<Client, usize>>>,
+    /// Most watchers one client address, or one token, may hold open (0: no limit).
     max_per_client: usize,
 }
 
-/// A client's hold on one of its watcher slots, given back when the stream's task ends.
+/// Who a watcher slot is counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Client {
+    Address(std::net::IpAddr),
+    Token(String),
+}
+
+/// A client's hold on its watcher slots (its address's and its token's), given back when
+/// the stream's task ends.
 struct ClientSlot {
-    per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-    client: Option<std::net::IpAddr>,
+    per_client: Arc<std::sync::Mutex<std::collections::HashMap<Client, usize>>>,
+    clients: Vec<Client>,
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        if let Some(client) = self.client {
-            let mut map = self
-                .per_client
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(count) = map.get_mut(&client) {
+        let mut map = self
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for client in &self.clients {
+            if let Some(count) = map.get_mut(client) {
                 *count -= 1;
                 if *count == 0 {
-                    map.remove(&client);
+                    map.remove(client);
                 }
             }
         }
@@ -80,34 +89,76 @@ impl ChangeApi {
         }
     }
 
-    /// Takes one of `client`'s watcher slots, or refuses when it holds them all.
-    fn take_slot(&self, client: Option<std::net::IpAddr>) -> Result<ClientSlot> {
-        let per_client = self.per_client.clone();
-        let Some(client) = client.filter(|_| self.max_per_client > 0) else {
-            return Ok(ClientSlot {
-                per_client,
-                client: None,
-            });
+    /// Takes a watcher slot of the caller's address and of its token, or refuses when
+    /// either holds them all.
+    fn take_slot(
+        &self,
+        address: Option<std::net::IpAddr>,
+        token: Option<&str>,
+    ) -> Result<ClientSlot> {
+        let mut slot = ClientSlot {
+            per_client: self.per_client.clone(),
+            clients: Vec::new(),
         };
+        if self.max_per_client == 0 {
+            return Ok(slot);
+        }
+        let clients = address
+            .map(Client::Address)
+            .into_iter()
+            .chain(token.map(|t| Client::Token(t.to_string())));
         let mut map = self
             .per_client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = map.entry(client).or_default();
-        if *count >= self.max_per_client {
-            return Err(Error::ResourceExhausted(format!(
-                "this client already has {} change streams open, the most one client may; \
-                 close one, or filter one stream for several things",
-                self.max_per_client
-            )));
+        for client in clients {
+            let count = map.entry(client.clone()).or_default();
+            if *count >= self.max_per_client {
+                let who = match &client {
+                    Client::Address(_) => "this client address",
+                    Client::Token(_) => "this token",
+                };
+                // The slots taken so far are given back when `slot` drops, after the lock.
+                drop(map);
+                return Err(Error::ResourceExhausted(format!(
+                    "{who} already has {} change streams open, the most one may; close one, \
+                     or filter one stream for several things",
+                    self.max_per_client
+                )));
+            }
+            *count += 1;
+            slot.clients.push(client);
         }
-        *count += 1;
-        drop(map);
-        Ok(ClientSlot {
-            per_client,
-            client: Some(client),
-        })
+        Ok(slot)
     }
+}
+
+/// The most entity ids, sources and tags one watcher's filter may name: the same bounds as
+/// the filters of ListArticles and SearchArticles, since each change is matched against
+/// them.
+const MAX_ENTITY_IDS: usize = 20;
+const MAX_VALUES: usize = 50;
+
+/// `values` of request field `field`, refused past `max` or with an empty one.
+fn bounded(field: &str, values: Vec<String>, max: usize) -> Result<Vec<String>> {
+    if values.len() > max {
+        return Err(Error::invalid(
+            field,
+            Invalid::TooLarge,
+            format!(
+                "{field} may hold at most {max} values, this one has {}",
+                values.len()
+            ),
+        ));
+    }
+    if values.iter().any(|v| v.trim().is_empty()) {
+        return Err(Error::invalid(
+            field,
+            Invalid::Malformed,
+            format!("{field} must not contain empty values"),
+        ));
+    }
+    Ok(values)
 }
 
 /// What a watcher wants to hear about.
@@ -274,7 +325,13 @@ impl ChangeService for ChangeApi {
         &self,
         request: Request<proto::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        let client_slot = self.take_slot(request.remote_addr().map(|a| a.ip()))?;
+        let token = request
+            .extensions()
+            .get::<Arc<super::request_span::CallContext>>()
+            .map(|context| context.token().to_string())
+            .filter(|token| token != "-");
+        let client_slot =
+            self.take_slot(request.remote_addr().map(|a| a.ip()), token.as_deref())?;
         let request = request.into_inner();
         let after = u64::try_from(request.after_sequence).map_err(|_| {
             Error::invalid(
@@ -289,20 +346,18 @@ impl ChangeService for ChangeApi {
                 return Err(Error::invalid("query", Invalid::Query, err.to_string()).into());
             }
         };
-        let filter = Filter {
+        let filter = Arc::new(Filter {
             query,
-            entity_ids: request.entity_ids,
-            sources: request
-                .sources
+            entity_ids: bounded("entity_ids", request.entity_ids, MAX_ENTITY_IDS)?,
+            sources: bounded("sources", request.sources, MAX_VALUES)?
                 .iter()
                 .map(|s| normalize_source(s))
                 .collect(),
-            tags: request
-                .tags
+            tags: bounded("tags", request.tags, MAX_VALUES)?
                 .iter()
                 .map(|t| t.trim().to_lowercase())
                 .collect(),
-        };
+        });
         let store = self.store.clone();
         let search = self.search.clone();
         // A saved query is tested against the search index, so such a watcher reads only as

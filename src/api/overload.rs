@@ -3,8 +3,10 @@
 //!
 //! Queued calls only add latency until every caller times out; refusing early lets clients
 //! back off and retry, keeps memory bounded and keeps the server answering. Health checks
-//! are never shed, so a load balancer sees a busy server as alive. A streaming call counts
-//! until its response starts, so open change feeds do not hold slots.
+//! are never shed, so a load balancer sees a busy server as alive. A call holds its slot
+//! until its response body is finished or dropped, so an open change feed counts for as
+//! long as it is open: streams cannot pile up past the limit either (each holds a task and
+//! a buffer).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,7 +57,7 @@ pub struct Shed<S> {
     max_in_flight: usize,
 }
 
-/// Gives the slot back when the call's response has started (or the call was dropped).
+/// Gives the slot back when the call's response is over (or the call was dropped).
 struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
@@ -71,7 +73,7 @@ where
     S::Error: Send + 'static,
     R: Default + Send + 'static,
 {
-    type Response = http::Response<R>;
+    type Response = http::Response<Held<R>>;
     type Error = S::Error;
     type Future = BoxFuture<Self::Response, Self::Error>;
 
@@ -82,7 +84,10 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let exempt = self.max_in_flight == 0 || request.uri().path().starts_with("/grpc.health.");
         if exempt {
-            return Box::pin(self.inner.call(request));
+            let future = self.inner.call(request);
+            return Box::pin(
+                async move { Ok(future.await?.map(|body| Held { body, slot: None })) },
+            );
         }
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(self.in_flight.clone());
@@ -96,13 +101,54 @@ where
                 ),
                 retry_after: RETRY_AFTER,
             });
-            return Box::pin(async move { Ok(status.into_http()) });
+            return Box::pin(async move {
+                Ok(status
+                    .into_http::<R>()
+                    .map(|body| Held { body, slot: None }))
+            });
         }
         let future = self.inner.call(request);
         Box::pin(async move {
-            let response = future.await;
-            drop(slot);
-            response
+            let response = future.await?;
+            Ok(response.map(|body| Held {
+                body,
+                slot: Some(slot),
+            }))
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds its call's slot until it is dropped.
+    pub struct Held<R> {
+        #[pin]
+        body: R,
+        slot: Option<Slot>,
+    }
+}
+
+impl<R: http_body::Body> http_body::Body for Held<R> {
+    type Data = R::Data;
+    type Error = R::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.body.poll_frame(cx);
+        // The end of the body is the end of the call: the slot is free from here.
+        if let Poll::Ready(None) = polled {
+            this.slot.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -336,8 +336,28 @@ fn export(
         let Some(last) = page.last() else {
             break;
         };
+        // Pages move strictly forward, whatever the store holds, so an export ends.
+        if after
+            .as_deref()
+            .is_some_and(|after| last.id.as_str() <= after)
+        {
+            anyhow::bail!(
+                "the store's article listing does not move forward after {:?}; it is damaged: \
+                 run `newsstore check`",
+                after.unwrap_or_default()
+            );
+        }
         after = Some(last.id.clone());
         for article in &page {
+            // The id becomes a file name: it must keep the id rule (which allows no path
+            // separator and no leading dot) or the file could land outside `out`.
+            if !crate::model::is_valid_article_id(&article.id) {
+                anyhow::bail!(
+                    "the store holds article id {}, which breaks the article-id rule, so it is \
+                     not written as a file name; the store is damaged: run `newsstore check`",
+                    crate::error::quoted(&article.id)
+                );
+            }
             let json = crate::ninjs::to_json(&crate::ninjs::export(article));
             write(&out.join(format!("{}.json", article.id)), json.as_bytes())?;
             articles += 1;

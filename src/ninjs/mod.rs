@@ -144,7 +144,7 @@ pub fn parse(json: &str) -> Result<Imported, NinjsError> {
 /// hash of it.
 pub fn article_id(uri: &str) -> String {
     if let Some(id) = uri.strip_prefix(URI_PREFIX)
-        && crate::ingest::validate_id(id).is_ok()
+        && crate::model::is_valid_article_id(id)
     {
         return id.to_string();
     }

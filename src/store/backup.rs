@@ -23,6 +23,46 @@ const MAGIC: &[u8] = b"NEWSSTORE-BACKUP";
 const FORMAT: u32 = 1;
 const END: u32 = u32::MAX;
 
+/// Longer keys than this are never written (ids are bounded), so a backup holding one was
+/// not made by newsstore.
+const MAX_KEY_BYTES: usize = 4096;
+
+/// Whether one restored record is what the store would have written: articles and
+/// entities decode, sit under the key their id gives, and articles' ids keep the
+/// article-id rule.
+fn validate_record(key: &[u8], value: &[u8]) -> std::result::Result<(), String> {
+    match key.first() {
+        Some(&super::keys::ARTICLE) => {
+            let article: crate::model::Article = super::codec::decode(value)
+                .map_err(|e| format!("an article record does not decode ({e})"))?;
+            if !crate::model::is_valid_article_id(&article.id) {
+                return Err(format!(
+                    "it holds article id {}, which breaks the article-id rule",
+                    crate::error::quoted(&article.id)
+                ));
+            }
+            if key != super::keys::article(&article.id).as_slice() {
+                return Err(format!(
+                    "article {} is stored under another article's key",
+                    crate::error::quoted(&article.id)
+                ));
+            }
+        }
+        Some(&super::keys::ENTITY) => {
+            let entity: crate::model::Entity = super::codec::decode(value)
+                .map_err(|e| format!("an entity record does not decode ({e})"))?;
+            if key != super::keys::entity(&entity.id).as_slice() {
+                return Err(format!(
+                    "entity {} is stored under another entity's key",
+                    crate::error::quoted(&entity.id)
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// What a backup or restore covered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackupSummary {
@@ -147,11 +187,16 @@ impl Store {
                 backup.display()
             ))
         };
+        // Never more than the file holds: a length is only trusted as far as bytes follow.
         let mut read = |len: usize, hash: &mut Sha256| -> Result<Vec<u8>> {
-            let mut buf = vec![0; len];
-            input
-                .read_exact(&mut buf)
-                .map_err(|_| bad("it ends early (truncated?)"))?;
+            let mut buf = Vec::with_capacity(len.min(1 << 20));
+            (&mut input)
+                .take(len as u64)
+                .read_to_end(&mut buf)
+                .map_err(|_| bad("it cannot be read"))?;
+            if buf.len() != len {
+                return Err(bad("it ends early (truncated?)"));
+            }
             hash.update(&buf);
             Ok(buf)
         };
@@ -172,9 +217,18 @@ impl Store {
             if len == END {
                 break;
             }
+            if len as usize > MAX_KEY_BYTES {
+                return Err(bad(&format!(
+                    "a key of {len} bytes is longer than any the store writes"
+                )));
+            }
             let key = read(len as usize, &mut hash)?;
             let value_len = u32::from_be_bytes(read(4, &mut hash)?.try_into().unwrap_or([0; 4]));
             let value = read(value_len as usize, &mut hash)?;
+            // The checksum only says the file is whole, not that its maker was honest: each
+            // record is held to what the store itself would have written, so no id that
+            // could escape a folder or loop an export is ever restored.
+            validate_record(&key, &value).map_err(|why| bad(&why))?;
             batch.insert(key, value);
             entries += 1;
             in_batch += 1;

@@ -32,6 +32,12 @@ impl Store {
         for entry in self.tree.scan_prefix([keys::ARTICLE]) {
             let (key, value) = entry?;
             let article: Article = codec::decode(&value)?;
+            if !crate::model::is_valid_article_id(&article.id) {
+                problems.push(format!(
+                    "article id {} breaks the article-id rule",
+                    crate::error::quoted(&article.id)
+                ));
+            }
             if key.as_ref() != keys::article(&article.id).as_slice() {
                 problems.push(format!(
                     "article {:?} is stored under another key",

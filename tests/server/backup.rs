@@ -141,3 +141,114 @@ async fn a_backup_taken_under_writes_restores_consistently() {
     ]);
     assert!(ok, "{stdout}{stderr}");
 }
+
+/// The records of a backup file: (key, value) pairs, as `store/backup.rs` writes them.
+fn backup_records(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut at = b"NEWSSTORE-BACKUP".len() + 4;
+    let mut records = Vec::new();
+    let take = |at: &mut usize, n: usize| {
+        let slice = bytes[*at..*at + n].to_vec();
+        *at += n;
+        slice
+    };
+    loop {
+        let len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap());
+        if len == u32::MAX {
+            return records;
+        }
+        let key = take(&mut at, len as usize);
+        let value_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap());
+        records.push((key, take(&mut at, value_len as usize)));
+    }
+}
+
+/// A backup file holding `records`, with a correct count and checksum: what an attacker
+/// who can recompute an unkeyed SHA-256 makes.
+fn backup_file(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut out = b"NEWSSTORE-BACKUP".to_vec();
+    out.extend(1u32.to_be_bytes());
+    for (key, value) in records {
+        out.extend((key.len() as u32).to_be_bytes());
+        out.extend(key);
+        out.extend((value.len() as u32).to_be_bytes());
+        out.extend(value);
+    }
+    out.extend(u32::MAX.to_be_bytes());
+    out.extend((records.len() as u64).to_be_bytes());
+    let digest = sha2::Sha256::digest(&out);
+    out.extend(digest);
+    out
+}
+
+/// A crafted backup whose article id is a relative path, with its checksum recomputed, is
+/// refused by restore (nothing is left behind); so is one announcing a 4 GiB key.
+#[tokio::test]
+async fn crafted_backups_are_refused() {
+    use newsstore::store::{codec, keys};
+    let app = TestApp::spawn().await;
+    app.create(
+        "kerry-visit",
+        "Talks",
+        "John Kerry met officials in Geneva.",
+    )
+    .await;
+    let dir = temp_dir();
+    let file = dir.path().join("news.backup");
+    let server = app.addr.to_string();
+    let file_arg = file.to_str().unwrap().to_string();
+    let (ok, _, stderr) = tokio::task::spawn_blocking(move || {
+        run_cli(&["backup", "--server", &server, "--out", &file_arg])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{stderr}");
+    let records = backup_records(&std::fs::read(&file).unwrap());
+
+    let evil_id = "./../../pwned/owned";
+    let crafted: Vec<(Vec<u8>, Vec<u8>)> = records
+        .iter()
+        .map(|(key, value)| {
+            if key.first() == Some(&keys::ARTICLE) {
+                let mut article: newsstore::model::Article = codec::decode(value).unwrap();
+                article.id = evil_id.into();
+                (keys::article(evil_id), codec::encode(&article).unwrap())
+            } else {
+                (key.clone(), value.clone())
+            }
+        })
+        .collect();
+    let evil = dir.path().join("evil.backup");
+    std::fs::write(&evil, backup_file(&crafted)).unwrap();
+    let target = dir.path().join("restored");
+    let (ok, _, stderr) = run_cli(&[
+        "restore",
+        "--from",
+        evil.to_str().unwrap(),
+        "--data-dir",
+        target.to_str().unwrap(),
+    ]);
+    assert!(!ok, "a crafted backup was restored");
+    assert!(stderr.contains("article-id rule"), "{stderr}");
+    assert!(
+        !target.join("store").exists(),
+        "a refused restore leaves nothing"
+    );
+
+    // A length that announces far more than the file holds is refused without allocating it.
+    let mut huge = b"NEWSSTORE-BACKUP".to_vec();
+    huge.extend(1u32.to_be_bytes());
+    huge.extend((u32::MAX - 1).to_be_bytes());
+    huge.extend([0u8; 64]);
+    let huge_file = dir.path().join("huge.backup");
+    std::fs::write(&huge_file, huge).unwrap();
+    let (ok, _, stderr) = run_cli(&[
+        "restore",
+        "--from",
+        huge_file.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("restored-2").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("not a usable newsstore backup"), "{stderr}");
+}

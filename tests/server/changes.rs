@@ -473,3 +473,158 @@ async fn one_client_may_hold_only_so_many_streams() {
     }
     assert!(reopened.is_some(), "a closed stream gives its slot back");
 }
+
+/// A watcher's filter is bounded like any other (20 entity ids, 50 sources or tags), so a
+/// caller cannot make every change be matched against megabytes of ids.
+#[tokio::test]
+async fn watch_filters_are_bounded() {
+    let app = TestApp::spawn().await;
+    for (request, field) in [
+        (
+            WatchChangesRequest {
+                entity_ids: (0..21).map(|i| format!("e{i}")).collect(),
+                ..Default::default()
+            },
+            "entity_ids",
+        ),
+        (
+            WatchChangesRequest {
+                sources: (0..51).map(|i| format!("s{i}")).collect(),
+                ..Default::default()
+            },
+            "sources",
+        ),
+        (
+            WatchChangesRequest {
+                tags: (0..51).map(|i| format!("t{i}")).collect(),
+                ..Default::default()
+            },
+            "tags",
+        ),
+        (
+            WatchChangesRequest {
+                tags: vec![" ".into()],
+                ..Default::default()
+            },
+            "tags",
+        ),
+    ] {
+        let status = app.changes().watch_changes(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert!(status.message().contains(field), "{}", status.message());
+    }
+    // Within the bounds, a stream opens.
+    watch(
+        &app,
+        WatchChangesRequest {
+            entity_ids: (0..20).map(|i| format!("e{i}")).collect(),
+            from_now: true,
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+/// The per-client stream limit also counts per token, so one token cannot hold more
+/// streams by calling from many addresses; and open streams count toward the in-flight
+/// limit, so streams cannot pile up past it.
+#[tokio::test]
+async fn streams_count_per_token_and_toward_the_in_flight_limit() {
+    use newsstore::api::auth::AuthConfig;
+    let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
+        config.max_watchers_per_client = 2;
+        config.max_in_flight = 4;
+        config.auth = AuthConfig {
+            tokens: AuthConfig::parse_tokens("a:token-a-0123456789:read,b:token-b-0123456789:read")
+                .unwrap(),
+            open_reads: false,
+        };
+    })
+    .await;
+    let from = |ip: [u8; 4], token: &'static str| {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+            .unwrap()
+            .local_address(Some(std::net::IpAddr::from(ip)));
+        async move {
+            let channel = endpoint.connect().await.unwrap();
+            newsstore::api::proto::change_service_client::ChangeServiceClient::with_interceptor(
+                channel,
+                move |mut request: tonic::Request<()>| {
+                    request
+                        .metadata_mut()
+                        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                    Ok(request)
+                },
+            )
+        }
+    };
+    let request = || WatchChangesRequest {
+        from_now: true,
+        ..Default::default()
+    };
+    let mut open = Vec::new();
+    for ip in [[127, 0, 0, 1], [127, 0, 0, 2]] {
+        open.push(
+            from(ip, "token-a-0123456789")
+                .await
+                .watch_changes(request())
+                .await
+                .unwrap(),
+        );
+    }
+    // Token a holds its two, even from a third address.
+    let status = from([127, 0, 0, 3], "token-a-0123456789")
+        .await
+        .watch_changes(request())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("this token"),
+        "{}",
+        status.message()
+    );
+    // Token b from that address may; its two streams fill the in-flight limit of four.
+    for _ in 0..2 {
+        open.push(
+            from([127, 0, 0, 3], "token-b-0123456789")
+                .await
+                .watch_changes(request())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut articles = newsstore::api::proto::article_service_client::ArticleServiceClient::new(
+        app.channel.clone(),
+    );
+    let mut get = tonic::Request::new(newsstore::api::proto::GetArticleRequest {
+        id: "nope".into(),
+        ..Default::default()
+    });
+    get.metadata_mut().insert(
+        "authorization",
+        "Bearer token-b-0123456789".parse().unwrap(),
+    );
+    let status = articles.get_article(get).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(super::support::reason(&status), "OVERLOADED");
+    // A stream closed gives its in-flight slot back.
+    drop(open.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut get = tonic::Request::new(newsstore::api::proto::GetArticleRequest {
+            id: "nope".into(),
+            ..Default::default()
+        });
+        get.metadata_mut().insert(
+            "authorization",
+            "Bearer token-b-0123456789".parse().unwrap(),
+        );
+        if articles.get_article(get).await.unwrap_err().code() == Code::NotFound {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "a closed stream frees its in-flight slot");
+}

@@ -161,3 +161,29 @@ async fn a_browser_calls_through_grpc_web_with_cors() {
     let (_, headers, _) = http(&app, preflight("https://evil.example.net")).await;
     assert_eq!(header(&headers, "access-control-allow-origin"), None);
 }
+
+/// A wildcard origin with no tokens would let any web page write, purge and take backups
+/// through a visitor's browser: the server refuses to start, saying what to do; with tokens
+/// it starts.
+#[tokio::test]
+async fn any_origin_without_tokens_is_refused() {
+    let data = temp_dir();
+    let mut config =
+        newsstore::app::Config::new("127.0.0.1:0".parse().unwrap(), data.path().to_path_buf());
+    config.cors_origins = vec!["*".into()];
+    let error = newsstore::app::Application::build(config.clone())
+        .await
+        .err()
+        .expect("startup is refused");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("--cors-origins") && message.contains("tokens"),
+        "{message}"
+    );
+    config.auth = newsstore::api::auth::AuthConfig {
+        tokens: newsstore::api::auth::AuthConfig::parse_tokens("cms:cms-token-0123456789:write")
+            .unwrap(),
+        open_reads: false,
+    };
+    assert!(newsstore::app::Application::build(config).await.is_ok());
+}

@@ -321,3 +321,56 @@ fn mistakes_are_one_line_naming_what_is_wrong() {
         assert!(stderr.starts_with("error: "), "{stderr}");
     }
 }
+
+/// Import never opens what is not a regular file: a link to /dev/zero (endless) and a FIFO
+/// (which blocks until written) are skipped with a warning, and the rest is imported.
+#[tokio::test]
+async fn import_skips_devices_and_fifos() {
+    let dir = super::support::temp_dir();
+    let sources = dir.path().join("sources");
+    std::fs::create_dir(&sources).unwrap();
+    std::fs::write(
+        sources.join("good.txt"),
+        "Storm reaches Lisbon\n\nFishermen in Lisbon stayed ashore.",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", sources.join("zero.txt")).unwrap();
+    let fifo = sources.join("fifo.txt");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_newsstore"))
+        .args(["import", sources.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while import.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            import.kill().unwrap();
+            panic!("the import hung on a special file");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let output = import.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("1 created"), "{stdout}");
+    for name in ["zero.txt", "fifo.txt"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(name) && l.contains("not a regular file")),
+            "{name}: {stderr}"
+        );
+    }
+}
