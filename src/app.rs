@@ -27,6 +27,7 @@ use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
+use crate::api::read_limit::ReadLimitLayer;
 use crate::api::request_span::RequestSpanLayer;
 use crate::api::wire_errors;
 use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
@@ -420,7 +421,8 @@ impl Application {
                     .layer(tonic_web::GrpcWebLayer::new())
                     .layer(CallMetricsLayer::new(findings))
                     .map_response(wire_errors::rewrite)
-                    .layer(AuthLayer::new(&config.auth)),
+                    .layer(AuthLayer::new(&config.auth))
+                    .layer(ReadLimitLayer),
             )
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -183,7 +183,7 @@ impl ArticleService for ArticleApi {
         let fields = match request.update_mask {
             Some(mask) if !mask.paths.is_empty() => {
                 let mut fields = Vec::new();
-                for path in &mask.paths {
+                for path in super::mask_paths("update_mask", &mask)? {
                     fields.extend(mask_field(path)?);
                 }
                 fields.sort();

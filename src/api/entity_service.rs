@@ -139,7 +139,7 @@ impl EntityService for EntityApi {
         let mut fields = match &request.update_mask {
             Some(mask) if !mask.paths.is_empty() => {
                 let mut fields = Vec::new();
-                for path in &mask.paths {
+                for path in super::mask_paths("update_mask", mask)? {
                     fields.extend(EntityField::from_path(path)?);
                 }
                 fields

@@ -15,6 +15,7 @@ mod entity_service;
 pub mod health;
 pub mod overload;
 pub mod page_token;
+pub mod read_limit;
 mod request_id;
 pub mod request_span;
 mod search;
@@ -53,6 +54,25 @@ fn page_size(requested: i32, default: usize, max: usize) -> Result<usize> {
             format!("page_size must be between 0 and {max} (0 means {default}); got {requested}"),
         )),
     }
+}
+
+/// Most paths a field mask may hold: every resource here has fewer fields than this, so a
+/// longer mask is a mistake or an attempt to make the server work.
+const MAX_MASK_PATHS: usize = 32;
+
+/// The paths of field mask `field`, refused past [`MAX_MASK_PATHS`].
+fn mask_paths<'a>(field: &str, mask: &'a prost_types::FieldMask) -> Result<&'a [String]> {
+    if mask.paths.len() > MAX_MASK_PATHS {
+        return Err(Error::invalid(
+            field,
+            Invalid::TooLarge,
+            format!(
+                "{field} may name at most {MAX_MASK_PATHS} paths, this one names {}",
+                mask.paths.len()
+            ),
+        ));
+    }
+    Ok(&mask.paths)
 }
 
 /// An id field that must be present and sane before it is looked up.

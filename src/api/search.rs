@@ -236,7 +236,7 @@ impl Output {
         let view = convert::view_from_proto(request.view, View::Basic)?;
         let mask = match &request.read_mask {
             Some(mask) if !mask.paths.is_empty() => {
-                for path in &mask.paths {
+                for path in super::mask_paths("read_mask", mask)? {
                     if !ARTICLE_FIELDS.contains(&path.as_str()) {
                         return Err(Error::invalid(
                             "read_mask",

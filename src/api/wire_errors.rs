@@ -70,6 +70,14 @@ fn rewrite_status(headers: &http::HeaderMap) -> Option<Status> {
     Some(Status::with_error_details(code, text, details))
 }
 
+/// RESOURCE_EXHAUSTED with reason `MESSAGE_TOO_LARGE` and `message`: a request over a
+/// size limit, however it was found.
+pub fn too_large(message: String) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info("MESSAGE_TOO_LARGE", ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(Code::ResourceExhausted, message, details)
+}
+
 /// `grpc-message` is percent-encoded (gRPC over HTTP/2, "Responses").
 fn percent_decode(bytes: &[u8]) -> Option<String> {
     let mut out = Vec::with_capacity(bytes.len());

@@ -52,19 +52,23 @@ pub struct Votes {
     weak: [u16; 4],
 }
 
+/// Counts saturate: a body repeating one name 100,000 times (2 MiB of it) would overflow
+/// a u16, and past tens of thousands of votes the winner is settled anyway.
 impl Votes {
     fn strong(&mut self, kind: EntityKind) {
-        self.strong[kind.index()] += 1;
+        let count = &mut self.strong[kind.index()];
+        *count = count.saturating_add(1);
     }
 
     fn weak(&mut self, kind: EntityKind) {
-        self.weak[kind.index()] += 1;
+        let count = &mut self.weak[kind.index()];
+        *count = count.saturating_add(1);
     }
 
     fn add(&mut self, other: &Votes) {
         for i in 0..4 {
-            self.strong[i] += other.strong[i];
-            self.weak[i] += other.weak[i];
+            self.strong[i] = self.strong[i].saturating_add(other.strong[i]);
+            self.weak[i] = self.weak[i].saturating_add(other.weak[i]);
         }
     }
 

@@ -109,3 +109,75 @@ async fn a_client_deadline_is_honoured_by_the_server() {
     );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// Resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Read calls take at most 1 MiB: two SearchArticles of 16 MiB of empty `read_mask` paths
+/// each are refused (MESSAGE_TOO_LARGE) without the server's memory growing by hundreds of
+/// megabytes (before: 49 → 1,050 MB); a mask over 32 paths is refused; a write of 1.1 MiB
+/// still goes through under the documented 16 MiB limit.
+#[tokio::test]
+async fn read_calls_take_small_messages() {
+    let data = temp_dir();
+    let mut server = super::process::Server::start(data.path(), &["--max-body-bytes", "4194304"]);
+    let channel = server.connect().await;
+    let pid = server.pid();
+    let mut articles = proto::article_service_client::ArticleServiceClient::new(channel)
+        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(64 << 20);
+    let before = rss(pid);
+    let huge = proto::SearchArticlesRequest {
+        query: "talks".into(),
+        read_mask: Some(prost_types::FieldMask {
+            paths: vec![String::new(); 8_000_000],
+        }),
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        let status = articles.search_articles(huge.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(super::support::reason(&status), "MESSAGE_TOO_LARGE");
+    }
+    let grown = rss(pid).saturating_sub(before);
+    assert!(grown < 100 << 20, "the server grew by {} MiB", grown >> 20);
+    let status = articles
+        .search_articles(proto::SearchArticlesRequest {
+            query: "talks".into(),
+            read_mask: Some(prost_types::FieldMask {
+                paths: vec!["headline".into(); 33],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("read_mask"),
+        "{}",
+        status.message()
+    );
+    // Writes keep their limit.
+    // Over the 1 MiB read limit; lower case, so extraction has little to find.
+    let body = "and then it rained again. ".repeat(1100 * 1024 / 26);
+    articles
+        .create_article(proto::CreateArticleRequest {
+            article: Some(proto::Article {
+                headline: "Long".into(),
+                body,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    server.terminate().await;
+}
