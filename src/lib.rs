@@ -1,6 +1,8 @@
 //! newsstore: a gRPC document store for news articles, the entities in them, and queries
 //! over both. See ARCHITECTURE.md for the map.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod app;
 pub mod cli;

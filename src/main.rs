@@ -1,5 +1,7 @@
 //! The `newsstore` binary: parses the command line and runs the chosen command.
 
+#![forbid(unsafe_code)]
+
 /// mimalloc instead of the system allocator (see Cargo.toml for the measurement behind it).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
