@@ -27,9 +27,9 @@ const END: u32 = u32::MAX;
 /// not made by newsstore.
 const MAX_KEY_BYTES: usize = 4096;
 
-/// Whether one restored record is what the store would have written: articles and
-/// entities decode, sit under the key their id gives, and articles' ids keep the
-/// article-id rule.
+/// Whether one restored record is what the store would have written: articles, entities
+/// and change-log entries decode and sit under the key they give, and every article id
+/// (of articles, past revisions, changes) keeps the article-id rule.
 fn validate_record(key: &[u8], value: &[u8]) -> std::result::Result<(), String> {
     match key.first() {
         Some(&super::keys::ARTICLE) => {
@@ -55,6 +55,32 @@ fn validate_record(key: &[u8], value: &[u8]) -> std::result::Result<(), String> 
                 return Err(format!(
                     "entity {} is stored under another entity's key",
                     crate::error::quoted(&entity.id)
+                ));
+            }
+        }
+        Some(&super::keys::REVISION) => {
+            // Past revisions are keyed by their article's id: it keeps the rule too.
+            let id = key[1..].split(|&b| b == 0).next().unwrap_or_default();
+            let valid = std::str::from_utf8(id).is_ok_and(crate::model::is_valid_article_id);
+            if !valid {
+                return Err(format!(
+                    "a past revision is keyed by article id {}, which breaks the article-id \
+                     rule",
+                    crate::error::quoted(&String::from_utf8_lossy(id))
+                ));
+            }
+        }
+        Some(&super::keys::CHANGE) => {
+            let change: crate::model::Change = super::codec::decode(value)
+                .map_err(|e| format!("a change-log record does not decode ({e})"))?;
+            if key != super::keys::change(change.seq).as_slice() {
+                return Err(format!("change {} is stored under another key", change.seq));
+            }
+            if change.kind.is_article() && !crate::model::is_valid_article_id(&change.article_id) {
+                return Err(format!(
+                    "change {} names article id {}, which breaks the article-id rule",
+                    change.seq,
+                    crate::error::quoted(&change.article_id)
                 ));
             }
         }

@@ -150,15 +150,11 @@ async fn tokens_and_scopes_decide_who_may_do_what() {
 
     // Editorial decisions on entities need the editor scope: the writer's is not enough.
     let created = client(&app, Some(WRITER))
-        .create_article(proto::CreateArticleRequest {
-            article: Some(Article {
-                headline: "Merkel in Paris".into(),
-                body: "Angela Merkel visited Paris on Monday.".into(),
-                ..Default::default()
-            }),
-            article_id: "b".into(),
-            ..Default::default()
-        })
+        .create_article(super::support::create_request(
+            "b",
+            "Merkel in Paris",
+            "Angela Merkel visited Paris on Monday.",
+        ))
         .await
         .unwrap()
         .into_inner()

@@ -143,15 +143,11 @@ async fn changes_leave_an_audit_trail_naming_the_token() {
         .create_article(tonic::Request::from_parts(
             call("writer-token-0123456789", "req-create"),
             Default::default(),
-            proto::CreateArticleRequest {
-                article_id: "audited".into(),
-                article: Some(proto::Article {
-                    headline: "Merkel in Paris".into(),
-                    body: "Angela Merkel visited Paris on Monday.".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
+            super::support::create_request(
+                "audited",
+                "Merkel in Paris",
+                "Angela Merkel visited Paris on Monday.",
+            ),
         ))
         .await
         .unwrap()

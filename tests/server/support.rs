@@ -160,15 +160,7 @@ impl TestApp {
     /// Creates an article and returns it.
     pub async fn create(&self, id: &str, headline: &str, body: &str) -> Article {
         self.articles()
-            .create_article(proto::CreateArticleRequest {
-                article: Some(Article {
-                    headline: headline.into(),
-                    body: body.into(),
-                    ..Article::default()
-                }),
-                article_id: id.into(),
-                ..Default::default()
-            })
+            .create_article(create_request(id, headline, body))
             .await
             .expect("create succeeds")
             .into_inner()
@@ -213,6 +205,19 @@ impl Drop for TestApp {
 pub fn search(query: &str) -> proto::SearchArticlesRequest {
     proto::SearchArticlesRequest {
         query: query.into(),
+        ..Default::default()
+    }
+}
+
+/// A CreateArticle request for article `id` with `headline` and `body`.
+pub fn create_request(id: &str, headline: &str, body: &str) -> proto::CreateArticleRequest {
+    proto::CreateArticleRequest {
+        article: Some(Article {
+            headline: headline.into(),
+            body: body.into(),
+            ..Article::default()
+        }),
+        article_id: id.into(),
         ..Default::default()
     }
 }

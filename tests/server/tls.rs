@@ -262,3 +262,34 @@ async fn the_cli_backs_up_and_reextracts_through_mutual_tls_with_a_token() {
     assert!(!ok);
     assert!(stderr.contains("plaintext"), "{stderr}");
 }
+
+/// A client that starts a TLS handshake and stalls is cut off after
+/// `--handshake-timeout-secs`, so stalled handshakes cannot hold connections.
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new();
+    let (_files, tls) = serve_tls(&ca, None);
+    let app = TestApp::spawn_with(temp_dir(), |config| {
+        config.tls = Some(tls);
+        config.handshake_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // A TLS record header announcing a 512-byte ClientHello, then nothing.
+    socket
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the stalled handshake was not closed");
+}
