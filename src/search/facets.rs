@@ -82,9 +82,8 @@ impl Counter {
         let _ = self
             .column
             .dictionary()
-            .sorted_ords_to_term_cb(ords.iter().copied(), |term| {
+            .sorted_ords_to_term_cb(ords, |term| {
                 out.push(String::from_utf8_lossy(term).into_owned());
-                Ok(())
             });
         out
     }

@@ -796,7 +796,7 @@ impl SearchIndex {
         };
         let top = TopDocs::with_limit(limit + 1).and_offset(offset);
         let (top, total, counts) = match request.order {
-            SearchOrder::Relevance => run(searcher, &*query, top, facets())?,
+            SearchOrder::Relevance => run(searcher, &*query, top.order_by_score(), facets())?,
             SearchOrder::PublishedDesc => {
                 let (top, total, counts) =
                     run(searcher, &*query, top.tweak_score(by_time), facets())?;
