@@ -252,3 +252,46 @@ async fn crafted_backups_are_refused() {
     assert!(!ok);
     assert!(stderr.contains("not a usable newsstore backup"), "{stderr}");
 }
+
+/// A store that holds an article id breaking the rule (written past the API, as only a
+/// damaged or hand-edited store could) is not exported: the export refuses, naming the id,
+/// and writes nothing outside its folder; `check` names the id too.
+#[test]
+fn export_never_turns_a_bad_stored_id_into_a_path() {
+    use newsstore::model::ArticleInput;
+    use newsstore::store::{Content, Store, Write};
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let store = std::sync::Arc::new(Store::open(&data.join("store"), 16 << 20).unwrap());
+    let input = ArticleInput {
+        headline: "Escaped".into(),
+        body: "A body that should never leave the export folder.".into(),
+        ..ArticleInput::default()
+    };
+    let written = store.write(vec![Write::Create {
+        id: "../../escaped".into(),
+        content: Content {
+            extraction: newsstore::extract::analyze(&input),
+            content_hash: "x".into(),
+            input,
+        },
+    }]);
+    assert!(written[0].is_ok());
+    store.close(std::time::Duration::from_secs(5)).unwrap();
+
+    let out = dir.path().join("a").join("b").join("export");
+    let (ok, _, stderr) = run_cli(&[
+        "export",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("article-id rule"), "{stderr}");
+    assert!(!dir.path().join("a").join("escaped.json").exists());
+    assert!(!dir.path().join("escaped.json").exists());
+    let (ok, stdout, _) = run_cli(&["check", "--data-dir", data.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stdout.contains("breaks the article-id rule"), "{stdout}");
+}
