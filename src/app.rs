@@ -497,7 +497,7 @@ impl Application {
 /// most reads are random and miss any cache that fits the memory target, so 16 MiB served
 /// GetArticle as fast as 64 did, while the written pages a larger cache keeps (sled counts
 /// them by encoded size; in memory they take more) raised the peak under writes by about
-/// 60 MiB (load benchmark, 2026-12-06, README). The cost: the entity
+/// 60 MiB (load benchmark, docs/bench/README.md). The cost: the entity
 /// listing and loading ran about 10 % and 6 % slower. Stores much larger than that, or
 /// with hot sets that fit, do better with `--cache-mb` raised.
 pub const DEFAULT_CACHE_MB: u64 = 16;
