@@ -181,6 +181,109 @@ impl From<Error> for Status {
     }
 }
 
+/// Every (code, reason) pair the server answers with: one error of each kind, and the
+/// request errors `wire_errors` gives our codes. docs/api.md's errors table is checked
+/// against it (tests/server/docs.rs); a new `Error` variant or kind belongs here too.
+pub fn every_code_and_reason() -> Vec<(Code, &'static str)> {
+    use crate::error::{Denied, Invalid, Precondition, Resource};
+    let text = String::new;
+    let mut errors = vec![
+        Error::NotFound {
+            resource: Resource::Article,
+            id: text(),
+        },
+        Error::NotFound {
+            resource: Resource::Entity,
+            id: text(),
+        },
+        Error::RevisionNotFound {
+            id: text(),
+            revision: 1,
+            why: "",
+        },
+        Error::OutOfRange {
+            message: text(),
+            oldest: 1,
+        },
+        Error::AlreadyExists {
+            resource: Resource::Article,
+            id: text(),
+        },
+        Error::AlreadyExists {
+            resource: Resource::Entity,
+            id: text(),
+        },
+        Error::EtagMismatch {
+            id: text(),
+            current: text(),
+            given: text(),
+        },
+        Error::ResourceExhausted(text()),
+        Error::Conflict(text()),
+        Error::IndexLagging(text()),
+        Error::ShuttingDown {
+            message: text(),
+            resume_after: None,
+        },
+        Error::StorageFull(text()),
+        Error::DataLoss(text()),
+        Error::Internal(text()),
+        Error::Overloaded {
+            message: text(),
+            retry_after: std::time::Duration::ZERO,
+        },
+        Error::ReaderTooSlow {
+            message: text(),
+            resume_after: 0,
+        },
+    ];
+    for kind in [
+        Invalid::Missing,
+        Invalid::TooLarge,
+        Invalid::Malformed,
+        Invalid::OutOfRange,
+        Invalid::PageToken,
+        Invalid::PageTokenExpired,
+        Invalid::UpdateMask,
+        Invalid::Query,
+        Invalid::RequestIdReused,
+    ] {
+        errors.push(Error::invalid("field", kind, ""));
+    }
+    for reason in [
+        Precondition::EntityBlocked { entity_id: text() },
+        Precondition::EntityMerged {
+            entity_id: text(),
+            survivor_id: text(),
+        },
+        Precondition::ArticleDeleted { article_id: text() },
+    ] {
+        errors.push(Error::FailedPrecondition {
+            reason,
+            message: text(),
+        });
+    }
+    for why in [
+        Denied::TokenMissing,
+        Denied::TokenInvalid,
+        Denied::ScopeInsufficient {
+            needed: "",
+            held: "",
+        },
+    ] {
+        errors.push(Error::Denied {
+            why,
+            message: text(),
+        });
+    }
+    let mut pairs: Vec<(Code, &'static str)> =
+        errors.iter().map(|e| (code(e), e.reason())).collect();
+    pairs.extend(super::wire_errors::REASONS);
+    pairs.sort_by_key(|&(code, reason)| (code as i32, reason));
+    pairs.dedup();
+    pairs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,12 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::status::ERROR_DOMAIN;
 
+/// The codes and reasons this module answers with, for the errors table.
+pub const REASONS: [(Code, &str); 2] = [
+    (Code::InvalidArgument, "MALFORMED_MESSAGE"),
+    (Code::ResourceExhausted, "MESSAGE_TOO_LARGE"),
+];
+
 /// `response` with tonic's own request errors rewritten; the rest unchanged. A tower
 /// `map_response` over every call.
 pub fn rewrite<B>(mut response: http::Response<B>) -> http::Response<B> {

@@ -125,3 +125,45 @@ fn the_readme_links_the_operations_guide() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     assert!(readme.contains("(docs/operations.md)"));
 }
+
+/// docs/api.md's errors table lists exactly the codes and reasons the server answers with
+/// (`api::status::every_code_and_reason`), so the table cannot drift from the code.
+#[test]
+fn the_errors_table_is_the_servers() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md exists");
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let [code, reasons, _] = cells.as_slice() else {
+            continue;
+        };
+        if code.is_empty() || !code.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            continue;
+        }
+        for reason in reasons.split(',') {
+            let reason = reason.trim().trim_matches('`');
+            documented.push((code.to_string(), reason.to_string()));
+        }
+    }
+    let upper_snake = |code: tonic::Code| {
+        let mut out = String::new();
+        for (i, c) in format!("{code:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    };
+    let mut served: Vec<(String, String)> = newsstore::api::status::every_code_and_reason()
+        .into_iter()
+        .map(|(code, reason)| (upper_snake(code), reason.to_string()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(
+        documented, served,
+        "docs/api.md's errors table differs from what the server answers"
+    );
+}
