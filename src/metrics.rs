@@ -182,14 +182,7 @@ pub fn call_started(rpc: Rpc) {
 /// as in the `grpc-status` header) after `seconds`.
 pub fn call_handled(rpc: Rpc, grpc_status: &str, seconds: f64) {
     metrics::gauge!("newsstore_calls_in_flight", "grpc_type" => rpc.kind).decrement(1.0);
-    metrics::counter!(
-        "grpc_server_handled_total",
-        "grpc_service" => rpc.service,
-        "grpc_method" => rpc.method,
-        "grpc_type" => rpc.kind,
-        "grpc_code" => code_name(grpc_status),
-    )
-    .increment(1);
+    count_handled(rpc, grpc_status);
     if rpc.kind == "unary" {
         metrics::histogram!(
             "grpc_server_handling_seconds",
@@ -203,12 +196,16 @@ pub fn call_handled(rpc: Rpc, grpc_status: &str, seconds: f64) {
 
 /// A call refused before it was started (shed under overload): counted as handled only.
 pub fn call_shed(rpc: Rpc) {
+    count_handled(rpc, "8");
+}
+
+fn count_handled(rpc: Rpc, grpc_status: &str) {
     metrics::counter!(
         "grpc_server_handled_total",
         "grpc_service" => rpc.service,
         "grpc_method" => rpc.method,
         "grpc_type" => rpc.kind,
-        "grpc_code" => code_name("8"),
+        "grpc_code" => code_name(grpc_status),
     )
     .increment(1);
 }

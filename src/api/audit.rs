@@ -25,17 +25,14 @@ impl Audit {
     pub fn of<T>(request: &tonic::Request<T>, method: &'static str) -> Audit {
         Audit {
             method,
-            context: request.extensions().get::<Arc<CallContext>>().cloned(),
+            context: CallContext::of_call(request),
         }
     }
 
     /// The change is made: `resource` says what it touched ("article geneva-talks
     /// revision 3").
     pub fn record(&self, resource: impl Display) {
-        let (token, request_id) = match &self.context {
-            Some(context) => (context.token(), context.request_id.as_str()),
-            None => ("-", "-"),
-        };
+        let (token, request_id) = CallContext::log_fields(self.context.as_deref());
         tracing::info!(
             target: "newsstore::audit",
             token,

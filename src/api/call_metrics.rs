@@ -165,10 +165,7 @@ impl Call {
         crate::metrics::call_handled(self.rpc, status, seconds);
         self.findings.answered(status);
         let _entered = self.span.enter();
-        let (token, request_id) = match &self.context {
-            Some(context) => (context.token(), context.request_id.as_str()),
-            None => ("-", "-"),
-        };
+        let (token, request_id) = CallContext::log_fields(self.context.as_deref());
         tracing::info!(
             target: "newsstore::access",
             service = self.rpc.service,

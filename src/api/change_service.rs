@@ -133,11 +133,11 @@ impl ChangeApi {
     }
 }
 
-/// The most entity ids, sources and tags one watcher's filter may name: the same bounds as
-/// the filters of ListArticles and SearchArticles, since each change is matched against
-/// them.
+/// The most entity ids and sources one watcher's filter may name: the same bounds as the
+/// filters of ListArticles and SearchArticles, since each change is matched against them
+/// (tags go through the list filters' own `convert::lowercase_values`).
 const MAX_ENTITY_IDS: usize = 20;
-const MAX_VALUES: usize = 50;
+const MAX_SOURCES: usize = 50;
 
 /// `values` of request field `field`, refused past `max` or with an empty one.
 fn bounded(field: &str, values: Vec<String>, max: usize) -> Result<Vec<String>> {
@@ -325,11 +325,8 @@ impl ChangeService for ChangeApi {
         &self,
         request: Request<proto::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        let token = request
-            .extensions()
-            .get::<Arc<super::request_span::CallContext>>()
-            .map(|context| context.token().to_string())
-            .filter(|token| token != "-");
+        let token = super::request_span::CallContext::of_call(&request)
+            .and_then(|context| context.token().map(str::to_string));
         let client_slot =
             self.take_slot(request.remote_addr().map(|a| a.ip()), token.as_deref())?;
         let request = request.into_inner();
@@ -349,14 +346,11 @@ impl ChangeService for ChangeApi {
         let filter = Arc::new(Filter {
             query,
             entity_ids: bounded("entity_ids", request.entity_ids, MAX_ENTITY_IDS)?,
-            sources: bounded("sources", request.sources, MAX_VALUES)?
+            sources: bounded("sources", request.sources, MAX_SOURCES)?
                 .iter()
                 .map(|s| normalize_source(s))
                 .collect(),
-            tags: bounded("tags", request.tags, MAX_VALUES)?
-                .iter()
-                .map(|t| t.trim().to_lowercase())
-                .collect(),
+            tags: convert::lowercase_values("tags", &request.tags)?,
         });
         let store = self.store.clone();
         let search = self.search.clone();

@@ -430,7 +430,7 @@ pub fn filter_from_proto(filter: Option<&proto::ArticleFilter>) -> Result<Articl
 }
 
 /// Trimmed, lower-cased, sorted, deduplicated values; empty ones are refused.
-fn lowercase_values(field: &str, values: &[String]) -> Result<Vec<String>> {
+pub fn lowercase_values(field: &str, values: &[String]) -> Result<Vec<String>> {
     if values.len() > 50 {
         return Err(Error::invalid(
             field,

@@ -28,9 +28,9 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// The name of the token the call was admitted with; `-` when none was needed or sent.
-    pub fn token(&self) -> &str {
-        self.token.get().map_or("-", String::as_str)
+    /// The name of the token the call was admitted with; `None` when none was needed.
+    pub fn token(&self) -> Option<&str> {
+        self.token.get().map(String::as_str)
     }
 
     pub fn set_token(&self, name: &str) {
@@ -40,6 +40,19 @@ impl CallContext {
     /// The context of a request that passed through this layer.
     pub fn of<B>(request: &http::Request<B>) -> Option<Arc<CallContext>> {
         request.extensions().get::<Arc<CallContext>>().cloned()
+    }
+
+    /// The same, as a service handler sees the request.
+    pub fn of_call<T>(request: &tonic::Request<T>) -> Option<Arc<CallContext>> {
+        request.extensions().get::<Arc<CallContext>>().cloned()
+    }
+
+    /// (token name, request id) for a log line, `-` for what is not known.
+    pub fn log_fields(context: Option<&CallContext>) -> (&str, &str) {
+        match context {
+            Some(context) => (context.token().unwrap_or("-"), context.request_id.as_str()),
+            None => ("-", "-"),
+        }
     }
 }
 

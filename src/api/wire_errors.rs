@@ -45,8 +45,8 @@ fn rewrite_status(headers: &http::HeaderMap) -> Option<Status> {
         .get("grpc-message")
         .and_then(|m| percent_decode(m.as_bytes()))
         .unwrap_or_default();
-    let (code, reason, text) = match code {
-        b"13" if message.starts_with("failed to decode Protobuf message") => (
+    match code {
+        b"13" if message.starts_with("failed to decode Protobuf message") => Some(with_reason(
             Code::InvalidArgument,
             "MALFORMED_MESSAGE",
             format!(
@@ -57,31 +57,31 @@ fn rewrite_status(headers: &http::HeaderMap) -> Option<Status> {
                     .trim_start_matches(':')
                     .trim()
             ),
-        ),
-        b"11" if message.starts_with("Error, decoded message length too large") => (
-            Code::ResourceExhausted,
-            "MESSAGE_TOO_LARGE",
-            format!(
+        )),
+        b"11" if message.starts_with("Error, decoded message length too large") => {
+            Some(too_large(format!(
                 "the request is larger than this method accepts ({}); split it (batches of \
                  fewer articles) or ask the operator about --max-message-bytes",
                 message
                     .trim_start_matches("Error, decoded message length too large:")
                     .trim()
-            ),
-        ),
-        _ => return None,
-    };
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// A status with an ErrorInfo of `reason` in our domain.
+fn with_reason(code: Code, reason: &str, message: String) -> Status {
     let mut details = ErrorDetails::new();
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
-    Some(Status::with_error_details(code, text, details))
+    Status::with_error_details(code, message, details)
 }
 
 /// RESOURCE_EXHAUSTED with reason `MESSAGE_TOO_LARGE` and `message`: a request over a
 /// size limit, however it was found.
 pub fn too_large(message: String) -> Status {
-    let mut details = ErrorDetails::new();
-    details.set_error_info("MESSAGE_TOO_LARGE", ERROR_DOMAIN, HashMap::new());
-    Status::with_error_details(Code::ResourceExhausted, message, details)
+    with_reason(Code::ResourceExhausted, "MESSAGE_TOO_LARGE", message)
 }
 
 /// `grpc-message` is percent-encoded (gRPC over HTTP/2, "Responses").

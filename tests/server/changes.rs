@@ -597,22 +597,7 @@ async fn streams_count_per_token_and_toward_the_in_flight_limit() {
     let mut articles = newsstore::api::proto::article_service_client::ArticleServiceClient::new(
         app.channel.clone(),
     );
-    let mut get = tonic::Request::new(newsstore::api::proto::GetArticleRequest {
-        id: "nope".into(),
-        ..Default::default()
-    });
-    get.metadata_mut().insert(
-        "authorization",
-        "Bearer token-b-0123456789".parse().unwrap(),
-    );
-    let status = articles.get_article(get).await.unwrap_err();
-    assert_eq!(status.code(), Code::ResourceExhausted);
-    assert_eq!(super::support::reason(&status), "OVERLOADED");
-    // A stream closed gives its in-flight slot back.
-    drop(open.pop());
-    let mut served = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let get = || {
         let mut get = tonic::Request::new(newsstore::api::proto::GetArticleRequest {
             id: "nope".into(),
             ..Default::default()
@@ -621,7 +606,17 @@ async fn streams_count_per_token_and_toward_the_in_flight_limit() {
             "authorization",
             "Bearer token-b-0123456789".parse().unwrap(),
         );
-        if articles.get_article(get).await.unwrap_err().code() == Code::NotFound {
+        get
+    };
+    let status = articles.get_article(get()).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(super::support::reason(&status), "OVERLOADED");
+    // A stream closed gives its in-flight slot back.
+    drop(open.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if articles.get_article(get()).await.unwrap_err().code() == Code::NotFound {
             served = true;
             break;
         }
