@@ -17,6 +17,7 @@ use std::sync::PoisonError;
 use sha2::{Digest, Sha256};
 
 use super::Store;
+use super::hashing::Hashing;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8] = b"NEWSSTORE-BACKUP";
@@ -97,24 +98,6 @@ pub struct BackupSummary {
     pub sequence: u64,
 }
 
-/// A writer that hashes what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 fn io(context: &str) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::internal(context, e)
 }
@@ -123,13 +106,10 @@ impl Store {
     /// Writes a consistent copy of the store to `path`. Writes wait meanwhile.
     pub fn backup_to(&self, path: &Path) -> Result<BackupSummary> {
         let file = std::fs::File::create(path).map_err(io("creating the backup file"))?;
-        let mut out = Hashing {
-            inner: BufWriter::new(file),
-            hash: Sha256::new(),
-        };
+        let mut out: Hashing<_, Sha256> = Hashing::new(BufWriter::new(file));
         let write = io("writing the backup");
-        out.write_all(MAGIC).map_err(&write)?;
-        out.write_all(&FORMAT.to_be_bytes()).map_err(&write)?;
+        out.put(MAGIC).map_err(&write)?;
+        out.put(&FORMAT.to_be_bytes()).map_err(&write)?;
         let summary = {
             let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let sequence = self.last_seq();
@@ -139,16 +119,15 @@ impl Store {
                 for part in [&key[..], &value[..]] {
                     let len = u32::try_from(part.len())
                         .map_err(|_| Error::Internal("a record is over 4 GiB".into()))?;
-                    out.write_all(&len.to_be_bytes()).map_err(&write)?;
-                    out.write_all(part).map_err(&write)?;
+                    out.put(&len.to_be_bytes()).map_err(&write)?;
+                    out.put(part).map_err(&write)?;
                 }
                 entries += 1;
             }
             BackupSummary { entries, sequence }
         };
-        out.write_all(&END.to_be_bytes()).map_err(&write)?;
-        out.write_all(&summary.entries.to_be_bytes())
-            .map_err(&write)?;
+        out.put(&END.to_be_bytes()).map_err(&write)?;
+        out.put(&summary.entries.to_be_bytes()).map_err(&write)?;
         let digest = out.hash.clone().finalize();
         out.inner.write_all(&digest).map_err(&write)?;
         let file = out

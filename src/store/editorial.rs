@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::PoisonError;
-use std::sync::atomic::Ordering;
 
 use super::history::PastRevision;
 use super::keys::{self, ArticleIndex};
@@ -352,7 +351,8 @@ impl Store {
                     None => {}
                 }
             }
-            let mut seq = *next_seq;
+            let first_seq = *next_seq;
+            let mut seq = first_seq;
             let mut batch = Changes::default();
             let (entity, articles_updated, mut change) = build(&mut batch, &mut seq)?;
             change.seq = seq;
@@ -365,9 +365,7 @@ impl Store {
                 };
                 self.record(tag, outcome, &mut batch)?;
             }
-            self.apply(batch)?;
-            *next_seq = seq + 1;
-            self.applied.store(seq, Ordering::Release);
+            self.apply(&mut next_seq, batch.into_record(first_seq, seq))?;
             (entity, articles_updated, seq)
         };
         let (entity, articles_updated, seq) = seq;

@@ -1,16 +1,16 @@
-//! Writes: one atomic batch per article, one flush per call.
+//! Deciding article writes: one change record per article, one flush per call.
 //!
 //! A write replaces everything derived from the article: its index entries, the counts and
 //! first/last-seen times of every entity it mentions (or used to), the entity ranking, the
-//! name index, and one change-log entry. All of it is computed under the writer lock and
-//! applied with one `apply_batch`, so a crash leaves either all of it or none of it.
+//! name index, and one change-log entry. All of it is decided under the writer lock into one
+//! [`super::ChangeRecord`], which [`Store::apply`] applies atomically, so a crash leaves
+//! either all of it or none of it.
 //!
 //! Entity resolution happens here because it must see every earlier write: a name (or an
 //! alias learnt from an earlier article) that belongs to an entity of the same kind links to
 //! it; otherwise a new entity is created with a slug id that is never reused.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use super::keys::{self, ArticleIndex};
@@ -282,9 +282,7 @@ impl Store {
             };
             self.record(tag, outcome, &mut batch.batch)?;
         }
-        self.apply(batch.finish())?;
-        *next_seq += 1;
-        self.applied.store(seq, Ordering::Release);
+        self.apply(next_seq, batch.finish().into_record(seq, seq))?;
         Ok(Written {
             article,
             seq,
@@ -356,7 +354,7 @@ impl<'s> Batch<'s> {
 
     fn finish(mut self) -> Changes {
         if let Some(next) = self.next_code {
-            self.batch.insert(keys::META_NEXT_CODE, &next.to_be_bytes());
+            self.batch.insert(keys::META_NEXT_CODE, next.to_be_bytes());
         }
         self.batch
     }
