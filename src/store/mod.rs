@@ -23,6 +23,7 @@ mod quotes;
 mod reads;
 mod records;
 mod requests;
+mod resolve;
 mod retention;
 mod salience;
 mod space;
