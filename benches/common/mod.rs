@@ -181,10 +181,18 @@ impl Drop for Server {
     }
 }
 
+/// The server binary: this build's, or the one `NEWSSTORE_BIN` names, so two builds can be
+/// measured by the same harness (alternate them: see docs/bench/README.md).
+pub fn server_binary() -> std::path::PathBuf {
+    std::env::var_os("NEWSSTORE_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_newsstore").into())
+}
+
 /// Starts `newsstore serve` on `data` with `extra` arguments; it is killed when dropped.
 pub fn start_server(data: &Path, extra: &[&str]) -> Server {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_newsstore"))
+    let child = Command::new(server_binary())
         .args(["serve", "--no-seed", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
