@@ -6,7 +6,7 @@
 //! Unbounded, the log policy's top level is the whole index: at 100,000 articles the
 //! CreateArticle and mixed workloads of the load benchmark set off a merge of all 103,451
 //! documents, and the server held 150 MiB of mapped index files beside its 332 MiB of
-//! allocations while serving the mix (docs/bench/README.md, "Memory"). So each merge reads at most
+//! allocations while serving the mix (docs/design/segment-merges.md). So each merge reads at most
 //! [`MAX_MERGE_DOCS`] documents, or 1/[`INDEX_SHARE`] of the index's documents when that
 //! is more.
 //!

@@ -5,7 +5,8 @@
 //! prefix scan per name cost 7 % of the server's CPU while loading (perf, 30,000 articles,
 //! docs/bench/README.md): sled's iterator finds and copies a leaf node for each scan. Then
 //! every candidate's entity record is read and decoded, 6.7 % of an import's CPU once the
-//! records stopped being rewritten for every mention (perf, 17,000 articles, 2026-12-07).
+//! records stopped being rewritten for every mention (perf, 17,000 articles; the run is in
+//! docs/bench/history.md, "the AMD EPYC VM, with entities' counters out of their records").
 //! News repeats its names and entities, so what a read found is kept until a write changes
 //! that key.
 //!
