@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::files::SeedArgs;
-use crate::api::auth::AuthConfig;
+use crate::api::layers::auth::AuthConfig;
 use crate::app::{self, Application, Config};
 use crate::ingest::Limits;
 use crate::store::Retention;

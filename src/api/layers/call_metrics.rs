@@ -21,8 +21,8 @@ use std::time::Instant;
 use http_body::{Body, Frame, SizeHint};
 
 use super::BoxFuture;
-use super::health::Findings;
-use super::request_span::CallContext;
+use super::call_span::CallContext;
+use crate::api::health::Findings;
 use crate::metrics::Rpc;
 
 /// The tower layer that counts calls, and tells the health monitor what their codes say
@@ -108,7 +108,7 @@ pub fn rpc(path: &str) -> Rpc {
     let served = SERVED.get_or_init(|| {
         use prost::Message;
         [
-            super::proto::FILE_DESCRIPTOR_SET,
+            crate::api::proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,

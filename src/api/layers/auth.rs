@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use tonic::Status;
 
 use super::BoxFuture;
-use super::request_span::CallContext;
+use super::call_span::CallContext;
 use crate::error::{Denied, Error};
 
 /// What a token may do. Each scope includes the ones before it: write can read, editor can
