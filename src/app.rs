@@ -415,14 +415,14 @@ impl Application {
             .accept_http1(true)
             .layer(
                 tower::ServiceBuilder::new()
-                    .layer(CallSpanLayer)
+                    .layer(CallSpanLayer::default())
                     .layer(ShedLayer::new(config.max_in_flight))
                     .option_layer(cors)
                     .layer(tonic_web::GrpcWebLayer::new())
                     .layer(CallMetricsLayer::new(findings))
                     .map_response(wire_errors::rewrite)
                     .layer(AuthLayer::new(&config.auth))
-                    .layer(ReadLimitLayer),
+                    .layer(ReadLimitLayer::default()),
             )
             .add_service(health_service)
             .add_service(reflection_v1)

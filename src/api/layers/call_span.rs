@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use tracing::Instrument;
 
-use super::BoxFuture;
+use super::{BoxFuture, Layer, Layered};
 
 const HEADER: &str = "x-request-id";
 
@@ -64,21 +64,11 @@ impl CallContext {
 }
 
 /// The tower layer that opens the span.
+pub type CallSpanLayer = Layer<CallSpan>;
+
+/// The call span's name; its calls share nothing.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CallSpanLayer;
-
-impl<S> tower::Layer<S> for CallSpanLayer {
-    type Service = CallSpan<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        CallSpan { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CallSpan<S> {
-    inner: S,
-}
+pub struct CallSpan;
 
 /// The caller's id when it is short printable ASCII (it goes into logs), else a new one.
 fn trace_id<B>(request: &http::Request<B>) -> String {
@@ -90,7 +80,7 @@ fn trace_id<B>(request: &http::Request<B>) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
 }
 
-impl<S, B, R> tower::Service<http::Request<B>> for CallSpan<S>
+impl<S, B, R> tower::Service<http::Request<B>> for Layered<S, CallSpan>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,

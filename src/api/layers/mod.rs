@@ -15,3 +15,27 @@ pub mod wire_errors;
 
 /// The future type of the layers' services.
 type BoxFuture<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
+
+/// A tower layer made of what its calls share (`shared`: configuration, counters, or only
+/// a name for a layer that needs neither). Every layer here has this one shape, so each
+/// file writes only its `tower::Service` for [`Layered`] with its own shared type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layer<T>(T);
+
+impl<S, T: Clone> tower::Layer<S> for Layer<T> {
+    type Service = Layered<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Layered {
+            inner,
+            shared: self.0.clone(),
+        }
+    }
+}
+
+/// The service a [`Layer`] puts in front of `inner`.
+#[derive(Debug, Clone)]
+pub struct Layered<S, T> {
+    inner: S,
+    shared: T,
+}
