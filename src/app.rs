@@ -19,17 +19,17 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
-use crate::api::auth::{AuthConfig, AuthLayer};
-use crate::api::call_metrics::CallMetricsLayer;
 use crate::api::health::{self, Findings};
-use crate::api::overload::ShedLayer;
+use crate::api::layers::auth::{AuthConfig, AuthLayer};
+use crate::api::layers::call_metrics::CallMetricsLayer;
+use crate::api::layers::call_span::CallSpanLayer;
+use crate::api::layers::overload::ShedLayer;
+use crate::api::layers::read_limit::ReadLimitLayer;
+use crate::api::layers::wire_errors;
 use crate::api::proto::admin_service_server::AdminServiceServer;
 use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
-use crate::api::read_limit::ReadLimitLayer;
-use crate::api::request_span::RequestSpanLayer;
-use crate::api::wire_errors;
 use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
 use crate::connections::{self, Admission};
 use crate::ingest::{Ingest, Limits};
@@ -415,14 +415,14 @@ impl Application {
             .accept_http1(true)
             .layer(
                 tower::ServiceBuilder::new()
-                    .layer(RequestSpanLayer)
+                    .layer(CallSpanLayer::default())
                     .layer(ShedLayer::new(config.max_in_flight))
                     .option_layer(cors)
                     .layer(tonic_web::GrpcWebLayer::new())
                     .layer(CallMetricsLayer::new(findings))
                     .map_response(wire_errors::rewrite)
                     .layer(AuthLayer::new(&config.auth))
-                    .layer(ReadLimitLayer),
+                    .layer(ReadLimitLayer::default()),
             )
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -4,9 +4,9 @@
 //! `grpc_server_started_total`, `grpc_server_handled_total`, `grpc_server_handling_seconds`
 //! with `grpc_service`, `grpc_method`, `grpc_type` and `grpc_code` labels, the code by its
 //! name as Go spells it), so existing dashboards and alerts work unchanged. They are counted
-//! by the call-metrics layer (`api::call_metrics`; calls shed under overload by
-//! `api::overload`), watchers by the change service. Process figures are read at scrape
-//! time; store and index figures are sampled by a background task every few seconds, so a
+//! by the call-metrics layer (`api::layers::call_metrics`; calls shed under overload by
+//! `api::layers::overload`), watchers by the change service. Process figures are read at
+//! scrape time; store and index figures are sampled by a background task every few seconds, so a
 //! scrape is cheap and never scans the store on the caller's clock. The recorder is
 //! process-wide (one server per process in production; tests that start several share it).
 //! Every metric is described in [`METRICS`], which is also the table in docs/operations.md.
@@ -148,7 +148,7 @@ fn process() -> &'static metrics_process::Collector {
 }
 
 /// Which call a metric is about: labels from the method's descriptor, never from the
-/// caller's path as sent (see `api::call_metrics`).
+/// caller's path as sent (see `api::layers::call_metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rpc {
     pub service: &'static str,

@@ -11,9 +11,9 @@ use tonic::{Request, Response, Status};
 
 use super::audit::{self, Audit};
 use super::convert::{self, View};
+use super::idempotency;
 use super::page_token::{self, Listing};
 use super::proto::{self, article_service_server::ArticleService};
-use super::request_id;
 use super::{page_size, require_id};
 use crate::error::{Error, Invalid, Result};
 use crate::ingest::{Ingest, InputField};
@@ -133,7 +133,7 @@ impl ArticleService for ArticleApi {
         let mut request = request.into_inner();
         let wait = request.wait_for_index;
         let request_id = std::mem::take(&mut request.request_id);
-        let tag = request_id::tag("CreateArticle", &request_id, &request)?;
+        let tag = idempotency::tag("CreateArticle", &request_id, &request)?;
         let (id, input) = create_input(request)?;
         let stored = self.ingest.create(id, input, tag).await?;
         audit.record(format_args!(
@@ -177,7 +177,7 @@ impl ArticleService for ArticleApi {
         let audit = Audit::of(&request, "UpdateArticle");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
-        let tag = request_id::tag("UpdateArticle", &request_id, &request)?;
+        let tag = idempotency::tag("UpdateArticle", &request_id, &request)?;
         let article = required_article(request.article)?;
         require_id("article.id", &article.id)?;
         let fields = match request.update_mask {
@@ -225,7 +225,7 @@ impl ArticleService for ArticleApi {
         let mut request = request.into_inner();
         require_id("id", &request.id)?;
         let request_id = std::mem::take(&mut request.request_id);
-        let tag = request_id::tag("DeleteArticle", &request_id, &request)?;
+        let tag = idempotency::tag("DeleteArticle", &request_id, &request)?;
         let etag = (!request.etag.is_empty()).then_some(request.etag);
         let seq = self.ingest.delete(request.id.clone(), etag, tag).await?;
         audit.record(format_args!("article {}", request.id));
@@ -330,7 +330,7 @@ impl ArticleService for ArticleApi {
         // The view only shapes the answer: a retry may ask for a smaller one (after a FULL
         // answer was too large, say), so it is not part of what the request id stands for.
         let view = convert::view_from_proto(std::mem::take(&mut request.view), View::Full)?;
-        let tag = request_id::tag("BatchCreateArticles", &request_id, &request)?;
+        let tag = idempotency::tag("BatchCreateArticles", &request_id, &request)?;
         let wait = request.wait_for_index;
         let requests = request.requests;
         let max = self.ingest.limits().max_batch;
@@ -351,7 +351,7 @@ impl ArticleService for ArticleApi {
         if let Some(tag) = &tag {
             // Every batch records its first item under its request id, so a different batch
             // reusing the id is refused whole here, before any of it is written.
-            match self.store.recorded(&request_id::item_tag(tag, 0)) {
+            match self.store.recorded(&idempotency::item_tag(tag, 0)) {
                 Err(Error::InvalidArgument {
                     kind: Invalid::RequestIdReused,
                     ..
@@ -379,7 +379,7 @@ impl ArticleService for ArticleApi {
                 Ok((id, input)) => {
                     results.push(None);
                     positions.push(i);
-                    valid.push((id, input, tag.as_ref().map(|t| request_id::item_tag(t, i))));
+                    valid.push((id, input, tag.as_ref().map(|t| idempotency::item_tag(t, i))));
                 }
                 Err(err) => results.push(Some(item_result(Err(err), view))),
             }
@@ -494,7 +494,7 @@ impl ArticleService for ArticleApi {
         let mut request = request.into_inner();
         require_id("id", &request.id)?;
         let request_id = std::mem::take(&mut request.request_id);
-        let tag = request_id::tag("PurgeArticle", &request_id, &request)?;
+        let tag = idempotency::tag("PurgeArticle", &request_id, &request)?;
         let written = self.ingest.purge(request.id.clone(), tag).await?;
         audit.record(format_args!(
             "article {} ({} revisions removed)",

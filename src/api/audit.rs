@@ -10,7 +10,7 @@
 use std::fmt::Display;
 use std::sync::Arc;
 
-use super::request_span::CallContext;
+use super::layers::call_span::CallContext;
 
 /// How many ids one audit line lists before it says how many more there were.
 const MAX_IDS: usize = 100;

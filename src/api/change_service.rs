@@ -325,7 +325,7 @@ impl ChangeService for ChangeApi {
         &self,
         request: Request<proto::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        let token = super::request_span::CallContext::of_call(&request)
+        let token = super::layers::call_span::CallContext::of_call(&request)
             .and_then(|context| context.token().map(str::to_string));
         let client_slot =
             self.take_slot(request.remote_addr().map(|a| a.ip()), token.as_deref())?;

@@ -7,9 +7,9 @@ use tonic::{Request, Response, Status};
 
 use super::audit::{self, Audit};
 use super::convert::{self, EntityField};
+use super::idempotency;
 use super::page_token::{self, Listing};
 use super::proto::{self, entity_service_server::EntityService};
-use super::request_id;
 use super::{page_size, require_id};
 use crate::error::{Error, Invalid, Resource, Result};
 use crate::store::{Decision, Store};
@@ -133,7 +133,7 @@ impl EntityService for EntityApi {
         let audit = Audit::of(&request, "UpdateEntity");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
-        let tag = request_id::tag("UpdateEntity", &request_id, &request)?;
+        let tag = idempotency::tag("UpdateEntity", &request_id, &request)?;
         let entity = request.entity.ok_or_else(|| Error::missing("entity"))?;
         require_id("entity.id", &entity.id)?;
         let mut fields = match &request.update_mask {
@@ -183,7 +183,7 @@ impl EntityService for EntityApi {
         let audit = Audit::of(&request, "MergeEntities");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
-        let tag = request_id::tag("MergeEntities", &request_id, &request)?;
+        let tag = idempotency::tag("MergeEntities", &request_id, &request)?;
         require_id("survivor_id", &request.survivor_id)?;
         if request.merged_ids.len() > 100 {
             return Err(Error::invalid(
@@ -219,7 +219,7 @@ impl EntityService for EntityApi {
         let audit = Audit::of(&request, "BlockEntity");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
-        let tag = request_id::tag("BlockEntity", &request_id, &request)?;
+        let tag = idempotency::tag("BlockEntity", &request_id, &request)?;
         let id = request.id;
         require_id("id", &id)?;
         let decision = self
@@ -244,7 +244,7 @@ impl EntityService for EntityApi {
         let audit = Audit::of(&request, "UnblockEntity");
         let mut request = request.into_inner();
         let request_id = std::mem::take(&mut request.request_id);
-        let tag = request_id::tag("UnblockEntity", &request_id, &request)?;
+        let tag = idempotency::tag("UnblockEntity", &request_id, &request)?;
         let id = request.id;
         require_id("id", &id)?;
         let decision = self

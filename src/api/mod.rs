@@ -3,24 +3,23 @@
 //! Services are thin: they validate what is API-specific, convert with [`convert`], call the
 //! layer below and map errors with [`status`]. Everything else (rules on articles,
 //! extraction, storage) lives below and is shared with the seeder and the CLI.
+//!
+//! The service handlers are the `*_service.rs` files here; the tower layers every call
+//! passes through before a handler (call span, load shedding, call metrics, auth, the read
+//! limit, tonic's own errors rewritten) are in [`layers`].
 
 mod admin_service;
 mod article_service;
 mod audit;
-pub mod auth;
-pub mod call_metrics;
 mod change_service;
 mod convert;
 mod entity_service;
 pub mod health;
-pub mod overload;
+mod idempotency;
+pub mod layers;
 pub mod page_token;
-pub mod read_limit;
-mod request_id;
-pub mod request_span;
 mod search;
 pub mod status;
-pub mod wire_errors;
 
 pub use admin_service::AdminApi;
 pub use article_service::ArticleApi;
@@ -28,10 +27,6 @@ pub use change_service::ChangeApi;
 pub use entity_service::EntityApi;
 
 use crate::error::{Error, Invalid, Result};
-
-/// The future type of the tower layers in front of the services (auth, load shedding,
-/// request spans, call metrics).
-type BoxFuture<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
 
 /// Generated protobuf types, clients and servers of `newsstore.v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -278,7 +278,7 @@ pub fn every_code_and_reason() -> Vec<(Code, &'static str)> {
     }
     let mut pairs: Vec<(Code, &'static str)> =
         errors.iter().map(|e| (code(e), e.reason())).collect();
-    pairs.extend(super::wire_errors::REASONS);
+    pairs.extend(super::layers::wire_errors::REASONS);
     pairs.sort_by_key(|&(code, reason)| (code as i32, reason));
     pairs.dedup();
     pairs

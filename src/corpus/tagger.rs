@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::clusters::{self, Params};
 use super::conll::{self, Document, Scores};
-use crate::extract::ner::clusters::{self, Params};
+use super::perceptron::{Example, Trainer};
 use crate::extract::ner::features::{self, Clusters, Gazetteer, Resources};
-use crate::extract::ner::train::{Example, Trainer};
 use crate::extract::ner::{Model, chunks};
 use crate::extract::{lexicon, tokens};
 

@@ -1,7 +1,7 @@
 //! Bearer tokens and scopes: unauthenticated calls get UNAUTHENTICATED, the wrong scope gets
 //! PERMISSION_DENIED, health and reflection stay open, reads may be left open.
 
-use newsstore::api::auth::{AuthConfig, TokenConfig};
+use newsstore::api::layers::auth::{AuthConfig, TokenConfig};
 use newsstore::api::proto::article_service_client::ArticleServiceClient;
 use newsstore::api::proto::{self, Article};
 use tonic::Code;

@@ -530,7 +530,7 @@ async fn watch_filters_are_bounded() {
 /// limit, so streams cannot pile up past it.
 #[tokio::test]
 async fn streams_count_per_token_and_toward_the_in_flight_limit() {
-    use newsstore::api::auth::AuthConfig;
+    use newsstore::api::layers::auth::AuthConfig;
     let app = TestApp::spawn_with(super::support::temp_dir(), |config| {
         config.max_watchers_per_client = 2;
         config.max_in_flight = 4;

@@ -99,7 +99,7 @@ fn the_scope_table_is_the_servers() {
                 .then(|| (method.to_string(), scope.to_string()))
         })
         .collect();
-    let mut served: Vec<(String, String)> = newsstore::api::auth::SCOPES
+    let mut served: Vec<(String, String)> = newsstore::api::layers::auth::SCOPES
         .iter()
         .map(|(method, scope)| (method.to_string(), scope.to_string()))
         .collect();

@@ -180,9 +180,11 @@ async fn any_origin_without_tokens_is_refused() {
         message.contains("--cors-origins") && message.contains("tokens"),
         "{message}"
     );
-    config.auth = newsstore::api::auth::AuthConfig {
-        tokens: newsstore::api::auth::AuthConfig::parse_tokens("cms:cms-token-0123456789:write")
-            .unwrap(),
+    config.auth = newsstore::api::layers::auth::AuthConfig {
+        tokens: newsstore::api::layers::auth::AuthConfig::parse_tokens(
+            "cms:cms-token-0123456789:write",
+        )
+        .unwrap(),
         open_reads: false,
     };
     assert!(newsstore::app::Application::build(config).await.is_ok());

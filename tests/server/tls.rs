@@ -153,8 +153,8 @@ async fn the_cli_backs_up_and_reextracts_through_mutual_tls_with_a_token() {
     let (files, tls) = serve_tls(&server_ca, Some(&client_ca));
     let app = TestApp::spawn_with(temp_dir(), |config| {
         config.tls = Some(tls);
-        config.auth = newsstore::api::auth::AuthConfig {
-            tokens: newsstore::api::auth::AuthConfig::parse_tokens(
+        config.auth = newsstore::api::layers::auth::AuthConfig {
+            tokens: newsstore::api::layers::auth::AuthConfig::parse_tokens(
                 "ops:admin-token-0123456789:admin",
             )
             .unwrap(),

@@ -2,16 +2,16 @@
 //! names (PER, ORG, LOC, MISC, in IOB2).
 //!
 //! An averaged structured perceptron over hashed features (`features.rs`), decoded with
-//! Viterbi under IOB2 constraints (`model.rs`), trained by `train.rs` from CoNLL-2003 with
-//! word clusters learnt from unlabelled news (`clusters.rs`). The shipped model is compiled
+//! Viterbi under IOB2 constraints (`model.rs`). Training is not here but in `corpus/`
+//! (`tagger.rs`, `perceptron.rs`, and `clusters.rs` for the word clusters learnt from
+//! unlabelled news), since nothing on a request path trains; the clusters' lookup table the
+//! tagger reads is `features::Clusters`. The shipped model is compiled
 //! into the binary from `data/ner.model`, so nothing is read or fetched at run time;
 //! `newsstore ner train` reproduces it from `../shared/data`.
 
-pub mod clusters;
 pub mod features;
 pub mod label;
 pub mod model;
-pub mod train;
 
 use std::sync::LazyLock;
 

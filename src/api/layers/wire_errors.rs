@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::status::ERROR_DOMAIN;
+use crate::api::status::ERROR_DOMAIN;
 
 /// The codes and reasons this module answers with, for the errors table.
 pub const REASONS: [(Code, &str); 2] = [

@@ -6,9 +6,9 @@
 //! better than the last weights. Sentences are visited in a shuffled order that depends only
 //! on the seed, so training is reproducible.
 
-use super::features::SentenceFeatures;
-use super::label::{LABELS, Label};
-use super::model::{FeatureIndex, FeatureTable, Weights, transition_matrix, viterbi};
+use crate::extract::ner::features::SentenceFeatures;
+use crate::extract::ner::label::{LABELS, Label};
+use crate::extract::ner::model::{FeatureIndex, FeatureTable, Weights, transition_matrix, viterbi};
 
 /// A training sentence: its features and its gold labels.
 pub struct Example {

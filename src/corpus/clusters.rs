@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::features::Clusters;
+use crate::extract::ner::features::Clusters;
 
 /// How to learn the clusters.
 #[derive(Debug, Clone)]

@@ -14,28 +14,19 @@ use std::task::{Context, Poll};
 use http_body::{Body, Frame, SizeHint};
 
 use super::auth::{Scope, required_scope};
+use super::{Layer, Layered};
 
 /// The largest request a read call takes, gRPC framing included.
 pub const READ_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// The tower layer that limits read calls' request bodies.
+pub type ReadLimitLayer = Layer<ReadLimit>;
+
+/// The read limit's name; its calls share nothing.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ReadLimitLayer;
+pub struct ReadLimit;
 
-impl<S> tower::Layer<S> for ReadLimitLayer {
-    type Service = ReadLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ReadLimit { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ReadLimit<S> {
-    inner: S,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for ReadLimit<S>
+impl<S, B> tower::Service<http::Request<B>> for Layered<S, ReadLimit>
 where
     S: tower::Service<http::Request<tonic::body::Body>>,
     B: Body<Data = hyper::body::Bytes> + Send + 'static,

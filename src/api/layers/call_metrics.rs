@@ -20,42 +20,22 @@ use std::time::Instant;
 
 use http_body::{Body, Frame, SizeHint};
 
-use super::BoxFuture;
-use super::health::Findings;
-use super::request_span::CallContext;
+use super::call_span::CallContext;
+use super::{BoxFuture, Layer, Layered};
+use crate::api::health::Findings;
 use crate::metrics::Rpc;
 
 /// The tower layer that counts calls, and tells the health monitor what their codes say
 /// about the store.
-#[derive(Debug, Clone, Default)]
-pub struct CallMetricsLayer {
-    findings: Arc<Findings>,
-}
+pub type CallMetricsLayer = Layer<Arc<Findings>>;
 
 impl CallMetricsLayer {
     pub fn new(findings: Arc<Findings>) -> Self {
-        CallMetricsLayer { findings }
+        Layer(findings)
     }
 }
 
-impl<S> tower::Layer<S> for CallMetricsLayer {
-    type Service = CallMetrics<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        CallMetrics {
-            inner,
-            findings: self.findings.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CallMetrics<S> {
-    inner: S,
-    findings: Arc<Findings>,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for CallMetrics<S>
+impl<S, B, R> tower::Service<http::Request<B>> for Layered<S, Arc<Findings>>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
@@ -78,7 +58,7 @@ where
             started: Instant::now(),
             // The request span opened outside; the answer is logged in it.
             span: tracing::Span::current(),
-            findings: self.findings.clone(),
+            findings: self.shared.clone(),
             done: false,
         };
         let future = self.inner.call(request);
@@ -108,7 +88,7 @@ pub fn rpc(path: &str) -> Rpc {
     let served = SERVED.get_or_init(|| {
         use prost::Message;
         [
-            super::proto::FILE_DESCRIPTOR_SET,
+            crate::api::proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,

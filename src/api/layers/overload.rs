@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use tonic::Status;
 
-use super::BoxFuture;
+use super::{BoxFuture, Layer, Layered};
 use crate::error::Error;
 
 /// The delay a shed call's `google.rpc.RetryInfo` suggests: long enough for calls in flight
@@ -23,36 +23,20 @@ use crate::error::Error;
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The tower layer; `max_in_flight` 0 turns shedding off.
-#[derive(Debug, Clone)]
-pub struct ShedLayer {
-    in_flight: Arc<AtomicUsize>,
-    max_in_flight: usize,
-}
+pub type ShedLayer = Layer<Shedding>;
 
 impl ShedLayer {
     pub fn new(max_in_flight: usize) -> ShedLayer {
-        ShedLayer {
+        Layer(Shedding {
             in_flight: Arc::default(),
             max_in_flight,
-        }
+        })
     }
 }
 
-impl<S> tower::Layer<S> for ShedLayer {
-    type Service = Shed<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Shed {
-            inner,
-            in_flight: self.in_flight.clone(),
-            max_in_flight: self.max_in_flight,
-        }
-    }
-}
-
+/// The count every call of the server shares, and its limit.
 #[derive(Debug, Clone)]
-pub struct Shed<S> {
-    inner: S,
+pub struct Shedding {
     in_flight: Arc<AtomicUsize>,
     max_in_flight: usize,
 }
@@ -66,7 +50,7 @@ impl Drop for Slot {
     }
 }
 
-impl<S, B, R> tower::Service<http::Request<B>> for Shed<S>
+impl<S, B, R> tower::Service<http::Request<B>> for Layered<S, Shedding>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
@@ -82,22 +66,23 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let exempt = self.max_in_flight == 0 || request.uri().path().starts_with("/grpc.health.");
+        let exempt =
+            self.shared.max_in_flight == 0 || request.uri().path().starts_with("/grpc.health.");
         if exempt {
             let future = self.inner.call(request);
             return Box::pin(
                 async move { Ok(future.await?.map(|body| Held { body, slot: None })) },
             );
         }
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let slot = Slot(self.in_flight.clone());
-        if before >= self.max_in_flight {
+        let before = self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(self.shared.in_flight.clone());
+        if before >= self.shared.max_in_flight {
             drop(slot);
             crate::metrics::call_shed(super::call_metrics::rpc(request.uri().path()));
             let status = Status::from(Error::Overloaded {
                 message: format!(
                     "the server is at its limit of {} calls in flight; retry with backoff",
-                    self.max_in_flight
+                    self.shared.max_in_flight
                 ),
                 retry_after: RETRY_AFTER,
             });

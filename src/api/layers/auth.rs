@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 
-use super::BoxFuture;
-use super::request_span::CallContext;
+use super::call_span::CallContext;
+use super::{BoxFuture, Layer, Layered};
 use crate::error::{Denied, Error};
 
 /// What a token may do. Each scope includes the ones before it: write can read, editor can
@@ -278,39 +278,17 @@ impl Auth {
     }
 }
 
-/// The tower layer that runs [`Auth::check`] before the services.
-#[derive(Clone)]
-pub struct AuthLayer {
-    auth: Option<Auth>,
-}
+/// The tower layer that runs [`Auth::check`] before the services; without an [`Auth`] (no
+/// tokens configured) it lets everything through.
+pub type AuthLayer = Layer<Option<Auth>>;
 
 impl AuthLayer {
-    /// `None` lets everything through (no tokens configured).
     pub fn new(config: &AuthConfig) -> AuthLayer {
-        AuthLayer {
-            auth: config.enabled().then(|| Auth::new(config)),
-        }
+        Layer(config.enabled().then(|| Auth::new(config)))
     }
 }
 
-impl<S> tower::Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            auth: self.auth.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct AuthService<S> {
-    inner: S,
-    auth: Option<Auth>,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for AuthService<S>
+impl<S, B, R> tower::Service<http::Request<B>> for Layered<S, Option<Auth>>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
@@ -326,7 +304,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &self.shared {
             let header = request
                 .headers()
                 .get(http::header::AUTHORIZATION)

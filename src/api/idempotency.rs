@@ -4,6 +4,9 @@
 //! The fingerprint is a hash of the method and the request encoded without its
 //! `request_id`, so a retry (same bytes) is recognised and a different request that reuses
 //! the key is refused instead of silently answered with another call's result.
+//!
+//! This `request_id` is a request field; the `x-request-id` header is another thing, a
+//! trace id for logs (`layers/call_span.rs`).
 
 use prost::Message;
 use sha2::{Digest, Sha256};
