@@ -98,7 +98,7 @@ proptest! {
                     id: format!("a{i:03}"),
                     content: newsstore::store::Content {
                         extraction: newsstore::extract::analyze(&input),
-                        content_hash: newsstore::ingest::content_hash(&input),
+                        content_hash: input.content_hash(),
                         input,
                     },
                 }

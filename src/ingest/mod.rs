@@ -26,7 +26,7 @@ use crate::store::{Content, Store, Written};
 
 pub use files::{FileArticle, Upserted};
 pub use reextract::Reextraction;
-pub use rules::{Limits, content_hash, validate_id};
+pub use rules::{Limits, validate_id};
 pub use write::{InputField, Stored};
 
 /// A write that reads the article first retries this often when another writer keeps

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Invalid, Result};
 use crate::extract;
 use crate::model::ArticleInput;
@@ -76,7 +74,7 @@ pub(super) fn prepare(mut input: ArticleInput, limits: &Limits) -> Result<Conten
 /// directly (see `reextract.rs` for why).
 pub(super) fn analysed(input: ArticleInput) -> Content {
     let extraction = extract::analyze(&input);
-    let content_hash = content_hash(&input);
+    let content_hash = input.content_hash();
     Content {
         input,
         extraction,
@@ -233,37 +231,6 @@ fn is_language_tag(tag: &str) -> bool {
         && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-/// SHA-256 over the caller-supplied fields in a fixed, length-prefixed layout: equal hashes
-/// mean equal content, whatever the encoding of records on disk.
-pub fn content_hash(input: &ArticleInput) -> String {
-    let mut hasher = Sha256::new();
-    let mut field = |tag: u8, bytes: &[u8]| {
-        hasher.update([tag]);
-        hasher.update((bytes.len() as u64).to_be_bytes());
-        hasher.update(bytes);
-    };
-    field(1, input.headline.as_bytes());
-    field(2, input.body.as_bytes());
-    field(3, input.byline.as_bytes());
-    field(4, input.source.as_bytes());
-    field(5, input.language.as_bytes());
-    field(
-        6,
-        &input
-            .published
-            .map_or_else(Vec::new, |t| t.0.to_be_bytes().to_vec()),
-    );
-    for tag in &input.tags {
-        field(7, tag.as_bytes());
-    }
-    for tag in &input.entity_tags {
-        field(8, tag.name.as_bytes());
-        field(9, tag.kind.map_or("", |k| k.tag()).as_bytes());
-        field(10, tag.entity_id.as_deref().unwrap_or("").as_bytes());
-    }
-    hex::encode(hasher.finalize())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,30 +252,5 @@ mod tests {
         for bad in ["e", "english", "en_GB", "en-", "12"] {
             assert!(!is_language_tag(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn content_hash_changes_with_content_only() {
-        let a = ArticleInput {
-            headline: "H".into(),
-            body: "B".into(),
-            ..ArticleInput::default()
-        };
-        let mut b = a.clone();
-        assert_eq!(content_hash(&a), content_hash(&b));
-        b.body = "B2".into();
-        assert_ne!(content_hash(&a), content_hash(&b));
-        // Field boundaries matter: "HB" + "" differs from "H" + "B".
-        let c = ArticleInput {
-            headline: "HB".into(),
-            body: String::new(),
-            ..ArticleInput::default()
-        };
-        let d = ArticleInput {
-            headline: "H".into(),
-            body: "B".into(),
-            ..ArticleInput::default()
-        };
-        assert_ne!(content_hash(&c), content_hash(&d));
     }
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use super::{Content, Store, Write};
 use crate::error::Error;
 use crate::extract;
-use crate::ingest::content_hash;
 use crate::model::{ArticleFilter, ArticleInput, ChangeKind, Entity, Timestamp};
 
 pub(super) fn content(headline: &str, body: &str, published: i64) -> Content {
@@ -30,7 +29,7 @@ pub(super) fn content(headline: &str, body: &str, published: i64) -> Content {
     };
     Content {
         extraction: extract::analyze(&input),
-        content_hash: content_hash(&input),
+        content_hash: input.content_hash(),
         input,
     }
 }
