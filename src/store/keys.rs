@@ -7,7 +7,7 @@
 //! name keys are alphanumeric, sources have control characters removed).
 //!
 //! The `m`, `l` and `r` key spaces are not in sled: the entity indexes hold them in memory
-//! (see `store/entity_index.rs`), with the same keys in the same order.
+//! (see `store/entity_index/`), with the same keys in the same order.
 //!
 //! | prefix | key                                   | value                       |
 //! |--------|---------------------------------------|-----------------------------|
