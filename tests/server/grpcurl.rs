@@ -35,12 +35,15 @@ fn grpcurl() -> Option<String> {
 }
 
 async fn run(binary: &str, args: Vec<String>) -> (bool, String) {
-    let binary = binary.to_string();
+    let mut command = Command::new(binary);
+    command.args(args);
+    run_command(command).await
+}
+
+/// Whether `command` succeeded, and what it wrote to stdout and stderr.
+async fn run_command(mut command: Command) -> (bool, String) {
     tokio::task::spawn_blocking(move || {
-        let output = Command::new(&binary)
-            .args(&args)
-            .output()
-            .expect("grpcurl runs");
+        let output = command.output().expect("the command runs");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -198,28 +201,17 @@ async fn the_readme_grpcurl_examples_work_on_the_seed_data() {
             command
         };
         let script = format!("grpcurl() {{ command \"$GRPCURL_BIN\" \"$@\"; }}\n{command}");
-        let addr = app.addr.to_string();
-        let binary = grpcurl.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .env("A", addr)
-                .env("GRPCURL_BIN", binary)
-                .output()
-                .expect("sh runs")
-        })
-        .await
-        .unwrap();
-        let out = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(script)
+            .env("A", app.addr.to_string())
+            .env("GRPCURL_BIN", &grpcurl);
+        let (succeeded, out) = run_command(shell).await;
         if streams_until_stopped {
             assert!(out.contains("DeadlineExceeded"), "{example}\n{out}");
         } else {
-            assert!(output.status.success(), "{example}\n{out}");
+            assert!(succeeded, "{example}\n{out}");
         }
         let (method, shows) = expected
             .iter()
