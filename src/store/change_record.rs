@@ -89,23 +89,17 @@ impl Changes {
         let mut index = Vec::new();
         let mut touched = Touched::default();
         for op in self.ops {
-            match op {
-                Op::Put(key, value) => {
-                    touched.note(&key);
-                    if is_index_key(&key) {
-                        index.push((key, true));
-                    } else {
-                        batch.insert(key, value);
-                    }
-                }
-                Op::Delete(key) => {
-                    touched.note(&key);
-                    if is_index_key(&key) {
-                        index.push((key, false));
-                    } else {
-                        batch.remove(key);
-                    }
-                }
+            let (key, value) = match op {
+                Op::Put(key, value) => (key, Some(value)),
+                Op::Delete(key) => (key, None),
+            };
+            touched.note(&key);
+            if is_index_key(&key) {
+                index.push((key, value.is_some()));
+            } else if let Some(value) = value {
+                batch.insert(key, value);
+            } else {
+                batch.remove(key);
             }
         }
         (batch, IndexChanges::new(index, self.tallies), touched)
