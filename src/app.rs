@@ -23,6 +23,7 @@ use crate::api::health::{self, Findings};
 use crate::api::layers::auth::{AuthConfig, AuthLayer};
 use crate::api::layers::call_metrics::CallMetricsLayer;
 use crate::api::layers::call_span::CallSpanLayer;
+use crate::api::layers::consistency::ConsistencyLayer;
 use crate::api::layers::overload::ShedLayer;
 use crate::api::layers::read_limit::ReadLimitLayer;
 use crate::api::layers::wire_errors;
@@ -31,6 +32,7 @@ use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
 use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
+use crate::cluster::{Cluster, ClusterConfig, Follower};
 use crate::connections::{self, Admission};
 use crate::ingest::{Ingest, Limits};
 use crate::search::{self, SearchIndex};
@@ -81,6 +83,9 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a new connection (or a TLS handshake) may take to start talking.
     pub handshake_timeout: Duration,
+    /// Join a cluster: the store follows a replicated log on NATS JetStream (see
+    /// `cluster/`); `None` is embedded mode.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// PEM files for TLS.
@@ -138,6 +143,7 @@ impl Config {
             min_free_bytes: DEFAULT_MIN_FREE_MB << 20,
             max_connections: default_max_connections(),
             handshake_timeout: Duration::from_secs(10),
+            cluster: None,
         }
     }
 
@@ -181,6 +187,8 @@ pub struct Application {
     ingest: Ingest,
     follower: JoinHandle<()>,
     stop_follower: watch::Sender<bool>,
+    /// Cluster mode: the task applying the log to the store.
+    log_follower: Option<JoinHandle<()>>,
     seed_report: SeedReport,
 }
 
@@ -200,7 +208,14 @@ impl Application {
             );
         }
         let tls = config.tls.as_ref().map(TlsFiles::load).transpose()?;
+        let cluster = match &config.cluster {
+            Some(cluster) => Some(Cluster::connect(cluster.clone()).await?),
+            None => None,
+        };
         let store = open_store(&config)?;
+        if let Some(cluster) = &cluster {
+            cluster.attach(&store)?;
+        }
         let index_dir = config.index_dir();
         let index_store = store.clone();
         let search =
@@ -211,6 +226,10 @@ impl Application {
         let (stop_follower, stopped) = watch::channel(false);
         let follower =
             search::spawn_follower(search.clone(), store.clone(), config.index_refresh, stopped);
+        let log_follower = match &cluster {
+            Some(cluster) => Some(follow_log(cluster, &store, stop_follower.subscribe()).await?),
+            None => None,
+        };
         let ingest = Ingest::new(store.clone(), config.limits);
         let seed_report = match &config.seeds {
             Some(dir) => seed::load(&ingest, dir, config.max_seed_bytes).await,
@@ -266,6 +285,7 @@ impl Application {
             ingest,
             follower,
             stop_follower,
+            log_follower,
             seed_report,
         })
     }
@@ -278,6 +298,11 @@ impl Application {
     /// The metrics address actually bound, if metrics are served.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The store the server serves (for in-process tools and tests: digests, positions).
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     pub fn seed_report(&self) -> &SeedReport {
@@ -297,6 +322,7 @@ impl Application {
             ingest,
             follower,
             stop_follower,
+            log_follower,
             ..
         } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -399,6 +425,7 @@ impl Application {
             },
         );
         let cors = cors_layer(&config.cors_origins)?;
+        let consistency = ConsistencyLayer::new(store.clone(), index.clone());
         // A connection that stops answering pings is closed, so a vanished peer does not
         // hold a descriptor.
         let mut builder = Server::builder()
@@ -422,7 +449,8 @@ impl Application {
                     .layer(CallMetricsLayer::new(findings))
                     .map_response(wire_errors::rewrite)
                     .layer(AuthLayer::new(&config.auth))
-                    .layer(ReadLimitLayer::default()),
+                    .layer(ReadLimitLayer::default())
+                    .layer(consistency),
             )
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -458,6 +486,11 @@ impl Application {
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
+        if let Some(log_follower) = log_follower
+            && let Err(err) = log_follower.await
+        {
+            tracing::error!(error = %err, "the cluster log follower failed");
+        }
         if let Err(err) = follower.await {
             tracing::error!(error = %err, "the search follower failed");
         }
@@ -491,6 +524,41 @@ impl Application {
         tracing::info!("newsstore stopped");
         Ok(())
     }
+}
+
+/// Starts applying the cluster's log to `store` and waits until the store has caught up
+/// with the log's head as it was when the node started, so the node seeds and serves from
+/// the cluster's state.
+async fn follow_log(
+    cluster: &Cluster,
+    store: &Arc<Store>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let follower = Arc::new(Follower::default());
+    let task = follower.spawn(cluster.stream().clone(), store.clone(), stop);
+    let head = cluster
+        .head()
+        .await
+        .context("reading the cluster log's head")?;
+    let mut position = store.watch_position();
+    let started = std::time::Instant::now();
+    tracing::info!(
+        head,
+        applied = store.position(),
+        "catching up with the cluster log"
+    );
+    while store.position() < head {
+        if let Some(failure) = follower.failure() {
+            anyhow::bail!("this node cannot apply the cluster log: {failure}");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), position.changed()).await;
+    }
+    tracing::info!(
+        head,
+        seconds = started.elapsed().as_secs_f64(),
+        "caught up with the cluster log"
+    );
+    Ok(task)
 }
 
 /// The database page cache, in MiB, unless configured. Small on purpose: at 100,000 articles

@@ -156,6 +156,17 @@ pub enum Error {
         resume_after: Option<u64>,
     },
 
+    /// Cluster mode: the replicated log did not acknowledge a write in time (no stream
+    /// leader, no quorum, NATS unreachable). The write may or may not be in the log; a
+    /// retry with the same request id is safe.
+    #[error("{0}")]
+    LogUnavailable(String),
+
+    /// Cluster mode: the call asked for a log position (a consistency token) this node has
+    /// not applied within the call's deadline. Another node, or a retry, may have it.
+    #[error("{0}")]
+    NotCaughtUp(String),
+
     /// The disk holding the data is full (or below the configured free-space reserve):
     /// writes are refused until space is freed; reads go on.
     #[error("{0}")]
@@ -258,6 +269,8 @@ impl Error {
             Error::Conflict(_) => "CONCURRENT_MODIFICATION",
             Error::IndexLagging(_) => "INDEX_LAGGING",
             Error::ShuttingDown { .. } => "SHUTTING_DOWN",
+            Error::LogUnavailable(_) => "LOG_UNAVAILABLE",
+            Error::NotCaughtUp(_) => "NOT_CAUGHT_UP",
             Error::StorageFull(_) => "STORAGE_FULL",
             Error::DataLoss(_) => "DATA_LOSS",
             Error::Internal(_) => "INTERNAL",

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod connections;
 pub mod corpus;
 pub mod diff;

@@ -39,7 +39,10 @@ pub fn code(error: &Error) -> Code {
         Error::FailedPrecondition { .. } => Code::FailedPrecondition,
         Error::Conflict(_) => Code::Aborted,
         // The write itself succeeded; only its visibility in search is late.
-        Error::IndexLagging(_) | Error::ShuttingDown { .. } => Code::Unavailable,
+        Error::IndexLagging(_)
+        | Error::ShuttingDown { .. }
+        | Error::LogUnavailable(_)
+        | Error::NotCaughtUp(_) => Code::Unavailable,
         Error::DataLoss(_) => Code::DataLoss,
         Error::Internal(_) => Code::Internal,
     }
@@ -165,6 +168,8 @@ impl From<Error> for Status {
             Error::ResourceExhausted(_)
             | Error::Conflict(_)
             | Error::IndexLagging(_)
+            | Error::LogUnavailable(_)
+            | Error::NotCaughtUp(_)
             | Error::ShuttingDown {
                 resume_after: None, ..
             }
@@ -221,6 +226,8 @@ pub fn every_code_and_reason() -> Vec<(Code, &'static str)> {
         Error::ResourceExhausted(text()),
         Error::Conflict(text()),
         Error::IndexLagging(text()),
+        Error::LogUnavailable(text()),
+        Error::NotCaughtUp(text()),
         Error::ShuttingDown {
             message: text(),
             resume_after: None,

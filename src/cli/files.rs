@@ -11,7 +11,7 @@ use clap::Args;
 use super::backup::fetch_backup;
 use super::client::ClientArgs;
 use super::progress::Progress;
-use super::{DataArgs, open_existing_store};
+use super::{DataArgs, open_existing_store, open_store_to_write};
 use crate::app::{self, Config};
 use crate::ingest::{Ingest, Limits};
 
@@ -58,7 +58,7 @@ pub(super) struct ExportArgs {
 
 pub(super) async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let config = args.data.config();
-    let store = app::open_store(&config)?;
+    let store = open_store_to_write(&config, "seed", false)?;
     let ingest = Ingest::new(store.clone(), Limits::default());
     let report = crate::seed::load(&ingest, &args.seeds, args.max_seed_bytes).await;
     drop(ingest);
@@ -97,7 +97,7 @@ pub(super) async fn import(args: ImportArgs, every: Duration) -> anyhow::Result<
                 .map_err(|why| anyhow::anyhow!("{} is not valid: {why}", path.display()))?,
         );
     }
-    let store = app::open_store(&config)?;
+    let store = open_store_to_write(&config, "import", false)?;
     let ingest = Ingest::new(store.clone(), Limits::default());
     let progress = Progress::new("imported", files.len() as u64, "files", every);
     let report = crate::seed::load_files(&ingest, files, args.max_file_bytes, |p| {

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::client::ClientArgs;
 use super::progress::Progress;
-use super::{DataArgs, open_existing_store};
+use super::{DataArgs, open_existing_store, open_store_to_write};
 use crate::ingest::{Ingest, Limits};
 use crate::search::SearchIndex;
 
@@ -131,7 +131,7 @@ pub(super) async fn reextract(args: ReextractArgs, every: Duration) -> anyhow::R
         }
         None => {
             let config = args.data.config();
-            let store = open_existing_store(&config)?;
+            let store = open_store_to_write(&config, "reextract", true)?;
             let ingest = Ingest::new(store.clone(), Limits::default());
             let state = ingest
                 .reextract_all(|s| {

@@ -138,6 +138,29 @@ fn open_existing_store(config: &Config) -> anyhow::Result<std::sync::Arc<crate::
     app::open_store(config)
 }
 
+/// Opens the store of `config` for a command that writes to it without a server (seed,
+/// import, re-extraction). A cluster node's store is refused: its state comes from the
+/// cluster's log, and a write made beside the log would make this node differ from the
+/// others for good.
+fn open_store_to_write(
+    config: &Config,
+    command: &str,
+    existing: bool,
+) -> anyhow::Result<std::sync::Arc<crate::store::Store>> {
+    let store = if existing {
+        open_existing_store(config)?
+    } else {
+        app::open_store(config)?
+    };
+    if let Some(log) = store.followed_log()? {
+        anyhow::bail!(
+            "{} holds a cluster node (it follows the log {log}); `newsstore {command}` would              write beside the log. Write through a running node's API instead (for files:              `newsstore import --server`, or start the node with the seeds folder)",
+            config.data_dir.display()
+        );
+    }
+    Ok(store)
+}
+
 /// Runs the command line; the process exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

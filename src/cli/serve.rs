@@ -9,6 +9,7 @@ use clap::Args;
 use super::files::SeedArgs;
 use crate::api::layers::auth::AuthConfig;
 use crate::app::{self, Application, Config};
+use crate::cluster::{self, ClusterConfig};
 use crate::ingest::Limits;
 use crate::store::Retention;
 
@@ -125,6 +126,92 @@ pub(super) struct ServeArgs {
     /// so it is never left on by accident.
     #[arg(long)]
     accept_data_loss: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Cluster mode (docs/cluster.md).
+#[derive(Debug, Clone, Args)]
+pub(super) struct ClusterArgs {
+    /// Join a cluster: NATS server URLs, comma-separated (nats://HOST:PORT, tls://…). The
+    /// node then writes through, and applies, the replicated log on that JetStream; its data
+    /// folder must be empty or hold a node of the same log. Without it: embedded mode.
+    #[arg(long = "cluster", env = "NEWSSTORE_CLUSTER", value_delimiter = ',')]
+    urls: Vec<String>,
+    /// The JetStream stream holding the log (created if missing).
+    #[arg(long = "cluster-stream", env = "NEWSSTORE_CLUSTER_STREAM", default_value = cluster::stream::DEFAULT_STREAM)]
+    stream: String,
+    /// Replicas the stream must have; the node refuses a stream with fewer. Lower it only
+    /// for a trial on fewer than three NATS servers.
+    #[arg(
+        long = "cluster-min-replicas",
+        env = "NEWSSTORE_CLUSTER_MIN_REPLICAS",
+        default_value_t = 3
+    )]
+    min_replicas: usize,
+    /// A NATS credentials file (JWT and NKey seed) to connect with.
+    #[arg(long = "cluster-credentials", env = "NEWSSTORE_CLUSTER_CREDENTIALS")]
+    credentials: Option<PathBuf>,
+    /// Connect to NATS over TLS, trusting only this PEM CA.
+    #[arg(long = "cluster-tls-ca", env = "NEWSSTORE_CLUSTER_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// A PEM client certificate for NATS servers that require one (needs --cluster-tls-key).
+    #[arg(
+        long = "cluster-tls-cert",
+        env = "NEWSSTORE_CLUSTER_TLS_CERT",
+        requires = "cluster_tls_key"
+    )]
+    cluster_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --cluster-tls-cert.
+    #[arg(
+        long = "cluster-tls-key",
+        env = "NEWSSTORE_CLUSTER_TLS_KEY",
+        requires = "cluster_tls_cert"
+    )]
+    cluster_tls_key: Option<PathBuf>,
+    /// Seconds a write waits for the log's acknowledgement (a NATS leader election takes
+    /// seconds) before it is answered with UNAVAILABLE (LOG_UNAVAILABLE).
+    #[arg(
+        long = "cluster-append-timeout-secs",
+        env = "NEWSSTORE_CLUSTER_APPEND_TIMEOUT_SECS",
+        default_value_t = 15
+    )]
+    append_timeout_secs: u64,
+    /// This node's name in NATS connection names and logs (default: the listen address).
+    #[arg(long = "node-name", env = "NEWSSTORE_NODE_NAME")]
+    node_name: Option<String>,
+}
+
+impl ClusterArgs {
+    fn config(&self, listen: SocketAddr) -> anyhow::Result<Option<ClusterConfig>> {
+        let urls: Vec<String> = self
+            .urls
+            .iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if urls.is_empty() {
+            if !self.urls.is_empty() {
+                anyhow::bail!("--cluster (NEWSSTORE_CLUSTER) is set but names no NATS server");
+            }
+            return Ok(None);
+        }
+        if self.min_replicas == 0 {
+            anyhow::bail!("--cluster-min-replicas must be at least 1");
+        }
+        let mut config = ClusterConfig::new(urls);
+        config.stream.clone_from(&self.stream);
+        config.min_replicas = self.min_replicas;
+        config.credentials.clone_from(&self.credentials);
+        config.tls_ca.clone_from(&self.tls_ca);
+        config.tls_client = self
+            .cluster_tls_cert
+            .clone()
+            .zip(self.cluster_tls_key.clone());
+        config.append_timeout = Duration::from_secs(self.append_timeout_secs.max(1));
+        config.node_name = self.node_name.clone().unwrap_or_else(|| listen.to_string());
+        Ok(Some(config))
+    }
 }
 
 impl ServeArgs {
@@ -185,6 +272,7 @@ impl ServeArgs {
                 client_ca: self.tls_client_ca.clone(),
             });
         }
+        config.cluster = self.cluster.config(self.listen)?;
         Ok(config)
     }
 }

@@ -16,6 +16,7 @@ use std::sync::PoisonError;
 
 use super::history::PastRevision;
 use super::keys::{self, ArticleIndex};
+use super::log::Decided;
 use super::requests::Outcome;
 use super::{Changes, Store, codec};
 use crate::error::{Error, Invalid, Precondition, Resource, Result};
@@ -316,65 +317,69 @@ impl Store {
         Ok(entity)
     }
 
-    /// Applies a decision's batch under the writer lock, then waits until it is durable.
-    /// A decision with a recorded request id returns the recorded result instead.
+    /// Decides a decision's batch under the writer lock and commits it, then waits until
+    /// it is durable. A decision with a recorded request id returns the recorded result
+    /// instead.
     fn decide(
         &self,
         request: Option<&RequestTag>,
-        build: impl FnOnce(&mut Changes, &mut u64) -> Result<(Entity, u64, Change)>,
+        build: impl Fn(&mut Changes, &mut u64) -> Result<(Entity, u64, Change)>,
     ) -> Result<Decision> {
-        let seq = {
+        let decision = {
             let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(tag) = request {
-                match self.recorded(tag)? {
-                    Some(Outcome::Decision {
+            // Decided again if another node's decision comes first, request id included.
+            self.deciding(&mut next_seq, |next_seq| {
+                if let Some(tag) = request {
+                    match self.recorded(tag)? {
+                        Some(Outcome::Decision {
+                            entity,
+                            articles_updated,
+                            seq,
+                        }) => {
+                            return Ok(Decided::Nothing(Decision {
+                                entity: *entity,
+                                articles_updated,
+                                seq,
+                            }));
+                        }
+                        Some(_) => {
+                            return Err(Error::invalid(
+                                "request_id",
+                                Invalid::RequestIdReused,
+                                "request_id was already used for an article write; use a new \
+                                 one",
+                            ));
+                        }
+                        None => {}
+                    }
+                }
+                let first_seq = *next_seq;
+                let mut seq = first_seq;
+                let mut batch = Changes::default();
+                let (entity, articles_updated, mut change) = build(&mut batch, &mut seq)?;
+                change.seq = seq;
+                batch.insert(keys::change(seq), codec::encode(&change)?);
+                if let Some(tag) = request {
+                    let outcome = Outcome::Decision {
+                        entity: Box::new(entity.clone()),
+                        articles_updated,
+                        seq,
+                    };
+                    self.record(tag, outcome, &mut batch)?;
+                }
+                Ok(Decided::Record(
+                    batch.into_record(first_seq, seq),
+                    Decision {
                         entity,
                         articles_updated,
                         seq,
-                    }) => {
-                        drop(next_seq);
-                        // The first attempt may still be waiting for its flush.
-                        self.wait_durable(seq)?;
-                        return Ok(Decision {
-                            entity: *entity,
-                            articles_updated,
-                            seq,
-                        });
-                    }
-                    Some(_) => {
-                        return Err(Error::invalid(
-                            "request_id",
-                            Invalid::RequestIdReused,
-                            "request_id was already used for an article write; use a new one",
-                        ));
-                    }
-                    None => {}
-                }
-            }
-            let first_seq = *next_seq;
-            let mut seq = first_seq;
-            let mut batch = Changes::default();
-            let (entity, articles_updated, mut change) = build(&mut batch, &mut seq)?;
-            change.seq = seq;
-            batch.insert(keys::change(seq), codec::encode(&change)?);
-            if let Some(tag) = request {
-                let outcome = Outcome::Decision {
-                    entity: Box::new(entity.clone()),
-                    articles_updated,
-                    seq,
-                };
-                self.record(tag, outcome, &mut batch)?;
-            }
-            self.apply(&mut next_seq, batch.into_record(first_seq, seq))?;
-            (entity, articles_updated, seq)
+                    },
+                ))
+            })?
         };
-        let (entity, articles_updated, seq) = seq;
-        self.wait_durable(seq)?;
-        Ok(Decision {
-            entity,
-            articles_updated,
-            seq,
-        })
+        // A recorded decision's first attempt may still be waiting for its flush.
+        self.wait_durable(decision.seq)?;
+        Ok(decision)
     }
 
     /// Sets an entity's name, kind, aliases, description or external ids. A changed name
@@ -427,13 +432,13 @@ impl Store {
         self.decide(request, |batch, seq| {
             let old = self.live_entity(id)?;
             let mut entity = old.clone();
-            if let Some(aliases) = aliases {
-                entity.aliases = aliases;
+            if let Some(aliases) = &aliases {
+                entity.aliases.clone_from(aliases);
             }
-            if let Some(name) = name
-                && name != entity.name
+            if let Some(name) = &name
+                && *name != entity.name
             {
-                let previous = std::mem::replace(&mut entity.name, name);
+                let previous = std::mem::replace(&mut entity.name, name.clone());
                 // The old name goes first, so it survives when the list is full: articles
                 // that use it must keep finding the entity.
                 entity.aliases.retain(|a| *a != previous);
@@ -443,11 +448,11 @@ impl Store {
             if let Some(kind) = patch.kind {
                 entity.kind = kind;
             }
-            if let Some(description) = patch.description {
+            if let Some(description) = &patch.description {
                 entity.description = description.trim().to_string();
             }
-            if let Some(ids) = patch.external_ids {
-                entity.external_ids = ids;
+            if let Some(ids) = &patch.external_ids {
+                entity.external_ids.clone_from(ids);
             }
             if patch.name.is_some() || patch.kind.is_some() || patch.aliases.is_some() {
                 entity.edited = true;

@@ -48,6 +48,13 @@ pub const META_LAYOUT: &[u8] = b"~layout";
 /// they can tell another store's data from this one's.
 pub const META_STORE_ID: &[u8] = b"~store-id";
 
+/// The metadata key naming the cluster log the store follows (cluster mode): a store
+/// never applies another log's records.
+pub const META_LOG_ID: &[u8] = b"~log-id";
+/// The metadata key holding the last log position applied (cluster mode), written in the
+/// same batch as the record at that position.
+pub const META_LOG_POSITION: &[u8] = b"~log-position";
+
 /// `key` as text for a person: its bytes as UTF-8, control characters (the separators
 /// and numbers inside keys) shown as `·`.
 pub fn show(key: &[u8]) -> String {

@@ -11,12 +11,14 @@ mod backup;
 mod change_record;
 mod check;
 pub mod codec;
+mod digest;
 mod durability;
 mod editorial;
 mod entity_index;
 mod hashing;
 mod history;
 pub mod keys;
+mod log;
 mod migrations;
 mod open;
 mod quotes;
@@ -31,8 +33,10 @@ mod writer_cache;
 
 pub use backup::BackupSummary;
 pub use change_record::ChangeRecord;
+pub use digest::StateDigest;
 pub use editorial::Decision;
 pub use history::Revision;
+pub use log::{Log, Refused};
 pub use quotes::{QuoteHit, QuotePage};
 pub use reads::{KeySpaceSize, Page, RelatedPage};
 use reads::{MAX_EXAMINED_PER_PAGE, bad_cursor};
@@ -43,7 +47,7 @@ mod tests;
 mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::watch;
 
@@ -116,6 +120,12 @@ pub struct Store {
     names: WriterCache<[String]>,
     /// Entity records by id as stored (`None` for none), as the writer reads them.
     entity_records: WriterCache<Option<Entity>>,
+    /// The replicated log writes go through, in cluster mode (see [`log`]).
+    log: OnceLock<Arc<dyn Log>>,
+    /// The log position applied (`~log-position`), in cluster mode.
+    position: AtomicU64,
+    /// Follows [`Store::position`], for reads that wait for a consistency token.
+    position_watch: watch::Sender<u64>,
     /// Every record applied, while a test collects them (see `tests/replay.rs`).
     #[cfg(test)]
     tap: Mutex<Option<Vec<ChangeRecord>>>,
@@ -233,16 +243,20 @@ impl Store {
         self.wait_durable(self.last_seq())
     }
 
-    /// Applies a decided write: sled's part atomically, then the entity index's. Called
-    /// under the writer lock (`next_seq` is what it guards), so no other write comes
-    /// between, and only with the record that follows the last one applied.
-    fn apply(&self, next_seq: &mut u64, record: ChangeRecord) -> Result<()> {
+    /// Applies a decided write: sled's part atomically (with the log `position` it has, in
+    /// cluster mode), then the entity index's. Called under the writer lock (`next_seq` is
+    /// what it guards), so no other write comes between, and only with the record that
+    /// follows the last one applied.
+    fn apply(&self, next_seq: &mut u64, record: ChangeRecord, position: Option<u64>) -> Result<()> {
         if record.first_seq() != *next_seq || record.last_seq() < record.first_seq() {
-            return Err(Error::Internal(format!(
-                "a change record for changes {}..={} cannot follow change {} of this store",
+            return Err(Error::DataLoss(format!(
+                "a change record for changes {}..={} cannot follow change {} of this store{}",
                 record.first_seq(),
                 record.last_seq(),
-                next_seq.saturating_sub(1)
+                next_seq.saturating_sub(1),
+                position
+                    .map(|p| format!(" (it is record {p} of the cluster log)"))
+                    .unwrap_or_default()
             )));
         }
         if let Some(failure) = self.engine_failure() {
@@ -259,7 +273,10 @@ impl Store {
         {
             tap.push(record.clone());
         }
-        let (batch, index, touched) = record.into_changes().split();
+        let (mut batch, index, touched) = record.into_changes().split();
+        if let Some(position) = position {
+            batch.insert(keys::META_LOG_POSITION, &position.to_be_bytes());
+        }
         let applied = self.tree.apply_batch(batch);
         // Applied or not, what the caches knew of these keys may be out of date.
         self.names.forget(&touched.name_keys);
@@ -268,6 +285,11 @@ impl Store {
         self.entity_index.apply(index);
         *next_seq = last_seq + 1;
         self.applied.store(last_seq, Ordering::Release);
+        if let Some(position) = position {
+            self.position.store(position, Ordering::Release);
+        }
+        self.position_watch
+            .send_replace(position.unwrap_or(last_seq));
         Ok(())
     }
 
@@ -281,7 +303,7 @@ impl Store {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             for record in records {
-                self.apply(&mut next_seq, record)?;
+                self.apply(&mut next_seq, record, None)?;
             }
             next_seq.saturating_sub(1)
         };

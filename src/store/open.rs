@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::watch;
 
@@ -165,6 +165,12 @@ impl Store {
             }
             None => build_entity_index(&tree)?,
         };
+        let position = match tree.get(keys::META_LOG_POSITION)? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
+                Error::DataLoss("the store's log position (~log-position) is damaged".into())
+            })?),
+            None => 0,
+        };
         // Everything read back from disk is durable by definition.
         let (durable, _) = watch::channel(last);
         Ok(Store {
@@ -183,6 +189,9 @@ impl Store {
             entity_index,
             names: WriterCache::default(),
             entity_records: WriterCache::default(),
+            log: OnceLock::new(),
+            position: AtomicU64::new(position),
+            position_watch: watch::channel(if position > 0 { position } else { last }).0,
             #[cfg(test)]
             tap: Mutex::default(),
         })

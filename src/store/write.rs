@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError};
 
 use super::keys::{self, ArticleIndex};
+use super::log::Decided;
 use super::requests::Outcome;
 use super::{Changes, Store, codec};
 use crate::error::{Error, Invalid, Resource, Result};
@@ -88,14 +89,15 @@ impl Store {
         {
             let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             for (write, tag) in writes {
-                let outcome = match tag {
-                    Some(tag) => match self.recorded(&tag) {
-                        Ok(Some(outcome)) => self.replay(outcome),
-                        Ok(None) => self.apply_one(&mut next_seq, write, Some(&tag)),
-                        Err(err) => Err(err),
+                // Decided again if another node's write comes first, request id included:
+                // that write may be this request's first attempt.
+                let outcome = self.deciding(&mut next_seq, |next_seq| match &tag {
+                    Some(tag) => match self.recorded(tag)? {
+                        Some(outcome) => self.replay(outcome).map(Decided::Nothing),
+                        None => self.decide_one(next_seq, write.clone(), Some(tag)),
                     },
-                    None => self.apply_one(&mut next_seq, write, None),
-                };
+                    None => self.decide_one(next_seq, write.clone(), None),
+                });
                 // A replayed result waits too: its first attempt may still be in flight.
                 if let Ok(written) = &outcome
                     && written.seq > 0
@@ -174,12 +176,13 @@ impl Store {
         })
     }
 
-    fn apply_one(
+    /// Decides `write` against the store as it is, as the change `*next_seq`.
+    fn decide_one(
         &self,
         next_seq: &mut u64,
         write: Write,
         tag: Option<&RequestTag>,
-    ) -> Result<Written> {
+    ) -> Result<Decided<Written>> {
         let reextract = matches!(write, Write::Reextract { .. });
         let now = Timestamp::now();
         let mut batch = Batch::new(self);
@@ -243,10 +246,10 @@ impl Store {
             && old.derived == new.derived
         {
             // Nothing changed: drop the batch, keep the revision and etag callers hold.
-            return Ok(Written {
+            return Ok(Decided::Nothing(Written {
                 article: Some(old.clone()),
                 ..Written::default()
-            });
+            }));
         }
         batch.update_entities(old.as_ref(), article.as_ref())?;
         let seq = *next_seq;
@@ -281,13 +284,15 @@ impl Store {
             };
             self.record(tag, outcome, &mut batch.batch)?;
         }
-        self.apply(next_seq, batch.finish().into_record(seq, seq))?;
-        Ok(Written {
-            article,
-            seq,
-            revisions_removed,
-            replayed: false,
-        })
+        Ok(Decided::Record(
+            batch.finish().into_record(seq, seq),
+            Written {
+                article,
+                seq,
+                revisions_removed,
+                replayed: false,
+            },
+        ))
     }
 
     /// The stored article `id`, checked against an expected etag.

@@ -3,12 +3,14 @@
 //! layers and the handlers share), `overload.rs` (load shedding by calls in flight),
 //! `call_metrics.rs` (counts, times and the access log, inside the gRPC-Web translation),
 //! `wire_errors.rs` (tonic's own request errors given our codes), `auth.rs` (bearer tokens
-//! and the scope each method needs) and `read_limit.rs` (a small request limit for read
-//! calls). They see HTTP requests and responses, never a decoded message.
+//! and the scope each method needs), `read_limit.rs` (a small request limit for read
+//! calls) and `consistency.rs` (the consistency token: the position each answer carries, and
+//! the wait for the one a call asks for). They see HTTP requests and responses, never a decoded message.
 
 pub mod auth;
 pub mod call_metrics;
 pub mod call_span;
+pub mod consistency;
 pub mod overload;
 pub mod read_limit;
 pub mod wire_errors;

