@@ -32,7 +32,7 @@ use crate::api::proto::article_service_server::ArticleServiceServer;
 use crate::api::proto::change_service_server::ChangeServiceServer;
 use crate::api::proto::entity_service_server::EntityServiceServer;
 use crate::api::{self, AdminApi, ArticleApi, ChangeApi, EntityApi};
-use crate::cluster::{Cluster, ClusterConfig, Follower};
+use crate::cluster::{Cluster, ClusterConfig, Follower, snapshots};
 use crate::connections::{self, Admission};
 use crate::ingest::{Ingest, Limits};
 use crate::search::{self, SearchIndex};
@@ -187,8 +187,8 @@ pub struct Application {
     ingest: Ingest,
     follower: JoinHandle<()>,
     stop_follower: watch::Sender<bool>,
-    /// Cluster mode: the task applying the log to the store.
-    log_follower: Option<JoinHandle<()>>,
+    /// Cluster mode: the tasks applying the log to the store and offering snapshots.
+    log_tasks: Vec<JoinHandle<()>>,
     seed_report: SeedReport,
 }
 
@@ -212,6 +212,9 @@ impl Application {
             Some(cluster) => Some(Cluster::connect(cluster.clone()).await?),
             None => None,
         };
+        if let Some(cluster) = &cluster {
+            join_from_snapshot(cluster, &config).await?;
+        }
         let store = open_store(&config)?;
         if let Some(cluster) = &cluster {
             cluster.attach(&store)?;
@@ -226,10 +229,19 @@ impl Application {
         let (stop_follower, stopped) = watch::channel(false);
         let follower =
             search::spawn_follower(search.clone(), store.clone(), config.index_refresh, stopped);
-        let log_follower = match &cluster {
-            Some(cluster) => Some(follow_log(cluster, &store, stop_follower.subscribe()).await?),
-            None => None,
-        };
+        let mut log_tasks = Vec::new();
+        if let Some(cluster) = &cluster {
+            log_tasks.push(follow_log(cluster, &store, stop_follower.subscribe()).await?);
+            if !cluster.config().snapshot_every.is_zero() {
+                log_tasks.push(snapshots::spawn_snapshotter(
+                    cluster.snapshots().await?,
+                    store.clone(),
+                    config.data_dir.clone(),
+                    cluster.config().snapshot_every,
+                    stop_follower.subscribe(),
+                ));
+            }
+        }
         let ingest = Ingest::new(store.clone(), config.limits);
         let seed_report = match &config.seeds {
             Some(dir) => seed::load(&ingest, dir, config.max_seed_bytes).await,
@@ -285,7 +297,7 @@ impl Application {
             ingest,
             follower,
             stop_follower,
-            log_follower,
+            log_tasks,
             seed_report,
         })
     }
@@ -322,7 +334,7 @@ impl Application {
             ingest,
             follower,
             stop_follower,
-            log_follower,
+            log_tasks,
             ..
         } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -486,10 +498,10 @@ impl Application {
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
-        if let Some(log_follower) = log_follower
-            && let Err(err) = log_follower.await
-        {
-            tracing::error!(error = %err, "the cluster log follower failed");
+        for task in log_tasks {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "a cluster task failed");
+            }
         }
         if let Err(err) = follower.await {
             tracing::error!(error = %err, "the search follower failed");
@@ -524,6 +536,39 @@ impl Application {
         tracing::info!("newsstore stopped");
         Ok(())
     }
+}
+
+/// A node with an empty store folder starts from the cluster's newest snapshot, if there is
+/// one, instead of replaying the whole log.
+async fn join_from_snapshot(cluster: &Cluster, config: &Config) -> anyhow::Result<()> {
+    let dir = config.store_dir();
+    let empty = match std::fs::read_dir(&dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot read {}", dir.display()));
+        }
+    };
+    if !empty {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {}",
+            config.data_dir.display()
+        )
+    })?;
+    let bucket = cluster.snapshots().await?;
+    let started = std::time::Instant::now();
+    match snapshots::restore_newest(&bucket, &dir).await? {
+        Some(snapshot) => tracing::info!(
+            position = snapshot.position,
+            seconds = started.elapsed().as_secs_f64(),
+            "joined from the cluster's newest snapshot"
+        ),
+        None => tracing::info!("no snapshot in the cluster yet: replaying the log from its start"),
+    }
+    Ok(())
 }
 
 /// Starts applying the cluster's log to `store` and waits until the store has caught up

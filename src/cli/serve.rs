@@ -177,6 +177,15 @@ pub(super) struct ClusterArgs {
         default_value_t = 15
     )]
     append_timeout_secs: u64,
+    /// Seconds between the cluster's snapshots (kept in a JetStream object store; a node with
+    /// an empty data folder starts from the newest). Each node offers one when the newest is
+    /// older than this; 0: this node never does.
+    #[arg(
+        long = "cluster-snapshot-every-secs",
+        env = "NEWSSTORE_CLUSTER_SNAPSHOT_EVERY_SECS",
+        default_value_t = 600
+    )]
+    snapshot_every_secs: u64,
     /// This node's name in NATS connection names and logs (default: the listen address).
     #[arg(long = "node-name", env = "NEWSSTORE_NODE_NAME")]
     node_name: Option<String>,
@@ -210,6 +219,7 @@ impl ClusterArgs {
             .zip(self.cluster_tls_key.clone());
         config.append_timeout = Duration::from_secs(self.append_timeout_secs.max(1));
         config.node_name = self.node_name.clone().unwrap_or_else(|| listen.to_string());
+        config.snapshot_every = Duration::from_secs(self.snapshot_every_secs);
         Ok(Some(config))
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod follower;
 pub mod log;
+pub mod snapshots;
 pub mod stream;
 
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ pub struct ClusterConfig {
     pub append_timeout: Duration,
     /// This node's name, in NATS connection names and the logs.
     pub node_name: String,
+    /// How often the cluster takes a snapshot (see [`snapshots`]); zero: this node never
+    /// offers to.
+    pub snapshot_every: Duration,
 }
 
 impl ClusterConfig {
@@ -62,6 +66,7 @@ impl ClusterConfig {
             tls_client: None,
             append_timeout: Duration::from_secs(15),
             node_name: String::from("newsstore"),
+            snapshot_every: Duration::from_secs(600),
         }
     }
 }
@@ -145,5 +150,9 @@ impl Cluster {
 
     pub fn stream(&self) -> &async_nats::jetstream::stream::Stream {
         &self.stream
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
     }
 }

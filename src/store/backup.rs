@@ -96,6 +96,9 @@ pub struct BackupSummary {
     pub entries: u64,
     /// The change-log sequence the copy is the state after.
     pub sequence: u64,
+    /// The log position it is the state after (cluster mode; the change-log sequence
+    /// otherwise).
+    pub position: u64,
 }
 
 fn io(context: &str) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -113,6 +116,7 @@ impl Store {
         let summary = {
             let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let sequence = self.last_seq();
+            let position = self.position();
             let mut entries = 0u64;
             for entry in self.tree.iter() {
                 let (key, value) = entry?;
@@ -124,7 +128,11 @@ impl Store {
                 }
                 entries += 1;
             }
-            BackupSummary { entries, sequence }
+            BackupSummary {
+                entries,
+                sequence,
+                position,
+            }
         };
         out.put(&END.to_be_bytes()).map_err(&write)?;
         out.put(&summary.entries.to_be_bytes()).map_err(&write)?;
@@ -259,6 +267,19 @@ impl Store {
             Some(entry) => super::keys::seq_of_change_key(&entry?.0).unwrap_or(0),
             None => 0,
         };
-        Ok(BackupSummary { entries, sequence })
+        let position = match tree.get(super::keys::META_LOG_POSITION)? {
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| bad("its log position is damaged"))?,
+            ),
+            None => sequence,
+        };
+        Ok(BackupSummary {
+            entries,
+            sequence,
+            position,
+        })
     }
 }

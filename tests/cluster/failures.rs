@@ -290,7 +290,7 @@ async fn acknowledged_writes_survive_killed_nats_servers_and_nodes() {
                 .await
                 .unwrap_or_else(|s| panic!("{}: acknowledged {id} is missing: {s:?}", node.name));
         }
-        let mut feed = ChangeServiceClient::new(node.channel())
+        let feed = ChangeServiceClient::new(node.channel())
             .watch_changes(at_least(WatchChangesRequest::default(), head))
             .await
             .expect("watch starts");

@@ -8,6 +8,7 @@
 
 mod convergence;
 mod failures;
+mod joining;
 mod nats;
 mod node;
 mod read_your_writes;

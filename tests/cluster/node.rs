@@ -36,6 +36,8 @@ pub fn config(urls: &[String], data: &TempDir, name: &str) -> Config {
     let mut cluster = ClusterConfig::new(urls.to_vec());
     cluster.node_name = name.to_string();
     cluster.append_timeout = Duration::from_secs(20);
+    // Only the tests of snapshots take them.
+    cluster.snapshot_every = Duration::ZERO;
     config.cluster = Some(cluster);
     config
 }
