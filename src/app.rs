@@ -189,6 +189,8 @@ pub struct Application {
     stop_follower: watch::Sender<bool>,
     /// Cluster mode: the tasks applying the log to the store and offering snapshots.
     log_tasks: Vec<JoinHandle<()>>,
+    /// Cluster mode: how far the node is behind the log, for health.
+    log_follower: Option<Arc<Follower>>,
     seed_report: SeedReport,
 }
 
@@ -230,8 +232,11 @@ impl Application {
         let follower =
             search::spawn_follower(search.clone(), store.clone(), config.index_refresh, stopped);
         let mut log_tasks = Vec::new();
+        let mut log_follower = None;
         if let Some(cluster) = &cluster {
-            log_tasks.push(follow_log(cluster, &store, stop_follower.subscribe()).await?);
+            let (task, follower) = follow_log(cluster, &store, stop_follower.subscribe()).await?;
+            log_tasks.push(task);
+            log_follower = Some(follower);
             if !cluster.config().snapshot_every.is_zero() {
                 log_tasks.push(snapshots::spawn_snapshotter(
                     cluster.snapshots().await?,
@@ -298,6 +303,7 @@ impl Application {
             follower,
             stop_follower,
             log_tasks,
+            log_follower,
             seed_report,
         })
     }
@@ -335,6 +341,7 @@ impl Application {
             follower,
             stop_follower,
             log_tasks,
+            log_follower,
             ..
         } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -344,6 +351,7 @@ impl Application {
             health.clone(),
             findings.clone(),
             store.clone(),
+            log_follower,
             stopping_rx.clone(),
         )
         .await;
@@ -420,10 +428,11 @@ impl Application {
             tracing::info!("shutting down: finishing in-flight calls");
             // The monitor stops first, so it cannot turn a status back to SERVING.
             let _ = monitor.await;
-            for service in std::iter::once("")
-                .chain(health::SERVICES)
-                .chain([health::STORAGE, health::WRITES])
-            {
+            for service in std::iter::once("").chain(health::SERVICES).chain([
+                health::STORAGE,
+                health::WRITES,
+                health::LOG,
+            ]) {
                 shutdown_health
                     .set_service_status(service, ServingStatus::NotServing)
                     .await;
@@ -572,13 +581,13 @@ async fn join_from_snapshot(cluster: &Cluster, config: &Config) -> anyhow::Resul
 }
 
 /// Starts applying the cluster's log to `store` and waits until the store has caught up
-/// with the log's head as it was when the node started, so the node seeds and serves from
-/// the cluster's state.
+/// with the log's head as it was when the node started and the subscription is live, so
+/// the node seeds and serves from the cluster's state.
 async fn follow_log(
     cluster: &Cluster,
     store: &Arc<Store>,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<JoinHandle<()>> {
+) -> anyhow::Result<(JoinHandle<()>, Arc<Follower>)> {
     let follower = Arc::new(Follower::default());
     let task = follower.spawn(cluster.stream().clone(), store.clone(), stop);
     let head = cluster
@@ -592,7 +601,7 @@ async fn follow_log(
         applied = store.position(),
         "catching up with the cluster log"
     );
-    while store.position() < head {
+    while store.position() < head || !follower.connected() {
         if let Some(failure) = follower.failure() {
             anyhow::bail!("this node cannot apply the cluster log: {failure}");
         }
@@ -603,7 +612,7 @@ async fn follow_log(
         seconds = started.elapsed().as_secs_f64(),
         "caught up with the cluster log"
     );
-    Ok(task)
+    Ok((task, follower))
 }
 
 /// The database page cache, in MiB, unless configured. Small on purpose: at 100,000 articles

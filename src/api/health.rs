@@ -10,6 +10,12 @@
 //!   by itself once the store has space, unless the storage engine itself met the full
 //!   disk (see `Store::engine_failure`), which takes a restart.
 //!
+//! - Cluster mode: while the node is more than [`MAX_LAG`] records behind the log's head as
+//!   it last heard of it, or has stopped applying the log (damage), the overall status and
+//!   every service's are NOT_SERVING: its reads would be stale past the documented bound.
+//!   `newsstore.v1.Log` is NOT_SERVING then too, and while the node's subscription to the
+//!   log is down (NATS unreachable): writes cannot be acknowledged, reads go on.
+//!
 //! Shutdown turns everything NOT_SERVING (see `app.rs`); this monitor stops first.
 
 use std::sync::Arc;
@@ -21,6 +27,7 @@ use tokio::task::JoinHandle;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::cluster::Follower;
 use crate::store::Store;
 
 /// The services the health service reports on, besides the overall `""`.
@@ -35,6 +42,12 @@ pub const SERVICES: [&str; 4] = [
 pub const STORAGE: &str = "newsstore.v1.Storage";
 /// The health name that is NOT_SERVING while writes are refused for lack of disk space.
 pub const WRITES: &str = "newsstore.v1.Writes";
+
+/// The health name that is NOT_SERVING while a cluster node is behind or off the log.
+pub const LOG: &str = "newsstore.v1.Log";
+
+/// Records a cluster node may be behind the log's head and still report SERVING.
+pub const MAX_LAG: u64 = 1_000;
 
 /// How often the monitor looks at the store's condition.
 const EVERY: Duration = Duration::from_millis(500);
@@ -66,11 +79,17 @@ pub async fn spawn_monitor(
     reporter: HealthReporter,
     findings: Arc<Findings>,
     store: Arc<Store>,
+    follower: Option<Arc<Follower>>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let mut shown = None;
     let mut engine_failed = false;
+    let mut log_shown = None;
     show(&reporter, &mut shown, false, false).await;
+    if follower.is_some() {
+        let (behind, off) = log_state(follower.as_deref(), &store);
+        show_log(&reporter, &mut log_shown, behind || off).await;
+    }
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -91,15 +110,45 @@ pub async fn spawn_monitor(
             if *stop.borrow() {
                 return;
             }
+            let (behind, off) = log_state(follower.as_deref(), &store);
             show(
                 &reporter,
                 &mut shown,
-                findings.damaged(),
-                full || engine_failed,
+                findings.damaged() || behind,
+                full || engine_failed || off,
             )
             .await;
+            if follower.is_some() {
+                show_log(&reporter, &mut log_shown, behind || off).await;
+            }
         }
     })
+}
+
+/// Cluster mode: whether the node is behind the log (or stopped applying it), and whether
+/// its subscription to the log is down.
+fn log_state(follower: Option<&Follower>, store: &Store) -> (bool, bool) {
+    match follower {
+        Some(follower) => (
+            follower.failure().is_some()
+                || follower.head().saturating_sub(store.position()) > MAX_LAG,
+            !follower.connected(),
+        ),
+        None => (false, false),
+    }
+}
+
+async fn show_log(reporter: &HealthReporter, shown: &mut Option<bool>, bad: bool) {
+    if *shown == Some(bad) {
+        return;
+    }
+    let status = if bad {
+        ServingStatus::NotServing
+    } else {
+        ServingStatus::Serving
+    };
+    reporter.set_service_status(LOG, status).await;
+    *shown = Some(bad);
 }
 
 /// Publishes the statuses for `damaged` and `full`, if they differ from what was shown.

@@ -17,6 +17,18 @@ async fn a_write_is_read_on_another_node_with_its_position() {
     let urls = nats.urls();
     let writer = Node::start(&urls, "writer").await;
     let reader = Node::start(&urls, "reader").await;
+    // A node that follows the log says so.
+    let health = tonic_health::pb::health_client::HealthClient::new(reader.channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "newsstore.v1.Log".into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     for k in 0..20 {
         let id = format!("ryw-{k}");
