@@ -4,6 +4,7 @@
 mod editorial;
 mod entities;
 mod layouts;
+mod log;
 mod opening;
 mod replay;
 mod writes;
