@@ -96,7 +96,11 @@ impl Log for NatsLog {
                 match acked {
                     Ok(ack) => return Ok(ack.sequence),
                     Err(err) => match err.kind() {
-                        PublishErrorKind::WrongLastSequence => return Err(Refused::Moved),
+                        PublishErrorKind::WrongLastSequence => {
+                            return Err(Refused::Moved {
+                                head: last_sequence(&err),
+                            });
+                        }
                         PublishErrorKind::MaxPayloadExceeded => {
                             return Err(Refused::Failed(Error::ResourceExhausted(format!(
                                 "the change is {} bytes, more than the NATS servers take in \
@@ -124,28 +128,52 @@ impl Log for NatsLog {
         outcome.map_err(Refused::Failed)?
     }
 
-    fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+    fn read_after(&self, after: u64, head: Option<u64>, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let stream = self.stream.clone();
         let max = max as u64;
         self.wait(async move {
-            let state = stream
-                .get_info()
-                .await
-                .map_err(|err| unavailable("reading the cluster log's state", err))?
-                .state;
-            let first = (after + 1).max(state.first_sequence);
-            let last = state.last_sequence.min(after.saturating_add(max));
-            let mut records = Vec::new();
-            for position in first..=last {
-                // From the stream's leader: a follower's copy may not have it yet.
-                match stream.get_raw_message(position).await {
+            let (first, last) = match head {
+                Some(head) => (after + 1, head),
+                None => {
+                    let state = stream
+                        .get_info()
+                        .await
+                        .map_err(|err| unavailable("reading the cluster log's state", err))?
+                        .state;
+                    ((after + 1).max(state.first_sequence), state.last_sequence)
+                }
+            };
+            let last = last.min(after.saturating_add(max));
+            // All at once: a node that lost a race is usually a few records behind, and
+            // each request is a round trip to the stream's leader (a follower's copy may
+            // not have them yet).
+            let fetched = futures_util::future::join_all((first..=last).map(|position| {
+                let stream = stream.clone();
+                async move { (position, stream.get_raw_message(position).await) }
+            }))
+            .await;
+            let mut records = Vec::with_capacity(fetched.len());
+            for (position, fetched) in fetched {
+                match fetched {
                     Ok(message) => records.push((position, message.payload.to_vec())),
                     Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => {
-                        return Err(Error::DataLoss(format!(
-                            "record {position} of the cluster log is missing (the stream was \
-                             trimmed or damaged); wipe this node's data folder so it joins \
-                             again from a snapshot"
-                        )));
+                        // The head a refusal names counts records proposed but not yet
+                        // committed: those are not readable yet, and the caller reads again.
+                        // Below the stream's first record, they were trimmed away.
+                        let first = stream
+                            .get_info()
+                            .await
+                            .map_err(|err| unavailable("reading the cluster log's state", err))?
+                            .state
+                            .first_sequence;
+                        if position < first {
+                            return Err(Error::DataLoss(format!(
+                                "record {position} of the cluster log was trimmed away (the \
+                                 log now starts at {first}) before this node applied it; wipe \
+                                 this node's data folder so it joins again from a snapshot"
+                            )));
+                        }
+                        break;
                     }
                     Err(err) => return Err(unavailable("reading the cluster log", err)),
                 }
@@ -153,6 +181,14 @@ impl Log for NatsLog {
             Ok(records)
         })?
     }
+}
+
+/// The stream's last sequence as JetStream's "wrong last sequence: N" refusal names it.
+fn last_sequence(err: &async_nats::jetstream::context::PublishError) -> Option<u64> {
+    let source = std::error::Error::source(err)?.to_string();
+    let (_, rest) = source.split_once("wrong last sequence: ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 fn unavailable(what: &str, err: impl std::fmt::Display) -> Error {

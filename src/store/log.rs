@@ -23,8 +23,9 @@ pub trait Log: Send + Sync {
     /// `after`; returns the position it was given. Blocks until the log acknowledged it.
     fn append(&self, after: u64, record: Vec<u8>) -> Result<u64, Refused>;
 
-    /// Up to `max` records after position `after`, in order, with their positions.
-    fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Up to `max` records after position `after`, in order, with their positions;
+    /// `head`, when known, is the log's last position (it saves asking).
+    fn read_after(&self, after: u64, head: Option<u64>, max: usize) -> Result<Vec<(u64, Vec<u8>)>>;
 }
 
 /// What deciding a write came to.
@@ -38,17 +39,18 @@ pub(super) enum Decided<T> {
 /// Why a record was not appended.
 #[derive(Debug)]
 pub enum Refused {
-    /// The log has moved past the position the record was decided at: apply what came
-    /// since, and decide again.
-    Moved,
+    /// The log has moved past the position the record was decided at (to `head`, if the
+    /// log said): apply what came since, and decide again.
+    Moved { head: Option<u64> },
     /// The log could not acknowledge it (no leader, no quorum, a timeout): the record may
     /// or may not be in the log. The caller's retry, under the same request id, is safe.
     Failed(Error),
 }
 
 /// How often one write may lose the race to another node before it gives up (each loss
-/// means another node's write went in first, so the cluster as a whole progresses).
-const MAX_DECISIONS: usize = 64;
+/// means another node's write went in first, so the cluster as a whole progresses). At
+/// about ten milliseconds a round, seconds of losing.
+const MAX_DECISIONS: usize = 1_000;
 
 /// Records applied from the log per writer-lock hold while catching up.
 const CATCH_UP_BATCH: usize = 256;
@@ -132,8 +134,8 @@ impl Store {
                 "the cluster log acknowledged a write decided at position {after} at position \
                  {position}; the log's fence did not hold, and this node stops writing"
             ))),
-            Err(Refused::Moved) => {
-                self.catch_up_locked(next_seq, usize::MAX)?;
+            Err(Refused::Moved { head }) => {
+                self.catch_up_locked(next_seq, head, usize::MAX)?;
                 Ok(false)
             }
             // It may be in the log after all: applying it then is the catch-up's job.
@@ -169,7 +171,7 @@ impl Store {
     pub fn catch_up(&self, max: usize) -> Result<usize> {
         let applied = {
             let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            self.catch_up_locked(&mut next_seq, max)?
+            self.catch_up_locked(&mut next_seq, None, max)?
         };
         if applied > 0 {
             self.wait_durable(self.last_seq())?;
@@ -189,7 +191,7 @@ impl Store {
                     continue;
                 }
                 if position > at + 1 {
-                    self.catch_up_locked(&mut next_seq, usize::MAX)?;
+                    self.catch_up_locked(&mut next_seq, None, usize::MAX)?;
                     if position <= self.position.load(Ordering::Acquire) {
                         continue;
                     }
@@ -201,14 +203,19 @@ impl Store {
         Ok(self.position.load(Ordering::Acquire))
     }
 
-    fn catch_up_locked(&self, next_seq: &mut u64, max: usize) -> Result<usize> {
+    fn catch_up_locked(&self, next_seq: &mut u64, head: Option<u64>, max: usize) -> Result<usize> {
         let Some(log) = self.log.get() else {
             return Ok(0);
         };
         let mut applied = 0;
         while applied < max {
             let after = self.position.load(Ordering::Acquire);
-            let records = log.read_after(after, CATCH_UP_BATCH.min(max - applied))?;
+            // Up to the head the log named, if it did; the decision that follows finds out
+            // whether more came since.
+            if head.is_some_and(|head| head <= after) {
+                break;
+            }
+            let records = log.read_after(after, head, CATCH_UP_BATCH.min(max - applied))?;
             if records.is_empty() {
                 break;
             }

@@ -25,13 +25,20 @@ impl Log for MemoryLog {
         }
         let mut records = self.records.lock().unwrap();
         if records.len() as u64 != after {
-            return Err(Refused::Moved);
+            return Err(Refused::Moved {
+                head: Some(records.len() as u64),
+            });
         }
         records.push(record);
         Ok(records.len() as u64)
     }
 
-    fn read_after(&self, after: u64, max: usize) -> crate::error::Result<Vec<(u64, Vec<u8>)>> {
+    fn read_after(
+        &self,
+        after: u64,
+        _head: Option<u64>,
+        max: usize,
+    ) -> crate::error::Result<Vec<(u64, Vec<u8>)>> {
         let records = self.records.lock().unwrap();
         Ok(records
             .iter()
@@ -141,7 +148,11 @@ fn two_stores_on_one_log_decide_in_turn_and_end_the_same() {
         .unwrap()
         .unwrap();
     assert_eq!(third.seq, 4);
-    assert_eq!(b.apply_logged(log.read_after(0, 100).unwrap()).unwrap(), 4);
+    assert_eq!(
+        b.apply_logged(log.read_after(0, None, 100).unwrap())
+            .unwrap(),
+        4
+    );
     assert_eq!(a.digest().unwrap(), b.digest().unwrap());
 
     // Another log's node, or an embedded store, is refused.
