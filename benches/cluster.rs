@@ -64,6 +64,31 @@ struct Args {
 struct Writes {
     acked: HashMap<String, Instant>,
     latencies: Vec<Duration>,
+    /// The share of the machine's CPU in use during the phase.
+    cpu_busy: f64,
+}
+
+/// The machine's busy and total CPU time so far, in clock ticks (`/proc/stat`).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// The share of the machine's CPU used since `since` (from [`cpu_ticks`]).
+fn busy_since(since: (u64, u64)) -> f64 {
+    let now = cpu_ticks();
+    (now.0 - since.0) as f64 / (now.1 - since.1).max(1) as f64
 }
 
 /// Creates `docs` through `ports` (client `c` on `ports[c % len]`) with `clients` callers.
@@ -71,6 +96,7 @@ async fn write_phase(ports: &[u16], docs: &[Doc], clients: usize) -> (f64, Write
     let queue = Arc::new(Mutex::new(docs.to_vec()));
     let writes = Arc::new(Mutex::new(Writes::default()));
     let started = Instant::now();
+    let ticks = cpu_ticks();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let mut client = connect(ports[c % ports.len()]).await;
@@ -102,6 +128,7 @@ async fn write_phase(ports: &[u16], docs: &[Doc], clients: usize) -> (f64, Write
     let seconds = started.elapsed().as_secs_f64();
     let mut writes = Arc::try_unwrap(writes).ok().unwrap().into_inner().unwrap();
     writes.latencies.sort();
+    writes.cpu_busy = busy_since(ticks);
     (docs.len() as f64 / seconds, writes)
 }
 
@@ -237,8 +264,10 @@ async fn main() {
     drop(server);
     let (e50, e99) = (ms(&embedded.latencies, 0.5), ms(&embedded.latencies, 0.99));
     println!(
-        "embedded: {embedded_rate:.0} writes/s, p50 {e50:.2} ms, p99 {e99:.2} ms ({} clients)",
-        args.clients
+        "embedded: {embedded_rate:.0} writes/s, p50 {e50:.2} ms, p99 {e99:.2} ms ({} clients), \
+         CPU {:.0} % busy",
+        args.clients,
+        100.0 * embedded.cpu_busy
     );
 
     // 1. Writes, cluster, with replication lag.
@@ -270,15 +299,16 @@ async fn main() {
     println!(
         "cluster (R3, fsync always): {cluster_rate:.0} writes/s ({:.0} % of embedded), p50 \
          {c50:.2} ms, p99 {c99:.2} ms; replication lag p50 {l50:.1} ms, p99 {l99:.1} ms \
-         ({missing} arrivals not seen)",
-        100.0 * cluster_rate / embedded_rate
+         ({missing} arrivals not seen), CPU {:.0} % busy",
+        100.0 * cluster_rate / embedded_rate,
+        100.0 * cluster.cpu_busy
     );
     results.insert(
         "writes".into(),
         json!({
             "clients": args.clients, "writes": args.writes,
-            "embedded": {"per_second": embedded_rate, "p50_ms": e50, "p99_ms": e99},
-            "cluster": {"per_second": cluster_rate, "p50_ms": c50, "p99_ms": c99},
+            "embedded": {"per_second": embedded_rate, "p50_ms": e50, "p99_ms": e99, "cpu_busy": embedded.cpu_busy},
+            "cluster": {"per_second": cluster_rate, "p50_ms": c50, "p99_ms": c99, "cpu_busy": cluster.cpu_busy},
             "replication_lag": {"p50_ms": l50, "p99_ms": l99, "not_seen": missing},
         }),
     );
@@ -288,12 +318,13 @@ async fn main() {
     let (o50, o99) = (ms(&one_node.latencies, 0.5), ms(&one_node.latencies, 0.99));
     println!(
         "cluster, every client on one node: {one_node_rate:.0} writes/s ({:.0} % of \
-         embedded), p50 {o50:.2} ms, p99 {o99:.2} ms",
-        100.0 * one_node_rate / embedded_rate
+         embedded), p50 {o50:.2} ms, p99 {o99:.2} ms, CPU {:.0} % busy",
+        100.0 * one_node_rate / embedded_rate,
+        100.0 * one_node.cpu_busy
     );
     results.insert(
         "writes_through_one_node".into(),
-        json!({"per_second": one_node_rate, "p50_ms": o50, "p99_ms": o99}),
+        json!({"per_second": one_node_rate, "p50_ms": o50, "p99_ms": o99, "cpu_busy": one_node.cpu_busy}),
     );
 
     // 2. The stream leader killed during writes.

@@ -1,27 +1,15 @@
 //! Concurrent writes on every node leave every node with the same state.
 
 use newsstore::api::proto::{
-    self, Article, BatchCreateArticlesRequest, BlockEntityRequest, CreateArticleRequest,
-    DeleteArticleRequest, ListEntitiesRequest, MergeEntitiesRequest, PurgeArticleRequest,
-    SearchArticlesRequest, SearchOrder, UpdateArticleRequest,
+    self, Article, BatchCreateArticlesRequest, BlockEntityRequest, DeleteArticleRequest,
+    ListEntitiesRequest, MergeEntitiesRequest, PurgeArticleRequest, SearchArticlesRequest,
+    SearchOrder, UpdateArticleRequest,
 };
 use prost_types::FieldMask;
 use tonic::Code;
 
 use crate::nats::NatsCluster;
-use crate::node::{Node, at_least, position_of};
-
-fn create(id: &str, headline: &str, body: &str) -> CreateArticleRequest {
-    CreateArticleRequest {
-        article: Some(Article {
-            headline: headline.into(),
-            body: body.into(),
-            ..Article::default()
-        }),
-        article_id: id.into(),
-        ..Default::default()
-    }
-}
+use crate::node::{Node, at_least, create_request as create, position_of};
 
 const PEOPLE: [&str; 4] = [
     "Angela Merkel met Barack Obama in Berlin on Tuesday.",

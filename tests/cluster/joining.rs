@@ -6,25 +6,20 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use newsstore::api::proto::{Article, CreateArticleRequest};
 
 use crate::nats::NatsCluster;
-use crate::node::{Node, config, position_of, temp_dir};
+use crate::node::{Node, config, create_request, position_of, temp_dir};
 
 async fn write(node: &Node, from: usize, to: usize) -> u64 {
     let mut position = 0;
     for k in from..to {
         let response = node
             .articles()
-            .create_article(CreateArticleRequest {
-                article: Some(Article {
-                    headline: format!("Story {k}"),
-                    body: format!("Angela Merkel visited Lyon, story {k}."),
-                    ..Article::default()
-                }),
-                article_id: format!("j{k}"),
-                ..Default::default()
-            })
+            .create_article(create_request(
+                &format!("j{k}"),
+                &format!("Story {k}"),
+                &format!("Angela Merkel visited Lyon, story {k}."),
+            ))
             .await
             .expect("create succeeds");
         position = position_of(&response);

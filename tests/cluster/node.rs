@@ -150,6 +150,23 @@ pub fn at_least<T>(message: T, position: u64) -> tonic::Request<T> {
     request
 }
 
+/// A CreateArticle request for article `id`.
+pub fn create_request(
+    id: &str,
+    headline: &str,
+    body: &str,
+) -> newsstore::api::proto::CreateArticleRequest {
+    newsstore::api::proto::CreateArticleRequest {
+        article: Some(newsstore::api::proto::Article {
+            headline: headline.into(),
+            body: body.into(),
+            ..Default::default()
+        }),
+        article_id: id.into(),
+        ..Default::default()
+    }
+}
+
 /// The `google.rpc.ErrorInfo` reason of a status.
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;

@@ -1,12 +1,10 @@
 //! A write's position, sent with a read to another node, makes that read see the write.
 
-use newsstore::api::proto::{
-    Article, CreateArticleRequest, GetArticleRequest, SearchArticlesRequest, WatchChangesRequest,
-};
+use newsstore::api::proto::{GetArticleRequest, SearchArticlesRequest, WatchChangesRequest};
 use tonic::Code;
 
 use crate::nats::NatsCluster;
-use crate::node::{Node, at_least, position_of};
+use crate::node::{Node, at_least, create_request, position_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_is_read_on_another_node_with_its_position() {
@@ -34,15 +32,11 @@ async fn a_write_is_read_on_another_node_with_its_position() {
         let id = format!("ryw-{k}");
         let created = writer
             .articles()
-            .create_article(CreateArticleRequest {
-                article: Some(Article {
-                    headline: format!("Quarterly figures {k}"),
-                    body: format!("Xylophonic results number {k} were published in Leeds."),
-                    ..Article::default()
-                }),
-                article_id: id.clone(),
-                ..Default::default()
-            })
+            .create_article(create_request(
+                &id,
+                &format!("Quarterly figures {k}"),
+                &format!("Xylophonic results number {k} were published in Leeds."),
+            ))
             .await
             .expect("create succeeds");
         let position = position_of(&created);

@@ -6,19 +6,11 @@ use std::time::Duration;
 use newsstore::app::{Application, Config};
 
 use crate::nats::NatsCluster;
-use crate::node::{Node, config, temp_dir};
+use crate::node::{Node, config, create_request, temp_dir};
 
 async fn create(node: &Node, id: &str) {
     node.articles()
-        .create_article(newsstore::api::proto::CreateArticleRequest {
-            article: Some(newsstore::api::proto::Article {
-                headline: "h".into(),
-                body: "Angela Merkel spoke.".into(),
-                ..Default::default()
-            }),
-            article_id: id.into(),
-            ..Default::default()
-        })
+        .create_article(create_request(id, "h", "Angela Merkel spoke."))
         .await
         .expect("create succeeds");
 }

@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::model::RequestTag;
 use crate::store::{Log, Refused};
 
 /// A log in memory with the fence JetStream applies: an append lands only if the log's
@@ -55,13 +54,6 @@ fn create(id: &str, body: &str) -> Write {
         id: id.into(),
         content: content(id, body, 1_000),
     }
-}
-
-fn tag(id: &str) -> Option<RequestTag> {
-    Some(RequestTag {
-        id: id.into(),
-        fingerprint: format!("fingerprint of {id}"),
-    })
 }
 
 #[test]

@@ -16,6 +16,14 @@ use crate::error::Error;
 use crate::extract;
 use crate::model::{ArticleFilter, ArticleInput, ChangeKind, Entity, Timestamp};
 
+/// The request tag of request id `id`, as a caller with that request id gives it.
+pub(super) fn tag(id: &str) -> Option<crate::model::RequestTag> {
+    Some(crate::model::RequestTag {
+        id: id.into(),
+        fingerprint: format!("fingerprint of {id}"),
+    })
+}
+
 pub(super) fn content(headline: &str, body: &str, published: i64) -> Content {
     let input = ArticleInput {
         headline: headline.into(),

@@ -3,7 +3,7 @@
 //! them (what replication between machines will rely on).
 
 use super::*;
-use crate::model::{EntityPatch, RequestTag};
+use crate::model::EntityPatch;
 use crate::store::ChangeRecord;
 
 /// Every key and value of the store's tree outside the `~` keys, which each store keeps for
@@ -37,13 +37,6 @@ fn entity_index_state(store: &Store) -> (Vec<Vec<u8>>, Vec<String>) {
 
 fn only(outcomes: Vec<crate::error::Result<crate::store::Written>>) -> crate::store::Written {
     outcomes.into_iter().next().unwrap().unwrap()
-}
-
-fn tag(id: &str) -> Option<RequestTag> {
-    Some(RequestTag {
-        id: id.into(),
-        fingerprint: format!("fingerprint of {id}"),
-    })
 }
 
 #[test]
