@@ -103,3 +103,33 @@ async fn a_new_node_joins_from_a_snapshot_and_a_stopped_one_catches_up() {
     assert_eq!(joined.digest_at(after).await, expected);
     assert_eq!(rested.digest_at(after).await, expected);
 }
+
+/// Every node loads the seeds folder at start, as embedded mode does: the first creates the
+/// articles through the log, the next finds them there and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_started_with_the_seeds_load_them_once() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    nats.wait_listening().await;
+    let urls = nats.urls();
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let mut nodes = Vec::new();
+    for name in ["seeded-1", "seeded-2"] {
+        let data = temp_dir();
+        let mut seeded = config(&urls, &data, name);
+        seeded.seeds = Some(seeds.clone());
+        nodes.push(Node::start_with(data, seeded).await);
+    }
+    let reports: Vec<_> = nodes.iter().map(|n| n.seed_report.clone()).collect();
+    assert!(reports[0].created > 0, "{:?}", reports[0]);
+    assert!(reports[0].skipped.is_empty(), "{:?}", reports[0]);
+    assert_eq!(reports[1].created, 0, "{:?}", reports[1]);
+    assert_eq!(reports[1].updated, 0, "{:?}", reports[1]);
+    assert_eq!(reports[1].unchanged, reports[0].created, "{:?}", reports[1]);
+    let head = nodes[0].store.position();
+    assert_eq!(
+        nodes[1].digest_at(head).await,
+        nodes[0].digest_at(head).await
+    );
+}

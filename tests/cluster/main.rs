@@ -13,3 +13,4 @@ mod nats;
 mod node;
 mod read_your_writes;
 mod refusals;
+mod tls;

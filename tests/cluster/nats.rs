@@ -81,12 +81,17 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts three servers; `None` when there is no nats-server (see [`nats_server`]).
     pub fn start() -> Option<NatsCluster> {
+        Self::start_with("")
+    }
+
+    /// Starts three servers with `extra` added to their configuration (a `tls` block).
+    pub fn start_with(extra: &str) -> Option<NatsCluster> {
         let binary = nats_server()?;
         let dir = TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
         // Acknowledged means on disk on a quorum: fsync before every acknowledgement.
         std::fs::write(
             dir.path().join("server.conf"),
-            "jetstream { sync_interval: always }\n",
+            format!("jetstream {{ sync_interval: always }}\n{extra}\n"),
         )
         .expect("nats config");
         let mut cluster = NatsCluster {
@@ -142,6 +147,11 @@ impl NatsCluster {
     /// The client URL of server `i`.
     pub fn url(&self, i: usize) -> String {
         format!("nats://127.0.0.1:{}", self.client_ports[i])
+    }
+
+    /// The folder the servers' files are in (for certificates a test writes).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Every server's client URL.

@@ -20,6 +20,7 @@ pub struct Node {
     pub channel: Channel,
     pub data: TempDir,
     pub store: Arc<Store>,
+    pub seed_report: newsstore::seed::SeedReport,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -54,6 +55,7 @@ impl Node {
         let app = Application::build(config).await.expect("node builds");
         let addr = app.local_addr();
         let store = app.store();
+        let seed_report = app.seed_report().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -66,6 +68,7 @@ impl Node {
             channel,
             data,
             store,
+            seed_report,
             stop: Some(stop),
             server: Some(server),
         }
