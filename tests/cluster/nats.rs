@@ -149,11 +149,6 @@ impl NatsCluster {
         format!("nats://127.0.0.1:{}", self.client_ports[i])
     }
 
-    /// The folder the servers' files are in (for certificates a test writes).
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
     /// Every server's client URL.
     pub fn urls(&self) -> Vec<String> {
         (0..3).map(|i| self.url(i)).collect()
