@@ -239,7 +239,7 @@ impl Application {
             log_follower = Some(follower);
             if !cluster.config().snapshot_every.is_zero() {
                 log_tasks.push(snapshots::spawn_snapshotter(
-                    cluster.snapshots().await?,
+                    cluster.snapshots().clone(),
                     store.clone(),
                     config.data_dir.clone(),
                     cluster.config().snapshot_every,
@@ -567,9 +567,8 @@ async fn join_from_snapshot(cluster: &Cluster, config: &Config) -> anyhow::Resul
             config.data_dir.display()
         )
     })?;
-    let bucket = cluster.snapshots().await?;
     let started = std::time::Instant::now();
-    match snapshots::restore_newest(&bucket, &dir).await? {
+    match snapshots::restore_newest(cluster.snapshots(), &dir).await? {
         Some(snapshot) => tracing::info!(
             position = snapshot.position,
             seconds = started.elapsed().as_secs_f64(),

@@ -75,6 +75,8 @@ impl ClusterConfig {
 pub struct Cluster {
     client: async_nats::Client,
     stream: async_nats::jetstream::stream::Stream,
+    /// The snapshot bucket (see [`snapshots`]).
+    snapshots: async_nats::jetstream::object_store::ObjectStore,
     config: ClusterConfig,
 }
 
@@ -112,9 +114,11 @@ impl Cluster {
                 )
             })?;
         let stream = stream::open(&client, &config).await?;
+        let snapshots = snapshots::open_bucket(&client, &config).await?;
         Ok(Cluster {
             client,
             stream,
+            snapshots,
             config,
         })
     }
@@ -150,6 +154,11 @@ impl Cluster {
 
     pub fn stream(&self) -> &async_nats::jetstream::stream::Stream {
         &self.stream
+    }
+
+    /// The snapshot bucket.
+    pub fn snapshots(&self) -> &async_nats::jetstream::object_store::ObjectStore {
+        &self.snapshots
     }
 
     pub fn config(&self) -> &ClusterConfig {

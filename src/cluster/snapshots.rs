@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::Cluster;
+use super::ClusterConfig;
 use crate::store::Store;
 
 /// Snapshots kept in the bucket: the newest and one before it, in case the newest turns
@@ -51,24 +51,25 @@ pub struct Snapshot {
     pub written: i64,
 }
 
-impl Cluster {
-    /// The snapshot bucket, made if missing.
-    pub async fn snapshots(&self) -> anyhow::Result<ObjectStore> {
-        let name = bucket(&self.config.stream);
-        let js = async_nats::jetstream::new(self.client.clone());
-        if let Ok(bucket) = js.get_object_store(&name).await {
-            return Ok(bucket);
-        }
-        js.create_object_store(object_store::Config {
-            bucket: name.clone(),
-            description: Some("newsstore snapshots (see docs/cluster.md)".into()),
-            storage: StorageType::File,
-            num_replicas: self.config.min_replicas.max(1),
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("cannot create the snapshot bucket {name}"))
+/// Opens the snapshot bucket of `cluster`'s stream, making it if missing.
+pub async fn open_bucket(
+    client: &async_nats::Client,
+    cluster: &ClusterConfig,
+) -> anyhow::Result<ObjectStore> {
+    let name = bucket(&cluster.stream);
+    let js = async_nats::jetstream::new(client.clone());
+    if let Ok(bucket) = js.get_object_store(&name).await {
+        return Ok(bucket);
     }
+    js.create_object_store(object_store::Config {
+        bucket: name.clone(),
+        description: Some("newsstore snapshots (see docs/cluster.md)".into()),
+        storage: StorageType::File,
+        num_replicas: cluster.min_replicas.max(1),
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("cannot create the snapshot bucket {name}"))
 }
 
 /// The snapshots in `bucket`, newest position first.

@@ -166,19 +166,6 @@ impl Store {
         )))
     }
 
-    /// Applies the records `log` holds past this store's position, up to `max`, under the
-    /// writer lock; returns how many. What a node runs to follow the cluster.
-    pub fn catch_up(&self, max: usize) -> Result<usize> {
-        let applied = {
-            let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            self.catch_up_locked(&mut next_seq, None, max)?
-        };
-        if applied > 0 {
-            self.wait_durable(self.last_seq())?;
-        }
-        Ok(applied)
-    }
-
     /// Applies log records `(position, record)` delivered in order (by a subscription):
     /// those at or below the store's position are skipped (applied already), a gap is
     /// filled from the log first. Returns the position reached.

@@ -295,7 +295,9 @@ impl Store {
 
     /// Applies records another store decided, in order, then makes them durable with one
     /// flush; returns the last sequence number applied. The first must follow the last
-    /// change this store applied.
+    /// change this store applied. The replay test's way in; a cluster node applies records
+    /// with their log positions through [`Store::apply_logged`].
+    #[cfg(test)]
     pub fn apply_records(&self, records: Vec<ChangeRecord>) -> Result<u64> {
         let last = {
             let mut next_seq = self
