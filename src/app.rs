@@ -234,6 +234,10 @@ impl Application {
         let mut log_tasks = Vec::new();
         let mut log_follower = None;
         if let Some(cluster) = &cluster {
+            log_tasks.push(crate::cluster::flusher::spawn_flusher(
+                store.clone(),
+                stop_follower.subscribe(),
+            ));
             let (task, follower) = follow_log(cluster, &store, stop_follower.subscribe()).await?;
             log_tasks.push(task);
             log_follower = Some(follower);

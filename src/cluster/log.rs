@@ -128,6 +128,11 @@ impl Log for NatsLog {
         outcome.map_err(Refused::Failed)?
     }
 
+    /// Every node runs a [`crate::cluster::Follower`] on the stream from the start.
+    fn delivered(&self) -> bool {
+        true
+    }
+
     fn read_after(&self, after: u64, head: Option<u64>, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let stream = self.stream.clone();
         let max = max as u64;

@@ -9,10 +9,13 @@
 //!   and appended with that position as the fence ([`log::NatsLog`]); a node that lost the
 //!   race applies what it missed and decides again (`store/log.rs`).
 //! - Every node applies every record through the store's one apply path, as the log
-//!   delivers them ([`follower`]), recording the position in the same batch.
+//!   delivers them ([`follower`]), recording the position in the same batch. Since the log
+//!   holds every record durably, the node's own copy is flushed in the background
+//!   ([`flusher`]); a node that crashes re-applies what it lost.
 //!
 //! Only this module knows NATS; the store sees the log through `store::Log`.
 
+pub mod flusher;
 pub mod follower;
 pub mod log;
 pub mod snapshots;

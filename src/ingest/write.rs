@@ -102,7 +102,7 @@ impl Ingest {
                     match store.recorded(tag) {
                         Ok(Some(outcome)) => {
                             results
-                                .push(Some(store.replay_durable(outcome).and_then(expect_article)));
+                                .push(Some(store.replay_settled(outcome).and_then(expect_article)));
                             continue;
                         }
                         Ok(None) => {}
@@ -163,7 +163,7 @@ impl Ingest {
             if let Some(tag) = &tag
                 && let Some(outcome) = this.store.recorded(tag)?
             {
-                return expect_article(this.store.replay_durable(outcome)?);
+                return expect_article(this.store.replay_settled(outcome)?);
             }
             with_retries(&id, || {
                 let current = this

@@ -326,9 +326,9 @@ impl Store {
         build: impl Fn(&mut Changes, &mut u64) -> Result<(Entity, u64, Change)>,
     ) -> Result<Decision> {
         let decision = {
-            let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             // Decided again if another node's decision comes first, request id included.
-            self.deciding(&mut next_seq, |next_seq| {
+            self.deciding(writer, |next_seq| {
                 if let Some(tag) = request {
                     match self.recorded(tag)? {
                         Some(Outcome::Decision {
@@ -375,10 +375,11 @@ impl Store {
                         seq,
                     },
                 ))
-            })?
+            })
+            .1?
         };
         // A recorded decision's first attempt may still be waiting for its flush.
-        self.wait_durable(decision.seq)?;
+        self.settle(decision.seq)?;
         Ok(decision)
     }
 

@@ -12,7 +12,8 @@
 //! where it stopped: nothing applied twice, nothing skipped.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::{ChangeRecord, Store, keys};
 use crate::error::{Error, Result};
@@ -26,6 +27,60 @@ pub trait Log: Send + Sync {
     /// Up to `max` records after position `after`, in order, with their positions;
     /// `head`, when known, is the log's last position (it saves asking).
     fn read_after(&self, after: u64, head: Option<u64>, max: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+
+    /// Whether something delivers this log's records to the store as they are appended
+    /// (`Store::apply_logged`, from a subscription). A writer that lost a race then waits
+    /// for it to apply the records that came first, instead of reading them a second time.
+    fn delivered(&self) -> bool {
+        false
+    }
+}
+
+/// How long a writer that lost a race waits for the delivery of the records that came
+/// first before it reads them itself: delivery normally takes milliseconds, unless the
+/// subscription is being made again.
+const DELIVERY_WAIT: Duration = Duration::from_millis(500);
+
+/// Wakes writers waiting for the store's position to reach a record (see
+/// [`Store::deciding`]).
+#[derive(Default)]
+pub(super) struct Reached {
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+impl Reached {
+    /// Called after every apply.
+    pub(super) fn notify(&self) {
+        let _held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.changed.notify_all();
+    }
+
+    /// Waits until `reached()` holds, for at most `timeout`; whether it does.
+    fn wait(&self, reached: impl Fn() -> bool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while !reached() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            held = self
+                .changed
+                .wait_timeout(held, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+/// What committing a decided write came to.
+enum Committed {
+    /// Appended (or, embedded, just applied).
+    Yes,
+    /// Another node's write came first; the log's head was then `head`, if it said.
+    Moved { head: Option<u64> },
 }
 
 /// What deciding a write came to.
@@ -117,76 +172,91 @@ impl Store {
     }
 
     /// Commits a decided write: appends it to the log if there is one, then applies it.
-    /// `Ok(false)` means another node's write came first: the store has applied it, and
-    /// the caller must decide again (see [`Store::deciding`]).
-    fn commit(&self, next_seq: &mut u64, record: ChangeRecord) -> Result<bool> {
+    fn commit(&self, next_seq: &mut u64, record: ChangeRecord) -> Result<Committed> {
         let Some(log) = self.log.get() else {
             self.apply(next_seq, record, None)?;
-            return Ok(true);
+            return Ok(Committed::Yes);
         };
         let after = self.position.load(Ordering::Acquire);
         match log.append(after, record.encode()?) {
             Ok(position) if position == after + 1 => {
                 self.apply(next_seq, record, Some(position))?;
-                Ok(true)
+                Ok(Committed::Yes)
             }
             Ok(position) => Err(Error::DataLoss(format!(
                 "the cluster log acknowledged a write decided at position {after} at position \
                  {position}; the log's fence did not hold, and this node stops writing"
             ))),
-            Err(Refused::Moved { head }) => {
-                self.catch_up_locked(next_seq, head, usize::MAX)?;
-                Ok(false)
-            }
+            Err(Refused::Moved { head }) => Ok(Committed::Moved { head }),
             // It may be in the log after all: applying it then is the catch-up's job.
             Err(Refused::Failed(err)) => Err(err),
         }
     }
 
-    /// Runs `decide` (under the writer lock) until its write is committed: again each time
-    /// another node's write came first, against the state that includes it.
-    pub(super) fn deciding<T>(
-        &self,
-        next_seq: &mut u64,
+    /// Runs `decide` under the writer lock (`writer`, handed back with the outcome) until
+    /// its write is committed: again each time another node's write came first, against
+    /// the state that includes it. The records that came first are applied by whatever
+    /// delivers the log, if something does, while this writer waits off the lock; otherwise
+    /// (or if delivery is slow) the writer reads them from the log itself.
+    pub(super) fn deciding<'a, T>(
+        &'a self,
+        mut writer: MutexGuard<'a, u64>,
         mut decide: impl FnMut(&mut u64) -> Result<Decided<T>>,
-    ) -> Result<T> {
+    ) -> (MutexGuard<'a, u64>, Result<T>) {
         for _ in 0..MAX_DECISIONS {
-            match decide(next_seq)? {
-                Decided::Nothing(outcome) => return Ok(outcome),
-                Decided::Record(record, outcome) => {
-                    if self.commit(next_seq, record)? {
-                        return Ok(outcome);
-                    }
-                }
+            let head = match decide(&mut writer) {
+                Ok(Decided::Nothing(outcome)) => return (writer, Ok(outcome)),
+                Ok(Decided::Record(record, outcome)) => match self.commit(&mut writer, record) {
+                    Ok(Committed::Yes) => return (writer, Ok(outcome)),
+                    Ok(Committed::Moved { head }) => head,
+                    Err(err) => return (writer, Err(err)),
+                },
+                Err(err) => return (writer, Err(err)),
+            };
+            let delivered = self.log.get().is_some_and(|log| log.delivered());
+            if let Some(head) = head
+                && delivered
+            {
+                drop(writer);
+                self.reached.wait(
+                    || self.position.load(Ordering::Acquire) >= head,
+                    DELIVERY_WAIT,
+                );
+                writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            }
+            if let Err(err) = self.catch_up_locked(&mut writer, head, usize::MAX) {
+                return (writer, Err(err));
             }
         }
-        Err(Error::Conflict(format!(
-            "other nodes' writes came first {MAX_DECISIONS} times in a row; retry the write \
-             (with the same request_id it is safe)"
-        )))
+        (
+            writer,
+            Err(Error::Conflict(format!(
+                "other nodes' writes came first {MAX_DECISIONS} times in a row; retry the \
+                 write (with the same request_id it is safe)"
+            ))),
+        )
     }
 
     /// Applies log records `(position, record)` delivered in order (by a subscription):
     /// those at or below the store's position are skipped (applied already), a gap is
-    /// filled from the log first. Returns the position reached.
+    /// filled from the log first. Returns the position reached. What is applied is not
+    /// flushed here (see [`Store::settle`]): the log holds it durably, so a node flushes its
+    /// copy on its own schedule.
     pub fn apply_logged(&self, records: Vec<(u64, Vec<u8>)>) -> Result<u64> {
-        {
-            let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            for (position, bytes) in records {
-                let at = self.position.load(Ordering::Acquire);
-                if position <= at {
+        let mut next_seq = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        for (position, bytes) in records {
+            let at = self.position.load(Ordering::Acquire);
+            if position <= at {
+                continue;
+            }
+            if position > at + 1 {
+                self.catch_up_locked(&mut next_seq, None, usize::MAX)?;
+                if position <= self.position.load(Ordering::Acquire) {
                     continue;
                 }
-                if position > at + 1 {
-                    self.catch_up_locked(&mut next_seq, None, usize::MAX)?;
-                    if position <= self.position.load(Ordering::Acquire) {
-                        continue;
-                    }
-                }
-                self.apply_encoded(&mut next_seq, position, &bytes)?;
             }
+            self.apply_encoded(&mut next_seq, position, &bytes)?;
         }
-        self.wait_durable(self.last_seq())?;
         Ok(self.position.load(Ordering::Acquire))
     }
 

@@ -126,6 +126,9 @@ pub struct Store {
     position: AtomicU64,
     /// Follows [`Store::position`], for reads that wait for a consistency token.
     position_watch: watch::Sender<u64>,
+    /// Wakes a writer that waits, off the writer lock, for the follower to apply what
+    /// another node appended first (see [`log::Reached`]).
+    reached: log::Reached,
     /// Every record applied, while a test collects them (see `tests/replay.rs`).
     #[cfg(test)]
     tap: Mutex<Option<Vec<ChangeRecord>>>,
@@ -238,6 +241,18 @@ impl Store {
         Ok(())
     }
 
+    /// Waits until change `seq` may be acknowledged to the caller that wrote it. Embedded,
+    /// that means on this store's disk. In a cluster the record was in the log on a quorum
+    /// before it was applied, which is what an acknowledgement promises there: the node's
+    /// own copy is flushed in the background (`cluster::flusher`), and a node that crashes
+    /// before that re-applies what it lost from the log, from the position its store kept.
+    pub fn settle(&self, seq: u64) -> Result<()> {
+        if self.clustered() {
+            return Ok(());
+        }
+        self.wait_durable(seq)
+    }
+
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
         self.wait_durable(self.last_seq())
@@ -290,6 +305,7 @@ impl Store {
         }
         self.position_watch
             .send_replace(position.unwrap_or(last_seq));
+        self.reached.notify();
         Ok(())
     }
 

@@ -192,6 +192,7 @@ impl Store {
             log: OnceLock::new(),
             position: AtomicU64::new(position),
             position_watch: watch::channel(if position > 0 { position } else { last }).0,
+            reached: Default::default(),
             #[cfg(test)]
             tap: Mutex::default(),
         })

@@ -91,7 +91,8 @@ impl Store {
             for (write, tag) in writes {
                 // Decided again if another node's write comes first, request id included:
                 // that write may be this request's first attempt.
-                let outcome = self.deciding(&mut next_seq, |next_seq| match &tag {
+                let outcome;
+                (next_seq, outcome) = self.deciding(next_seq, |next_seq| match &tag {
                     Some(tag) => match self.recorded(tag)? {
                         Some(outcome) => self.replay(outcome).map(Decided::Nothing),
                         None => self.decide_one(next_seq, write.clone(), Some(tag)),
@@ -108,7 +109,7 @@ impl Store {
             }
         }
         if let Some(seq) = last_seq
-            && let Err(err) = self.wait_durable(seq)
+            && let Err(err) = self.settle(seq)
         {
             // Applied but not known to be durable: no write of this call is acknowledged.
             for outcome in &mut outcomes {
@@ -121,15 +122,15 @@ impl Store {
     }
 
     /// The result a recorded request had, rebuilt from the store (articles from history),
-    /// once it is durable: the first attempt may not have finished its flush yet.
-    pub fn replay_durable(&self, outcome: Outcome) -> Result<Written> {
+    /// once it may be acknowledged: the first attempt may not have finished its flush yet.
+    pub fn replay_settled(&self, outcome: Outcome) -> Result<Written> {
         let written = self.replay(outcome)?;
-        self.wait_durable(written.seq)?;
+        self.settle(written.seq)?;
         Ok(written)
     }
 
     /// The result a recorded request had, rebuilt from the store (articles from history).
-    /// Not necessarily durable yet; see [`Store::replay_durable`].
+    /// Not necessarily durable yet; see [`Store::replay_settled`].
     fn replay(&self, outcome: Outcome) -> Result<Written> {
         let written = match outcome {
             Outcome::Article {

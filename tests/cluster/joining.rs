@@ -65,7 +65,7 @@ async fn a_new_node_joins_from_a_snapshot_and_a_stopped_one_catches_up() {
     if let Some(cluster) = &mut first.cluster {
         cluster.snapshot_every = Duration::from_secs(1);
     }
-    let first = Node::start_with(data, first).await;
+    let first = Node::launch(data, first).await;
     let resting = Node::start(&urls, "resting").await;
 
     let before = write(&first, 0, 30).await;
@@ -94,7 +94,7 @@ async fn a_new_node_joins_from_a_snapshot_and_a_stopped_one_catches_up() {
     assert_eq!(joined.digest_at(head).await, expected);
 
     let again = config(&urls, &resting, "rested");
-    let rested = Node::start_with(resting, again).await;
+    let rested = Node::launch(resting, again).await;
     assert_eq!(rested.digest_at(head).await, expected);
 
     // All three go on together.
@@ -119,7 +119,7 @@ async fn nodes_started_with_the_seeds_load_them_once() {
         let data = temp_dir();
         let mut seeded = config(&urls, &data, name);
         seeded.seeds = Some(seeds.clone());
-        nodes.push(Node::start_with(data, seeded).await);
+        nodes.push(Node::launch(data, seeded).await);
     }
     let reports: Vec<_> = nodes.iter().map(|n| n.seed_report.clone()).collect();
     assert!(reports[0].created > 0, "{:?}", reports[0]);

@@ -7,10 +7,13 @@
 //! NEWSSTORE_REQUIRE_NATS=1 (set by `.ci/run`) makes a missing nats-server a failure.
 
 mod convergence;
+mod credentials;
 mod failures;
 mod joining;
 mod nats;
 mod node;
 mod read_your_writes;
 mod refusals;
+#[path = "../common/running.rs"]
+mod running;
 mod tls;

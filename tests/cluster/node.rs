@@ -1,33 +1,33 @@
 //! A newsstore node in-process, joined to a test's NATS cluster.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use newsstore::api::proto::article_service_client::ArticleServiceClient;
-use newsstore::api::proto::change_service_client::ChangeServiceClient;
-use newsstore::api::proto::entity_service_client::EntityServiceClient;
 use newsstore::app::{Application, Config};
 use newsstore::cluster::ClusterConfig;
-use newsstore::store::{StateDigest, Store};
+use newsstore::store::StateDigest;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
-pub struct Node {
-    pub addr: SocketAddr,
-    pub channel: Channel,
-    pub data: TempDir,
-    pub store: Arc<Store>,
-    pub seed_report: newsstore::seed::SeedReport,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+pub use crate::running::{Running, create_request, reason, temp_dir};
+
+/// Why a node with `config` refused to start (it must, within a minute): the whole chain of
+/// causes, as the operator would read it.
+pub async fn refused(config: Config) -> String {
+    let name = config
+        .cluster
+        .as_ref()
+        .map(|c| c.node_name.clone())
+        .unwrap_or_default();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), Application::build(config))
+        .await
+        .expect("refused within a minute");
+    match outcome {
+        Ok(_) => panic!("{name}: the node started"),
+        Err(err) => format!("{err:#}"),
+    }
 }
 
-pub fn temp_dir() -> TempDir {
-    TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir")
-}
+/// A node: a server started with a cluster configuration (see [`config`]).
+pub type Node = Running;
 
 /// The configuration of node `name` on `urls`, data in `data`.
 pub fn config(urls: &[String], data: &TempDir, name: &str) -> Config {
@@ -48,58 +48,7 @@ impl Node {
     pub async fn start(urls: &[String], name: &str) -> Node {
         let data = temp_dir();
         let config = config(urls, &data, name);
-        Node::start_with(data, config).await
-    }
-
-    pub async fn start_with(data: TempDir, config: Config) -> Node {
-        let app = Application::build(config).await.expect("node builds");
-        let addr = app.local_addr();
-        let store = app.store();
-        let seed_report = app.seed_report().clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
-        Node {
-            addr,
-            channel,
-            data,
-            store,
-            seed_report,
-            stop: Some(stop),
-            server: Some(server),
-        }
-    }
-
-    pub fn articles(&self) -> ArticleServiceClient<Channel> {
-        ArticleServiceClient::new(self.channel.clone())
-    }
-
-    pub fn entities(&self) -> EntityServiceClient<Channel> {
-        EntityServiceClient::new(self.channel.clone())
-    }
-
-    pub fn changes(&self) -> ChangeServiceClient<Channel> {
-        ChangeServiceClient::new(self.channel.clone())
-    }
-
-    /// Shuts the node down gracefully and hands back its data folder.
-    pub async fn stop(mut self) -> TempDir {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("node task")
-                .expect("node stops cleanly");
-        }
-        let store = self.store.clone();
-        drop(store);
-        std::mem::replace(&mut self.data, temp_dir())
+        Node::launch(data, config).await
     }
 
     /// The node's state digest once it has applied `position` (waiting up to 30 s).
@@ -123,14 +72,6 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
 /// The position an answer carries (`x-newsstore-position`).
 pub fn position_of<T>(response: &tonic::Response<T>) -> u64 {
     response
@@ -151,31 +92,4 @@ pub fn at_least<T>(message: T, position: u64) -> tonic::Request<T> {
         position.to_string().parse().unwrap(),
     );
     request
-}
-
-/// A CreateArticle request for article `id`.
-pub fn create_request(
-    id: &str,
-    headline: &str,
-    body: &str,
-) -> newsstore::api::proto::CreateArticleRequest {
-    newsstore::api::proto::CreateArticleRequest {
-        article: Some(newsstore::api::proto::Article {
-            headline: headline.into(),
-            body: body.into(),
-            ..Default::default()
-        }),
-        article_id: id.into(),
-        ..Default::default()
-    }
-}
-
-/// The `google.rpc.ErrorInfo` reason of a status.
-pub fn reason(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
 }

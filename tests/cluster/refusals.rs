@@ -3,23 +3,16 @@
 
 use std::time::Duration;
 
-use newsstore::app::{Application, Config};
+use newsstore::app::Config;
 
 use crate::nats::NatsCluster;
-use crate::node::{Node, config, create_request, temp_dir};
+use crate::node::{Node, config, create_request, refused, temp_dir};
 
 async fn create(node: &Node, id: &str) {
     node.articles()
         .create_article(create_request(id, "h", "Angela Merkel spoke."))
         .await
         .expect("create succeeds");
-}
-
-async fn refused(config: Config) -> String {
-    match Application::build(config).await {
-        Ok(_) => panic!("the node started"),
-        Err(err) => format!("{err:#}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +31,7 @@ async fn a_node_refuses_a_thin_stream_a_foreign_store_and_offline_writes() {
         cluster.stream = "THIN".into();
         cluster.min_replicas = 1;
     }
-    let node = Node::start_with(data, trial).await;
+    let node = Node::launch(data, trial).await;
     drop(node);
     let data = temp_dir();
     let mut strict = config(&urls, &data, "strict");
@@ -56,7 +49,7 @@ async fn a_node_refuses_a_thin_stream_a_foreign_store_and_offline_writes() {
     let data = temp_dir();
     let mut embedded = Config::new("127.0.0.1:0".parse().unwrap(), data.path().to_path_buf());
     embedded.shutdown_grace = Duration::from_millis(300);
-    let node = Node::start_with(data, embedded).await;
+    let node = Node::launch(data, embedded).await;
     create(&node, "embedded").await;
     let data = node.stop().await;
     let message = refused(config(&urls, &data, "joiner")).await;

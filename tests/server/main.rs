@@ -25,6 +25,8 @@ mod overload;
 mod process;
 mod reflection;
 mod retries;
+#[path = "../common/running.rs"]
+mod running;
 mod search;
 mod search_features;
 mod seeding;

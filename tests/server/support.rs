@@ -1,38 +1,16 @@
 //! Starting and stopping real servers for tests.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use newsstore::api::proto::article_service_client::ArticleServiceClient;
-use newsstore::api::proto::change_service_client::ChangeServiceClient;
-use newsstore::api::proto::entity_service_client::EntityServiceClient;
 use newsstore::api::proto::{self, Article};
-use newsstore::app::{Application, Config};
-use newsstore::seed::SeedReport;
+use newsstore::app::Config;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
-/// A running server and its data folder.
-pub struct TestApp {
-    pub addr: SocketAddr,
-    /// Where metrics are served, when the config asked for them.
-    pub metrics: Option<SocketAddr>,
-    pub channel: Channel,
-    pub data: TempDir,
-    pub seed_report: SeedReport,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
-}
+pub use crate::running::{Running, create_request, reason, temp_dir};
 
-/// A temporary folder under cargo's per-target scratch space rather than the system's
-/// /tmp: a server that is still flushing when its test ends can leave files behind, and
-/// there they go with `cargo clean`.
-pub fn temp_dir() -> TempDir {
-    TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir")
-}
+/// A server of these tests: see [`Running`].
+pub type TestApp = Running;
 
 /// The repository's seeds folder.
 pub fn repo_seeds() -> PathBuf {
@@ -59,58 +37,7 @@ impl TestApp {
         config.index_refresh = Duration::from_millis(20);
         config.shutdown_grace = Duration::from_millis(300);
         configure(&mut config);
-        let app = Application::build(config).await.expect("server builds");
-        let addr = app.local_addr();
-        let metrics = app.metrics_addr();
-        let seed_report = app.seed_report().clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
-        // Lazy: a TLS server's tests connect with their own channel.
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
-        TestApp {
-            addr,
-            metrics,
-            channel,
-            data,
-            seed_report,
-            stop: Some(stop),
-            server: Some(server),
-        }
-    }
-
-    pub fn articles(&self) -> ArticleServiceClient<Channel> {
-        ArticleServiceClient::new(self.channel.clone())
-    }
-
-    pub fn entities(&self) -> EntityServiceClient<Channel> {
-        EntityServiceClient::new(self.channel.clone())
-    }
-
-    pub fn changes(&self) -> ChangeServiceClient<Channel> {
-        ChangeServiceClient::new(self.channel.clone())
-    }
-
-    /// Shuts the server down gracefully and hands back its data folder.
-    pub async fn stop(mut self) -> TempDir {
-        self.shutdown().await;
-        let data = temp_dir();
-        std::mem::replace(&mut self.data, data)
-    }
-
-    async fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("server task")
-                .expect("server stops cleanly");
-        }
+        Running::launch(data, config).await
     }
 
     /// GetArticle in the full view.
@@ -193,31 +120,10 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
 /// A search request for `query`.
 pub fn search(query: &str) -> proto::SearchArticlesRequest {
     proto::SearchArticlesRequest {
         query: query.into(),
-        ..Default::default()
-    }
-}
-
-/// A CreateArticle request for article `id` with `headline` and `body`.
-pub fn create_request(id: &str, headline: &str, body: &str) -> proto::CreateArticleRequest {
-    proto::CreateArticleRequest {
-        article: Some(Article {
-            headline: headline.into(),
-            body: body.into(),
-            ..Article::default()
-        }),
-        article_id: id.into(),
         ..Default::default()
     }
 }
@@ -229,16 +135,6 @@ pub fn metadata(status: &tonic::Status) -> std::collections::HashMap<String, Str
         .get_error_details()
         .error_info()
         .map(|info| info.metadata.clone())
-        .unwrap_or_default()
-}
-
-/// The `google.rpc.ErrorInfo` reason of a status.
-pub fn reason(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
         .unwrap_or_default()
 }
 

@@ -73,14 +73,7 @@ fn a_layout_3_database_moves_its_entity_indexes_out_of_sled_at_open() {
     ] {
         assert_eq!(store.tree.scan_prefix([space]).count(), 0);
     }
-    assert_eq!(
-        store
-            .tree
-            .get(crate::store::keys::META_LAYOUT)
-            .unwrap()
-            .unwrap(),
-        crate::store::migrations::LAYOUT_VERSION.to_be_bytes()
-    );
+    assert_layout_current(&store);
     index_keys.sort();
     assert_eq!(store.entity_index.all_keys(), index_keys);
     assert_eq!(store.entity_index.ranking_keys(), ranking);
@@ -117,14 +110,7 @@ fn a_layout_2_database_loses_its_all_kinds_ranking_at_open() {
             .count(),
         0
     );
-    assert_eq!(
-        store
-            .tree
-            .get(crate::store::keys::META_LAYOUT)
-            .unwrap()
-            .unwrap(),
-        crate::store::migrations::LAYOUT_VERSION.to_be_bytes()
-    );
+    assert_layout_current(&store);
     let listed = store.list_entities(None, "", 10, None).unwrap();
     assert!(listed.items.iter().any(|e| e.id == "john-kerry"));
 }
@@ -173,6 +159,15 @@ fn a_layout_5_database_moves_entity_counters_to_the_entity_index_at_open() {
     drop(store);
     std::fs::remove_file(dir.path().join(crate::store::ENTITY_INDEX_FILE)).ok();
     let store = reopen(dir.path());
+    assert_layout_current(&store);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert_eq!(store.get_entity("john-kerry").unwrap().unwrap(), expected);
+    let stored = stored_record(&store, "john-kerry");
+    assert_eq!((stored.article_count, stored.first_seen), (0, None));
+}
+
+/// The store records the current layout version: every upgrade ran.
+fn assert_layout_current(store: &Store) {
     assert_eq!(
         store
             .tree
@@ -181,8 +176,4 @@ fn a_layout_5_database_moves_entity_counters_to_the_entity_index_at_open() {
             .unwrap(),
         crate::store::migrations::LAYOUT_VERSION.to_be_bytes()
     );
-    assert_eq!(store.check().unwrap(), Vec::<String>::new());
-    assert_eq!(store.get_entity("john-kerry").unwrap().unwrap(), expected);
-    let stored = stored_record(&store, "john-kerry");
-    assert_eq!((stored.article_count, stored.first_seen), (0, None));
 }
