@@ -6,15 +6,22 @@
 //! CoNLL-2003's training set. The CoNLL development set is only ever scored, never learnt
 //! from; GMB names feed the gazetteer so that the gazetteer fires on CoNLL's training text
 //! no more often than it will on new text.
+//!
+//! With `Options::gmb_check`, the last tenth of the GMB sentences we have is kept out of
+//! everything (gazetteer, clusters, training) and scored as an out-of-domain check: Voice of
+//! America news, another era and style than Reuters 1996, and another annotation (see
+//! [`conll::Convention`]). The shipped model predates the check and was made without it.
+//! [`cross_validate`] scores choices by k-fold cross-validation over CoNLL train and
+//! development together, so that they are not fitted to the development set alone.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::clusters::{self, Params};
-use super::conll::{self, Document, Scores};
+use super::conll::{self, Convention, Document, Scores};
 use super::perceptron::{Example, Trainer};
 use crate::extract::ner::features::{self, Clusters, Gazetteer, Resources};
-use crate::extract::ner::{Model, chunks};
+use crate::extract::ner::{Label, Model, chunks};
 use crate::extract::{lexicon, tokens};
 
 /// Where the corpora are and how long to train.
@@ -29,6 +36,51 @@ pub struct Options {
     pub epochs: usize,
     /// Take the clusters from this model instead of learning them (for quick experiments).
     pub clusters_from: Option<Model>,
+    /// Learn from GMB's first nine tenths too, relabelled to CoNLL's rules
+    /// ([`as_conll_training`]).
+    pub with_gmb: bool,
+    /// Features seen fewer times than this in training are left out (1: none).
+    pub min_feature_count: u32,
+    /// Keep GMB's last tenth out of the gazetteer and the clusters, and score it as the
+    /// out-of-domain check. The shipped model was made without it (its gazetteer and
+    /// clusters saw all of GMB), so `ner train` without it reproduces the shipped model.
+    pub gmb_check: bool,
+}
+
+/// GMB documents (read with [`conll::gmb_training_tag`]) relabelled to CoNLL-2003's rules,
+/// to learn from: people start after their titles ("President | Bush").
+fn as_conll_training(documents: Vec<Document>) -> Vec<Document> {
+    let lexicon = lexicon::get();
+    documents
+        .into_iter()
+        .map(|document| Document {
+            sentences: document
+                .sentences
+                .into_iter()
+                .map(|mut sentence| {
+                    if let Some(gold) = &mut sentence.gold {
+                        for chunk in chunks(gold) {
+                            if chunk.type_index != 0 {
+                                continue;
+                            }
+                            let words: Vec<&str> = sentence.tokens[chunk.start..chunk.end]
+                                .iter()
+                                .map(String::as_str)
+                                .collect();
+                            let title = lexicon.title_len(&words);
+                            if title > 0 && title < words.len() {
+                                for label in &mut gold[chunk.start..chunk.start + title] {
+                                    *label = Label::O;
+                                }
+                                gold[chunk.start + title] = Label::begin_of(0);
+                            }
+                        }
+                    }
+                    sentence
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn read(path: &Path) -> std::io::Result<String> {
@@ -46,6 +98,139 @@ fn words(document: &Document) -> Vec<Vec<&str>> {
 
 /// GMB marks no documents; runs of this many sentences stand in for them.
 const GMB_DOCUMENT_SENTENCES: usize = 12;
+
+/// The share of the GMB sentences kept apart as the out-of-domain check: the last tenth.
+const GMB_CHECK_SHARE: usize = 10;
+
+/// The corpora, read and split.
+struct Corpora {
+    train: Vec<Document>,
+    dev: Vec<Document>,
+    /// GMB's first nine tenths, in runs of sentences standing in for documents.
+    gmb: Vec<Document>,
+    /// GMB's last tenth: never learnt from.
+    gmb_check: Vec<Document>,
+    /// GMB's first nine tenths relabelled to learn from, with `Options::with_gmb`.
+    gmb_training: Vec<Document>,
+}
+
+fn gmb_documents(sentences: &[conll::Sentence]) -> Vec<Document> {
+    sentences
+        .chunks(GMB_DOCUMENT_SENTENCES)
+        .map(|c| Document {
+            sentences: c.to_vec(),
+        })
+        .collect()
+}
+
+impl Corpora {
+    fn read(options: &Options, progress: &dyn Fn(&str)) -> std::io::Result<Corpora> {
+        let train = conll::documents(
+            &conll::lines(&read(&options.conll.join("train.txt"))?),
+            &conll::conll_tag,
+        );
+        let dev = conll::documents(
+            &conll::lines(&read(&options.conll.join("valid.txt"))?),
+            &conll::conll_tag,
+        );
+        let gmb_lines = conll::lines(&read(&options.gmb.join("train.conll"))?);
+        let gmb_sentences = |map: &dyn Fn(&str) -> Option<Label>| -> Vec<conll::Sentence> {
+            conll::documents(&gmb_lines, map)
+                .into_iter()
+                .flat_map(|d| d.sentences)
+                .collect()
+        };
+        let gmb_sentences_scored = gmb_sentences(&conll::gmb_tag);
+        let check_from = if options.gmb_check {
+            gmb_sentences_scored.len() - gmb_sentences_scored.len() / GMB_CHECK_SHARE
+        } else {
+            gmb_sentences_scored.len()
+        };
+        let gmb_training = if options.with_gmb {
+            as_conll_training(gmb_documents(
+                &gmb_sentences(&conll::gmb_training_tag)[..check_from],
+            ))
+        } else {
+            Vec::new()
+        };
+        let gmb_sentences = gmb_sentences_scored;
+        let corpora = Corpora {
+            train,
+            dev,
+            gmb: gmb_documents(&gmb_sentences[..check_from]),
+            gmb_check: gmb_documents(&gmb_sentences[check_from..]),
+            gmb_training,
+        };
+        progress(&format!(
+            "CoNLL train: {} documents; dev: {} documents; GMB: {} sentences, of which the \
+             last {} are held out as the out-of-domain check",
+            corpora.train.len(),
+            corpora.dev.len(),
+            gmb_sentences.len(),
+            gmb_sentences.len() - check_from
+        ));
+        Ok(corpora)
+    }
+
+    /// The gazetteer and the clusters (learnt, or taken from `options.clusters_from`).
+    fn resources(&self, options: &Options, progress: &dyn Fn(&str)) -> std::io::Result<Resources> {
+        let gazetteer = gazetteer(&self.gmb);
+        progress(&format!("gazetteer: {} names", gazetteer.names().len()));
+        let clusters: Clusters = match &options.clusters_from {
+            Some(model) => model.resources.clusters.clone(),
+            None => {
+                let text = unlabelled(&options.news, &[&self.train, &self.gmb], progress)?;
+                clusters::learn(&text, &Params::default(), progress)
+            }
+        };
+        Ok(Resources {
+            clusters,
+            gazetteer,
+        })
+    }
+}
+
+/// What training came to: the development set's scores and, when GMB's last tenth was held
+/// out, the out-of-domain check's.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub dev: Scores,
+    pub gmb: Option<GmbCheck>,
+}
+
+/// GMB's held-out tenth, scored.
+#[derive(Debug, Clone, Default)]
+pub struct GmbCheck {
+    /// MISC left out ([`Convention::GMB`]).
+    pub scores: Scores,
+    /// The same with people compared from their names on ([`Convention::GMB_NAMES`]).
+    pub from_names: Scores,
+}
+
+impl Report {
+    fn of(model: &Model, corpora: &Corpora) -> Report {
+        Report {
+            dev: conll::evaluate(model, &corpora.dev),
+            gmb: (!corpora.gmb_check.is_empty()).then(|| GmbCheck {
+                scores: conll::evaluate_as(model, &corpora.gmb_check, Convention::GMB),
+                from_names: conll::evaluate_as(model, &corpora.gmb_check, Convention::GMB_NAMES),
+            }),
+        }
+    }
+
+    /// "development F1 0.9159; GMB check F1 0.7046 (0.7726 from the names on)".
+    pub fn summary(&self) -> String {
+        let mut out = format!("development F1 {:.4}", self.dev.f1());
+        if let Some(gmb) = &self.gmb {
+            out += &format!(
+                "; GMB check F1 {:.4} ({:.4} from the names on)",
+                gmb.scores.f1(),
+                gmb.from_names.f1()
+            );
+        }
+        out
+    }
+}
 
 /// The gazetteer: names GMB's annotators gave a type at least twice (every type given in at
 /// least a third of a name's occurrences), and every curated name and alias.
@@ -125,7 +310,7 @@ fn unlabelled(
     Ok(sentences)
 }
 
-fn examples(documents: &[Document], resources: &Resources) -> Vec<Example> {
+fn examples(documents: &[Document], resources: &Resources, misc_unlabelled: bool) -> Vec<Example> {
     let mut out = Vec::new();
     for document in documents {
         let features = features::document(&words(document), resources);
@@ -134,6 +319,7 @@ fn examples(documents: &[Document], resources: &Resources) -> Vec<Example> {
                 out.push(Example {
                     features,
                     gold: gold.clone(),
+                    misc_unlabelled,
                 });
             }
         }
@@ -141,53 +327,15 @@ fn examples(documents: &[Document], resources: &Resources) -> Vec<Example> {
     out
 }
 
-/// Trains a model; `progress` hears each step and each epoch's development-set F1.
-pub fn train(options: &Options, progress: &dyn Fn(&str)) -> std::io::Result<(Model, Scores)> {
-    let train_docs = conll::documents(
-        &conll::lines(&read(&options.conll.join("train.txt"))?),
-        &conll::conll_tag,
-    );
-    let dev_docs = conll::documents(
-        &conll::lines(&read(&options.conll.join("valid.txt"))?),
-        &conll::conll_tag,
-    );
-    let gmb_sentences: Vec<_> = conll::documents(
-        &conll::lines(&read(&options.gmb.join("train.conll"))?),
-        &conll::gmb_tag,
-    )
-    .into_iter()
-    .flat_map(|d| d.sentences)
-    .collect();
-    let gmb_docs: Vec<Document> = gmb_sentences
-        .chunks(GMB_DOCUMENT_SENTENCES)
-        .map(|c| Document {
-            sentences: c.to_vec(),
-        })
-        .collect();
-    progress(&format!(
-        "CoNLL train: {} documents; dev: {} documents; GMB: {} sentences",
-        train_docs.len(),
-        dev_docs.len(),
-        gmb_sentences.len()
-    ));
-
-    let gazetteer = gazetteer(&gmb_docs);
-    progress(&format!("gazetteer: {} names", gazetteer.names().len()));
-    let clusters: Clusters = match &options.clusters_from {
-        Some(model) => model.resources.clusters.clone(),
-        None => {
-            let text = unlabelled(&options.news, &[&train_docs, &gmb_docs], progress)?;
-            clusters::learn(&text, &Params::default(), progress)
-        }
-    };
-    let resources = Resources {
-        clusters,
-        gazetteer,
-    };
-
-    let examples = examples(&train_docs, &resources);
+/// Trains a model; `progress` hears each step and each epoch's development-set and
+/// out-of-domain F1.
+pub fn train(options: &Options, progress: &dyn Fn(&str)) -> std::io::Result<(Model, Report)> {
+    let corpora = Corpora::read(options, progress)?;
+    let resources = corpora.resources(options, progress)?;
+    let mut examples = examples(&corpora.train, &resources, false);
+    examples.extend(self::examples(&corpora.gmb_training, &resources, true));
     let sentences = examples.len();
-    let mut trainer = Trainer::new(examples);
+    let mut trainer = Trainer::new(examples, options.min_feature_count);
     progress(&format!(
         "training on {sentences} sentences, {} features",
         trainer.features()
@@ -196,29 +344,95 @@ pub fn train(options: &Options, progress: &dyn Fn(&str)) -> std::io::Result<(Mod
         resources,
         ..Model::default()
     };
-    let mut scores = Scores::default();
+    let mut report = Report::default();
     for epoch in 1..=options.epochs {
         let errors = trainer.epoch(epoch as u64);
         model.weights = trainer.averaged();
-        scores = conll::evaluate(&model, &dev_docs);
+        report = Report::of(&model, &corpora);
         progress(&format!(
-            "epoch {epoch}: {:.2}% of training tokens wrong; development F1 {:.4}",
+            "epoch {epoch}: {:.2}% of training tokens wrong; {}",
             errors * 100.0,
-            scores.f1()
+            report.summary()
         ));
     }
     model.description = format!(
-        "Averaged structured perceptron, {} epochs, trained on CoNLL-2003 train ({sentences} \
+        "Averaged structured perceptron, {} epochs, trained on CoNLL-2003 train{} ({sentences} \
          sentences); {} word clusters learnt from unlabelled news; gazetteer of {} names from \
          GMB and the curated list; {} features kept. CoNLL-2003 development set: entity F1 \
          {:.4}.",
         options.epochs,
+        if options.with_gmb {
+            " and GMB's first nine tenths relabelled to CoNLL's rules"
+        } else {
+            ""
+        },
         model.resources.clusters.len(),
         model.resources.gazetteer.names().len(),
         model.weights.table.len(),
-        scores.f1()
+        report.dev.f1()
     );
-    Ok((model, scores))
+    Ok((model, report))
+}
+
+/// Cross-validated scores: for each fold, the scores after each epoch.
+#[derive(Debug, Clone, Default)]
+pub struct CrossValidation {
+    /// `folds[f][e]`: fold `f` scored after epoch `e + 1`.
+    pub folds: Vec<Vec<Scores>>,
+}
+
+impl CrossValidation {
+    /// The mean and the sample standard deviation of `value` over the folds after `epoch`.
+    pub fn spread(&self, epoch: usize, value: impl Fn(&Scores) -> f64) -> (f64, f64) {
+        let values: Vec<f64> = self.folds.iter().map(|f| value(&f[epoch - 1])).collect();
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        (mean, variance.sqrt())
+    }
+}
+
+/// k-fold cross-validation over CoNLL train and development together, by document (document
+/// `i` is in fold `i % folds`), with the resources a real training run would have. The
+/// clusters see every fold's text, never its labels, as they would see any text to tag.
+pub fn cross_validate(
+    options: &Options,
+    folds: usize,
+    progress: &dyn Fn(&str),
+) -> std::io::Result<CrossValidation> {
+    let corpora = Corpora::read(options, progress)?;
+    let resources = corpora.resources(options, progress)?;
+    let documents: Vec<&Document> = corpora.train.iter().chain(&corpora.dev).collect();
+    let mut cv = CrossValidation::default();
+    for fold in 0..folds {
+        let (held, kept): (Vec<_>, Vec<_>) = documents
+            .iter()
+            .enumerate()
+            .partition(|(i, _)| i % folds == fold);
+        let held: Vec<Document> = held.into_iter().map(|(_, d)| (*d).clone()).collect();
+        let kept: Vec<Document> = kept.into_iter().map(|(_, d)| (*d).clone()).collect();
+        let mut learnt = examples(&kept, &resources, false);
+        learnt.extend(examples(&corpora.gmb_training, &resources, true));
+        let mut trainer = Trainer::new(learnt, options.min_feature_count);
+        let mut model = Model {
+            resources: resources.clone(),
+            ..Model::default()
+        };
+        let mut by_epoch = Vec::new();
+        for epoch in 1..=options.epochs {
+            trainer.epoch(epoch as u64);
+            model.weights = trainer.averaged();
+            by_epoch.push(conll::evaluate(&model, &held));
+        }
+        progress(&format!(
+            "fold {}/{folds}: F1 {:.4} after {} epochs",
+            fold + 1,
+            by_epoch.last().map_or(0.0, Scores::f1),
+            options.epochs
+        ));
+        cv.folds.push(by_epoch);
+    }
+    Ok(cv)
 }
 
 #[cfg(test)]

@@ -25,6 +25,11 @@ impl Label {
         usize::from(self.0)
     }
 
+    /// The label that begins an entity of type `type_index` (0 PER, 1 ORG, 2 LOC, 3 MISC).
+    pub fn begin_of(type_index: usize) -> Label {
+        Label::new(true, type_index)
+    }
+
     /// `B-` (begins an entity) when true, `I-` when false, for entity type `kind`.
     fn new(begin: bool, type_index: usize) -> Label {
         Label(1 + 2 * type_index as u8 + u8::from(!begin))
