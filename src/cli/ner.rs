@@ -221,6 +221,10 @@ pub(super) struct Training {
     /// out-of-domain check (the shipped model was made without this).
     #[arg(long)]
     gmb_check: bool,
+    /// Cluster these pretrained word vectors (GloVe's text format, most frequent words
+    /// first) instead of learning vectors from the corpora.
+    #[arg(long)]
+    vectors: Option<PathBuf>,
 }
 
 impl Training {
@@ -238,6 +242,7 @@ impl Training {
             with_gmb: self.with_gmb,
             min_feature_count: self.min_feature_count,
             gmb_check: self.gmb_check,
+            vectors: self.vectors,
         })
     }
 }

@@ -64,6 +64,39 @@ fn normalize(v: &mut [f32]) {
 /// Learns clusters for the words of `sentences`; `progress` hears what is happening.
 pub fn learn(sentences: &[Vec<String>], params: &Params, progress: &dyn Fn(&str)) -> Clusters {
     let (vocabulary, vectors) = word_vectors(sentences, params, progress);
+    hierarchy(&vocabulary, vectors, params, progress)
+}
+
+/// Clusters words given their vectors (pretrained embeddings, in GloVe's text format: a word
+/// and its numbers per line, most frequent words first); at most `params.max_words` of them.
+pub fn from_vectors(text: &str, params: &Params, progress: &dyn Fn(&str)) -> Clusters {
+    let mut vocabulary = Vec::new();
+    let mut vectors = Vec::new();
+    for line in text.lines().take(params.max_words) {
+        let mut fields = line.split(' ');
+        let Some(word) = fields.next() else { continue };
+        let mut vector: Vec<f32> = fields.filter_map(|f| f.parse().ok()).collect();
+        if vector.is_empty() {
+            continue;
+        }
+        normalize(&mut vector);
+        vocabulary.push(word);
+        vectors.push(vector);
+    }
+    progress(&format!(
+        "clusters: {} words with vectors",
+        vocabulary.len()
+    ));
+    hierarchy(&vocabulary, vectors, params, progress)
+}
+
+/// Three levels of spherical k-means over `vectors` (one per word of `vocabulary`).
+fn hierarchy(
+    vocabulary: &[&str],
+    vectors: Vec<Vec<f32>>,
+    params: &Params,
+    progress: &dyn Fn(&str),
+) -> Clusters {
     let [coarse, middle, fine] = params.levels;
     let fine_k = fine.min(vectors.len().max(1));
     progress(&format!("clusters: k-means into {fine_k}"));
@@ -330,5 +363,36 @@ mod tests {
         }
         assert_ne!(assignment[0], assignment[1]);
         assert_ne!(assignment[1], assignment[2]);
+    }
+
+    #[test]
+    fn pretrained_vectors_cluster_alike_words_together() {
+        // GloVe's text format: a word and its numbers; a line without numbers is skipped.
+        let text = "paris 1.0 0.1 0.0\nrome 0.9 0.12 0.01\narsenal 0.0 1.0 0.1\n\
+                    everton 0.02 0.95 0.12\nbroken\nmadrid 0.95 0.05 0.0\n";
+        let clusters = from_vectors(
+            text,
+            &Params {
+                levels: [1, 2, 2],
+                ..Params::default()
+            },
+            &|_| {},
+        );
+        assert_eq!(clusters.len(), 5);
+        assert_eq!(clusters["paris"], clusters["rome"]);
+        assert_eq!(clusters["paris"], clusters["madrid"]);
+        assert_eq!(clusters["arsenal"], clusters["everton"]);
+        assert_ne!(clusters["paris"][2], clusters["arsenal"][2]);
+        // At most `max_words`, the first lines: the most frequent words.
+        let first = from_vectors(
+            text,
+            &Params {
+                max_words: 2,
+                levels: [1, 1, 1],
+                ..Params::default()
+            },
+            &|_| {},
+        );
+        assert_eq!(first.len(), 2);
     }
 }

@@ -41,6 +41,9 @@ pub struct Options {
     pub with_gmb: bool,
     /// Features seen fewer times than this in training are left out (1: none).
     pub min_feature_count: u32,
+    /// Cluster these pretrained word vectors (GloVe's text format) instead of learning
+    /// vectors from the corpora's text.
+    pub vectors: Option<PathBuf>,
     /// Keep GMB's last tenth out of the gazetteer and the clusters, and score it as the
     /// out-of-domain check. The shipped model was made without it (its gazetteer and
     /// clusters saw all of GMB), so `ner train` without it reproduces the shipped model.
@@ -176,9 +179,12 @@ impl Corpora {
     fn resources(&self, options: &Options, progress: &dyn Fn(&str)) -> std::io::Result<Resources> {
         let gazetteer = gazetteer(&self.gmb);
         progress(&format!("gazetteer: {} names", gazetteer.names().len()));
-        let clusters: Clusters = match &options.clusters_from {
-            Some(model) => model.resources.clusters.clone(),
-            None => {
+        let clusters: Clusters = match (&options.clusters_from, &options.vectors) {
+            (Some(model), _) => model.resources.clusters.clone(),
+            (None, Some(path)) => {
+                clusters::from_vectors(&read(path)?, &Params::default(), progress)
+            }
+            (None, None) => {
                 let text = unlabelled(&options.news, &[&self.train, &self.gmb], progress)?;
                 clusters::learn(&text, &Params::default(), progress)
             }
