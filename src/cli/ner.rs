@@ -221,9 +221,9 @@ pub(super) struct Training {
     /// out-of-domain check (the shipped model was made without this).
     #[arg(long)]
     gmb_check: bool,
-    /// Cluster these pretrained word vectors (GloVe's text format, most frequent words
-    /// first) instead of learning vectors from the corpora.
-    #[arg(long)]
+    /// Pretrained word vectors (GloVe's text format, most frequent words first) to cluster;
+    /// the clusters learnt from the corpora keep only the words these lack.
+    #[arg(long, conflicts_with = "clusters_from")]
     vectors: Option<PathBuf>,
 }
 

@@ -90,6 +90,21 @@ pub fn from_vectors(text: &str, params: &Params, progress: &dyn Fn(&str)) -> Clu
     hierarchy(&vocabulary, vectors, params, progress)
 }
 
+/// Clusters of pretrained `vectors` (learnt from far more text, but lower-case), completed by
+/// the `news` clusters learnt from our corpora for every word whose lower-case form the
+/// vectors lack (names that keep their capitals, rare spellings). The news clusters are
+/// numbered after the vectors' at each level, so the two never share a number. Measured
+/// against either alone in docs/ner.md.
+pub fn combine(mut vectors: Clusters, news: &Clusters, params: &Params) -> Clusters {
+    let [coarse, middle, fine] = params.levels.map(|k| k as u16);
+    for (word, [c, m, f]) in news {
+        if !vectors.contains_key(&word.to_lowercase()) {
+            vectors.insert(word.clone(), [c + coarse, m + middle, f + fine]);
+        }
+    }
+    vectors
+}
+
 /// Three levels of spherical k-means over `vectors` (one per word of `vocabulary`).
 fn hierarchy(
     vocabulary: &[&str],
@@ -394,5 +409,27 @@ mod tests {
             &|_| {},
         );
         assert_eq!(first.len(), 2);
+    }
+
+    #[test]
+    fn news_clusters_complete_the_vectors_without_sharing_numbers() {
+        let params = Params {
+            levels: [2, 4, 8],
+            ..Params::default()
+        };
+        let vectors: Clusters = [("paris".to_string(), [1, 3, 7])].into_iter().collect();
+        let news: Clusters = [
+            ("Paris".to_string(), [0, 0, 0]),
+            ("Kowalczyk".to_string(), [1, 2, 3]),
+        ]
+        .into_iter()
+        .collect();
+        let combined = combine(vectors, &news, &params);
+        // "Paris" is in the vectors as "paris": the vectors' cluster is used (by the lookup's
+        // lower-case fallback), the news one is dropped.
+        assert_eq!(combined.get("Paris"), None);
+        assert_eq!(combined["paris"], [1, 3, 7]);
+        // A word the vectors lack keeps its news cluster, numbered after theirs.
+        assert_eq!(combined["Kowalczyk"], [3, 6, 11]);
     }
 }

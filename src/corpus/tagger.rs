@@ -41,8 +41,8 @@ pub struct Options {
     pub with_gmb: bool,
     /// Features seen fewer times than this in training are left out (1: none).
     pub min_feature_count: u32,
-    /// Cluster these pretrained word vectors (GloVe's text format) instead of learning
-    /// vectors from the corpora's text.
+    /// Pretrained word vectors (GloVe's text format) to cluster first; the clusters learnt
+    /// from the corpora's text keep only the words these lack ([`clusters::combine`]).
     pub vectors: Option<PathBuf>,
     /// Keep GMB's last tenth out of the gazetteer and the clusters, and score it as the
     /// out-of-domain check. The shipped model was made without it (its gazetteer and
@@ -179,14 +179,19 @@ impl Corpora {
     fn resources(&self, options: &Options, progress: &dyn Fn(&str)) -> std::io::Result<Resources> {
         let gazetteer = gazetteer(&self.gmb);
         progress(&format!("gazetteer: {} names", gazetteer.names().len()));
-        let clusters: Clusters = match (&options.clusters_from, &options.vectors) {
-            (Some(model), _) => model.resources.clusters.clone(),
-            (None, Some(path)) => {
-                clusters::from_vectors(&read(path)?, &Params::default(), progress)
-            }
-            (None, None) => {
+        let clusters: Clusters = match &options.clusters_from {
+            Some(model) => model.resources.clusters.clone(),
+            None => {
                 let text = unlabelled(&options.news, &[&self.train, &self.gmb], progress)?;
-                clusters::learn(&text, &Params::default(), progress)
+                let news = clusters::learn(&text, &Params::default(), progress);
+                match &options.vectors {
+                    Some(path) => {
+                        let vectors =
+                            clusters::from_vectors(&read(path)?, &Params::default(), progress);
+                        clusters::combine(vectors, &news, &Params::default())
+                    }
+                    None => news,
+                }
             }
         };
         Ok(Resources {
