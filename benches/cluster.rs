@@ -100,7 +100,9 @@ fn process_ticks() -> HashMap<String, u64> {
         if pid != me && ppid != me {
             continue;
         }
-        let used: u64 = fields[11..13]
+        let used: u64 = fields
+            .get(11..13)
+            .unwrap_or_default()
             .iter()
             .filter_map(|f| f.parse::<u64>().ok())
             .sum();
@@ -315,11 +317,10 @@ async fn join_seconds(data: &Path, urls: &[String], head: u64, any_id: &str) -> 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let Some(mut nats) = nats::NatsCluster::start() else {
+    let Some(mut nats) = nats::NatsCluster::start().await else {
         eprintln!("the cluster benchmark needs nats-server ≥ 2.10");
         std::process::exit(2);
     };
-    nats.wait_listening().await;
     let urls = nats.urls();
     let docs = load_corpus(&args.corpus, args.writes * 3);
     let (embedded_docs, rest) = docs.split_at(args.writes);

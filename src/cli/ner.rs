@@ -143,7 +143,7 @@ pub(super) async fn run(command: NerCommand) -> anyhow::Result<()> {
                 let (mean, sd) = cv.spread(epoch, Scores::f1);
                 println!("{epoch:>5}  {mean:.4} ± {sd:.4}");
             }
-            for (t, name) in ["PER", "ORG", "LOC", "MISC"].iter().enumerate() {
+            for (t, name) in crate::extract::ner::label::TYPES.iter().enumerate() {
                 let (mean, sd) = cv.spread(epochs, |s| s.type_f1(t));
                 println!("{name:<5}  {mean:.4} ± {sd:.4} after {epochs} epochs");
             }

@@ -247,24 +247,28 @@ impl Convention {
             chunks.retain(|c| c.type_index != MISC);
         }
         if self.names_without_titles {
-            let lexicon = lexicon::get();
             for chunk in chunks.iter_mut().filter(|c| c.type_index == PER) {
-                let words: Vec<&str> = tokens[chunk.start..chunk.end]
-                    .iter()
-                    .map(String::as_str)
-                    .collect();
-                let title = lexicon.title_len(&words);
-                if title < words.len() {
-                    chunk.start += title;
-                }
+                chunk.start += leading_title(tokens, chunk);
             }
         }
         chunks
     }
 }
 
-const PER: usize = 0;
-const MISC: usize = 3;
+/// How many of `chunk`'s first words are a title ("President", "Prime Minister") followed
+/// by a name; 0 when the chunk is no more than a title.
+pub fn leading_title(tokens: &[String], chunk: &Chunk) -> usize {
+    let words: Vec<&str> = tokens[chunk.start..chunk.end]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let title = lexicon::get().title_len(&words);
+    if title < words.len() { title } else { 0 }
+}
+
+/// Type indices (see `label::TYPES`).
+pub const PER: usize = 0;
+pub const MISC: usize = 3;
 
 impl Scores {
     pub fn add(&mut self, gold: &[Label], predicted: &[Label]) {

@@ -13,6 +13,7 @@ use crate::extract::ner::label::{LABELS, Label};
 use crate::extract::ner::model::{FeatureIndex, FeatureTable, Weights, transition_matrix, viterbi};
 
 /// A training sentence: its features and its gold labels.
+#[derive(Clone)]
 pub struct Example {
     pub features: SentenceFeatures,
     pub gold: Vec<Label>,
@@ -46,7 +47,8 @@ fn latent_target(
     transitions: &crate::extract::ner::model::Transitions,
     gold: &[Label],
 ) -> Vec<Label> {
-    let misc = [Label::begin_of(3).index(), Label::begin_of(3).index() + 1];
+    let begin_misc = Label::begin_of(super::conll::MISC).index();
+    let misc = [begin_misc, begin_misc + 1];
     let masked: Vec<[f32; LABELS]> = emissions
         .iter()
         .zip(gold)

@@ -53,7 +53,6 @@ pub struct Options {
 /// GMB documents (read with [`conll::gmb_training_tag`]) relabelled to CoNLL-2003's rules,
 /// to learn from: people start after their titles ("President | Bush").
 fn as_conll_training(documents: Vec<Document>) -> Vec<Document> {
-    let lexicon = lexicon::get();
     documents
         .into_iter()
         .map(|document| Document {
@@ -63,19 +62,15 @@ fn as_conll_training(documents: Vec<Document>) -> Vec<Document> {
                 .map(|mut sentence| {
                     if let Some(gold) = &mut sentence.gold {
                         for chunk in chunks(gold) {
-                            if chunk.type_index != 0 {
+                            if chunk.type_index != conll::PER {
                                 continue;
                             }
-                            let words: Vec<&str> = sentence.tokens[chunk.start..chunk.end]
-                                .iter()
-                                .map(String::as_str)
-                                .collect();
-                            let title = lexicon.title_len(&words);
-                            if title > 0 && title < words.len() {
+                            let title = conll::leading_title(&sentence.tokens, &chunk);
+                            if title > 0 {
                                 for label in &mut gold[chunk.start..chunk.start + title] {
                                     *label = Label::O;
                                 }
-                                gold[chunk.start + title] = Label::begin_of(0);
+                                gold[chunk.start + title] = Label::begin_of(conll::PER);
                             }
                         }
                     }
@@ -137,26 +132,26 @@ impl Corpora {
             &conll::conll_tag,
         );
         let gmb_lines = conll::lines(&read(&options.gmb.join("train.conll"))?);
-        let gmb_sentences = |map: &dyn Fn(&str) -> Option<Label>| -> Vec<conll::Sentence> {
+        // GMB's labels, mapped for scoring and the gazetteer, or (`with_gmb`) for learning.
+        let read_gmb = |map: &dyn Fn(&str) -> Option<Label>| -> Vec<conll::Sentence> {
             conll::documents(&gmb_lines, map)
                 .into_iter()
                 .flat_map(|d| d.sentences)
                 .collect()
         };
-        let gmb_sentences_scored = gmb_sentences(&conll::gmb_tag);
+        let gmb_sentences = read_gmb(&conll::gmb_tag);
         let check_from = if options.gmb_check {
-            gmb_sentences_scored.len() - gmb_sentences_scored.len() / GMB_CHECK_SHARE
+            gmb_sentences.len() - gmb_sentences.len() / GMB_CHECK_SHARE
         } else {
-            gmb_sentences_scored.len()
+            gmb_sentences.len()
         };
         let gmb_training = if options.with_gmb {
             as_conll_training(gmb_documents(
-                &gmb_sentences(&conll::gmb_training_tag)[..check_from],
+                &read_gmb(&conll::gmb_training_tag)[..check_from],
             ))
         } else {
             Vec::new()
         };
-        let gmb_sentences = gmb_sentences_scored;
         let corpora = Corpora {
             train,
             dev,
@@ -322,20 +317,32 @@ fn unlabelled(
 }
 
 fn examples(documents: &[Document], resources: &Resources, misc_unlabelled: bool) -> Vec<Example> {
-    let mut out = Vec::new();
-    for document in documents {
-        let features = features::document(&words(document), resources);
-        for (sentence, features) in document.sentences.iter().zip(features) {
-            if let Some(gold) = &sentence.gold {
-                out.push(Example {
-                    features,
-                    gold: gold.clone(),
-                    misc_unlabelled,
-                });
-            }
-        }
-    }
-    out
+    documents
+        .iter()
+        .flat_map(|document| document_examples(document, resources, misc_unlabelled))
+        .collect()
+}
+
+/// The labelled sentences of one document, with their features (which depend on the whole
+/// document).
+fn document_examples(
+    document: &Document,
+    resources: &Resources,
+    misc_unlabelled: bool,
+) -> Vec<Example> {
+    let features = features::document(&words(document), resources);
+    document
+        .sentences
+        .iter()
+        .zip(features)
+        .filter_map(|(sentence, features)| {
+            Some(Example {
+                features,
+                gold: sentence.gold.clone()?,
+                misc_unlabelled,
+            })
+        })
+        .collect()
 }
 
 /// Trains a model; `progress` hears each step and each epoch's development-set and
@@ -414,16 +421,28 @@ pub fn cross_validate(
     let corpora = Corpora::read(options, progress)?;
     let resources = corpora.resources(options, progress)?;
     let documents: Vec<&Document> = corpora.train.iter().chain(&corpora.dev).collect();
+    // Features once per document, not once per fold that learns from it.
+    let by_document: Vec<Vec<Example>> = documents
+        .iter()
+        .map(|document| document_examples(document, &resources, false))
+        .collect();
+    let gmb = examples(&corpora.gmb_training, &resources, true);
     let mut cv = CrossValidation::default();
     for fold in 0..folds {
-        let (held, kept): (Vec<_>, Vec<_>) = documents
+        let in_fold = |i: &usize| i % folds == fold;
+        let held: Vec<Document> = documents
             .iter()
             .enumerate()
-            .partition(|(i, _)| i % folds == fold);
-        let held: Vec<Document> = held.into_iter().map(|(_, d)| (*d).clone()).collect();
-        let kept: Vec<Document> = kept.into_iter().map(|(_, d)| (*d).clone()).collect();
-        let mut learnt = examples(&kept, &resources, false);
-        learnt.extend(examples(&corpora.gmb_training, &resources, true));
+            .filter(|(i, _)| in_fold(i))
+            .map(|(_, d)| (*d).clone())
+            .collect();
+        let learnt: Vec<Example> = by_document
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !in_fold(i))
+            .flat_map(|(_, examples)| examples.iter().cloned())
+            .chain(gmb.iter().cloned())
+            .collect();
         let mut trainer = Trainer::new(learnt, options.min_feature_count);
         let mut model = Model {
             resources: resources.clone(),

@@ -42,7 +42,8 @@ pub trait Log: Send + Sync {
 const DELIVERY_WAIT: Duration = Duration::from_millis(500);
 
 /// Wakes writers waiting for the store's position to reach a record (see
-/// [`Store::deciding`]).
+/// [`Store::deciding`]). Beside `position_watch` because a writer waits on a blocking thread,
+/// with a timeout, which tokio's watch channel offers only inside the runtime.
 #[derive(Default)]
 pub(super) struct Reached {
     lock: Mutex<()>,

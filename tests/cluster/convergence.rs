@@ -127,10 +127,9 @@ async fn workload(node: &Node, n: usize) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_on_every_node_leave_every_node_the_same() {
-    let Some(nats) = NatsCluster::start() else {
+    let Some(nats) = NatsCluster::start().await else {
         return;
     };
-    nats.wait_listening().await;
     let urls = nats.urls();
     // Each node talks to its own NATS server.
     let mut nodes = Vec::new();

@@ -23,10 +23,9 @@ use crate::node::{self, Node, config, create_request, temp_dir};
 async fn nodes_connect_with_a_credentials_file_and_are_refused_without_one() {
     let files = temp_dir();
     let (auth, creds) = operator_setup(files.path());
-    let Some(nats) = NatsCluster::start_with(&auth) else {
+    let Some(nats) = NatsCluster::start_with(&auth).await else {
         return;
     };
-    nats.wait_listening().await;
     let urls = nats.urls();
 
     let data = temp_dir();

@@ -208,10 +208,9 @@ async fn stream_leader(urls: &[String]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_killed_nats_servers_and_nodes() {
-    let Some(mut nats) = NatsCluster::start() else {
+    let Some(mut nats) = NatsCluster::start().await else {
         return;
     };
-    nats.wait_listening().await;
     let urls = nats.urls();
     let rounds: usize = std::env::var("NEWSSTORE_CLUSTER_ROUNDS")
         .ok()

@@ -55,10 +55,9 @@ async fn snapshot_at(urls: &[String], position: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_node_joins_from_a_snapshot_and_a_stopped_one_catches_up() {
-    let Some(nats) = NatsCluster::start() else {
+    let Some(nats) = NatsCluster::start().await else {
         return;
     };
-    nats.wait_listening().await;
     let urls = nats.urls();
     let data = temp_dir();
     let mut first = config(&urls, &data, "first");
@@ -108,10 +107,9 @@ async fn a_new_node_joins_from_a_snapshot_and_a_stopped_one_catches_up() {
 /// articles through the log, the next finds them there and writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_started_with_the_seeds_load_them_once() {
-    let Some(nats) = NatsCluster::start() else {
+    let Some(nats) = NatsCluster::start().await else {
         return;
     };
-    nats.wait_listening().await;
     let urls = nats.urls();
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
     let mut nodes = Vec::new();

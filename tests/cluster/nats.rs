@@ -79,13 +79,15 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    /// Starts three servers; `None` when there is no nats-server (see [`nats_server`]).
-    pub fn start() -> Option<NatsCluster> {
-        Self::start_with("")
+    /// Starts three servers and waits until they listen; `None` when there is no
+    /// nats-server (see [`nats_server`]).
+    pub async fn start() -> Option<NatsCluster> {
+        Self::start_with("").await
     }
 
-    /// Starts three servers with `extra` added to their configuration (a `tls` block).
-    pub fn start_with(extra: &str) -> Option<NatsCluster> {
+    /// Starts three servers with `extra` added to their configuration (a `tls` block, an
+    /// operator and its accounts) and waits until they listen.
+    pub async fn start_with(extra: &str) -> Option<NatsCluster> {
         let binary = nats_server()?;
         let dir = TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
         // Acknowledged means on disk on a quorum: fsync before every acknowledgement.
@@ -104,6 +106,7 @@ impl NatsCluster {
         for i in 0..3 {
             cluster.start_server(i);
         }
+        cluster.wait_listening().await;
         Some(cluster)
     }
 
@@ -154,8 +157,8 @@ impl NatsCluster {
         (0..3).map(|i| self.url(i)).collect()
     }
 
-    /// Waits until a server answers on its client port.
-    pub async fn wait_listening(&self) {
+    /// Waits until every server answers on its client port.
+    async fn wait_listening(&self) {
         for port in &self.client_ports {
             for _ in 0..100 {
                 if tokio::net::TcpStream::connect(("127.0.0.1", *port))

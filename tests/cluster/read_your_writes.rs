@@ -8,10 +8,9 @@ use crate::node::{Node, at_least, create_request, position_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_is_read_on_another_node_with_its_position() {
-    let Some(nats) = NatsCluster::start() else {
+    let Some(nats) = NatsCluster::start().await else {
         return;
     };
-    nats.wait_listening().await;
     let urls = nats.urls();
     let writer = Node::start(&urls, "writer").await;
     let reader = Node::start(&urls, "reader").await;

@@ -17,10 +17,9 @@ async fn create(node: &Node, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_a_thin_stream_a_foreign_store_and_offline_writes() {
-    let Some(nats) = NatsCluster::start() else {
+    let Some(nats) = NatsCluster::start().await else {
         return;
     };
-    nats.wait_listening().await;
     let urls = nats.urls();
 
     // A stream made with one replica (as a trial would) is refused by a node that needs

@@ -40,10 +40,9 @@ async fn nodes_reach_nats_over_mutual_tls_and_are_refused_without_it() {
         path("server-key.pem"),
         path("ca.pem")
     );
-    let Some(nats) = NatsCluster::start_with(&tls) else {
+    let Some(nats) = NatsCluster::start_with(&tls).await else {
         return;
     };
-    nats.wait_listening().await;
     let urls: Vec<String> = nats
         .urls()
         .iter()

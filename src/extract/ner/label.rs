@@ -10,7 +10,7 @@ pub const LABELS: usize = 9;
 pub struct Label(u8);
 
 /// The four entity types, in label order.
-const TYPES: [&str; 4] = ["PER", "ORG", "LOC", "MISC"];
+pub const TYPES: [&str; 4] = ["PER", "ORG", "LOC", "MISC"];
 
 impl Label {
     /// Outside any entity.
